@@ -1,0 +1,19 @@
+"""Errors a user can cause. The CLI turns each into one line on stderr and a non-zero exit."""
+
+
+class CoordsrError(Exception):
+    """Bad input or a request that cannot be met: shown to the user as one line."""
+
+    exit_code = 2
+
+
+class ImageError(CoordsrError):
+    """An image that cannot be read or written (missing, not an image, truncated, too small)."""
+
+
+class FieldFileError(CoordsrError):
+    """A field or weights file that is corrupt, of another format version, or mismatched."""
+
+
+class Cancelled(Exception):
+    """Raised by a progress callback to stop a fit early (the web page's cancel button)."""

@@ -1,0 +1,32 @@
+"""The registry of upscalers (DESIGN.md section 3).
+
+The key of each entry is the name of its class, so ``grep 'class siren'`` finds it. The CLI,
+the web page, the benchmark and the tests iterate over ``METHODS``: a new method is one new
+line here.
+"""
+
+from __future__ import annotations
+
+from coordsr.methods.base import Upscaler
+from coordsr.methods.interpolation import bicubic, bilinear, lanczos, nearest
+
+METHODS: dict[str, type[Upscaler]] = {
+    cls.__name__: cls
+    for cls in (
+        nearest,
+        bilinear,
+        bicubic,
+        lanczos,
+    )
+}
+
+
+def get_method(name: str) -> type[Upscaler]:
+    """The upscaler class registered under ``name``; ValueError listing valid names otherwise."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; valid: {', '.join(METHODS)}") from None
+
+
+__all__ = ["METHODS", "Upscaler", "get_method"]
