@@ -126,6 +126,7 @@ def imresize(x: torch.Tensor, size: tuple[int, int] | None = None, *,
     if x.dim() < 2:
         raise ValueError(f"imresize needs at least 2 dims (H, W), got shape {tuple(x.shape)}")
     h, w = x.shape[-2:]
+    _check_kernel(kernel)
     if scale is None and size is None:
         raise ValueError("imresize needs size or scale")
     if scale is not None:

@@ -1,0 +1,3 @@
+from coordsr.cli import app_main
+
+app_main()

@@ -1,0 +1,197 @@
+"""Fit a field to an image through one of the two observation models (DESIGN.md section 2).
+
+- **point**: f(pixel centre) = pixel value, the seed's method.
+- **consistent**: the field is drawn on the output grid, the degradation operator (MATLAB-style
+  resize with the kernel that made the data) takes it down to the input grid, and the result
+  is compared with the input. Steps can work on random input crops: the rows and columns of
+  the operator that a crop needs pick out exactly the output pixels to draw, so a crop's loss
+  is the full operator's loss restricted to those input pixels, at a fraction of the cost.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from coordsr.coords import axis_centers, pixel_centers
+from coordsr.errors import Cancelled
+from coordsr.progress import Progress, ProgressCallback
+from coordsr.resize import resize_matrix
+
+Observation = Literal["point", "consistent"]
+OBSERVATIONS: tuple[str, ...] = ("point", "consistent")
+
+
+@dataclass
+class FitConfig:
+    """The optimisation of one field to one image."""
+
+    steps: int = 2000
+    """Adam steps (early stopping may end sooner)."""
+    lr: float = 1e-3
+    """Peak learning rate."""
+    lr_end: float = 0.05
+    """Final learning rate as a fraction of ``lr`` (cosine decay)."""
+    adam_eps: float = 1e-8
+    """Adam's epsilon (Instant-NGP uses 1e-15 for its grids)."""
+    observation: Observation = "point"
+    """'point' (fit pixel centres) or 'consistent' (fit through the degradation operator)."""
+    kernel: str = "cubic"
+    """Degradation kernel of the consistent model: 'cubic' (benchmarks), 'box' (sensor), 'gaussian'."""
+    batch: int = 0
+    """Point model: pixels per step (0 = all). Consistent model: side of the input crop (0 = all)."""
+    tv_weight: float = 0.0
+    """Consistent model: weight of the total variation of the drawn output (a smoothness prior)."""
+    patience: int = 0
+    """Stop when the loss has not improved by 0.1% for this many steps (0 = never)."""
+    seed: int = 0
+    """Seed of the sampling; the field's initialisation is seeded by the caller."""
+    log_every: int = 25
+    """Steps between progress reports."""
+
+
+@dataclass
+class FitResult:
+    steps: int
+    """Steps run."""
+    psnr: float
+    """PSNR (dB, RGB/all channels) of the field's observation against the input, last step."""
+    seconds: float
+    history: list[tuple[int, float]] = field(default_factory=list)
+    """(step, loss) every ``log_every`` steps."""
+
+
+def psnr_from_mse(mse: float) -> float:
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
+
+
+class PointObservation:
+    """Targets are the pixel values at the pixel centres of the input grid."""
+
+    def __init__(self, image: torch.Tensor, convention: str, batch: int, generator: torch.Generator):
+        h, w, c = image.shape
+        self.coords = pixel_centers(h, w, convention=convention, device=image.device).reshape(-1, 2)
+        self.target = image.reshape(-1, c)
+        self.batch, self.gen = batch, generator
+
+    def loss(self, field: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss to minimise, data MSE)."""
+        coords, target = self.coords, self.target
+        if 0 < self.batch < len(coords):
+            idx = torch.randint(len(coords), (self.batch,), generator=self.gen).to(coords.device)
+            coords, target = coords[idx], target[idx]
+        mse = torch.mean((field(coords) - target) ** 2)
+        return mse, mse
+
+
+class ConsistentObservation:
+    """Targets are the input pixels; predictions are the drawn output taken down by the operator."""
+
+    def __init__(self, image: torch.Tensor, out_size: tuple[int, int], kernel: str, batch: int,
+                 tv_weight: float, generator: torch.Generator):
+        h, w, _ = image.shape
+        H, W = out_size
+        dev = image.device
+        self.image = image.permute(2, 0, 1)  # (C, h, w)
+        # (h, H) and (w, W) operators: each input pixel as a weighted sum of output pixels.
+        self.mh = resize_matrix(H, h, h / H, kernel=kernel, device=dev)
+        self.mw = resize_matrix(W, w, w / W, kernel=kernel, device=dev)
+        self.ys = axis_centers(H, device=dev)
+        self.xs = axis_centers(W, device=dev)
+        self.batch, self.tv_weight, self.gen = batch, tv_weight, generator
+
+    @staticmethod
+    def _span(m: torch.Tensor) -> tuple[int, int]:
+        cols = torch.nonzero(m.abs().sum(0) > 0).flatten()
+        return int(cols[0]), int(cols[-1]) + 1
+
+    def loss(self, field: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss to minimise, data MSE)."""
+        c, h, w = self.image.shape
+        r0, r1, c0, c1 = 0, h, 0, w
+        if 0 < self.batch < max(h, w):
+            ph, pw = min(self.batch, h), min(self.batch, w)
+            r0 = int(torch.randint(h - ph + 1, (1,), generator=self.gen))
+            c0 = int(torch.randint(w - pw + 1, (1,), generator=self.gen))
+            r1, c1 = r0 + ph, c0 + pw
+        mh, mw = self.mh[r0:r1], self.mw[c0:c1]
+        R0, R1 = self._span(mh)
+        C0, C1 = self._span(mw)
+        yy, xx = torch.meshgrid(self.ys[R0:R1], self.xs[C0:C1], indexing="ij")
+        hr = field(torch.stack((xx, yy), dim=-1)).permute(2, 0, 1)  # (C, R, Cc)
+        pred = mh[:, R0:R1] @ hr @ mw[:, C0:C1].T
+        mse = torch.mean((pred - self.image[:, r0:r1, c0:c1]) ** 2)
+        if self.tv_weight <= 0:
+            return mse, mse
+        tv = (hr[:, 1:] - hr[:, :-1]).abs().mean() + (hr[:, :, 1:] - hr[:, :, :-1]).abs().mean()
+        return mse + self.tv_weight * tv, mse
+
+
+def preview(field: nn.Module, size: tuple[int, int], convention: str, max_side: int = 256) -> np.ndarray:
+    """The field drawn at ``size`` shrunk to at most ``max_side`` pixels: a live view while fitting."""
+    from coordsr.render import render
+
+    k = max(size[0], size[1]) / max_side
+    h, w = (size[0], size[1]) if k <= 1 else (max(1, round(size[0] / k)), max(1, round(size[1] / k)))
+    channels = int(field(torch.zeros(1, 2, device=next(field.parameters()).device)).shape[-1])
+    return render(field, (h, w), channels, convention=convention)
+
+
+def fit(field: nn.Module, image: np.ndarray, cfg: FitConfig, *, out_size: tuple[int, int] | None = None,
+        convention: str = "cell", progress: ProgressCallback | None = None) -> FitResult:
+    """Optimise ``field`` (in place) so that its observation matches ``image`` (H, W, C).
+
+    ``out_size`` is the output grid of the consistent model (required for it).
+    """
+    device = next(field.parameters()).device
+    target = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(device)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    if cfg.observation == "point":
+        obs = PointObservation(target, convention, cfg.batch, gen)
+    elif cfg.observation == "consistent":
+        if out_size is None:
+            raise ValueError("the consistent observation model needs the output size")
+        if convention != "cell":
+            raise ValueError("the consistent observation model needs the cell convention")
+        obs = ConsistentObservation(target, out_size, cfg.kernel, cfg.batch, cfg.tv_weight, gen)
+    else:
+        raise ValueError(f"unknown observation {cfg.observation!r}; valid: {', '.join(OBSERVATIONS)}")
+
+    opt = torch.optim.Adam(field.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+    end = cfg.lr_end
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: end + (1 - end) * 0.5 * (1 + math.cos(math.pi * min(s / max(cfg.steps, 1), 1.0))))
+    start = time.perf_counter()
+    best, best_step, history, mse_value = float("inf"), 0, [], float("nan")
+    step = 0
+    for step in range(1, cfg.steps + 1):
+        opt.zero_grad(set_to_none=True)
+        loss, mse = obs.loss(field)
+        loss.backward()
+        opt.step()
+        sched.step()
+        loss_value, mse_value = loss.item(), mse.item()
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(f"fit diverged at step {step} (loss {loss_value}); lower the learning rate")
+        if loss_value < best * 0.999:
+            best, best_step = loss_value, step
+        stop = cfg.patience > 0 and step - best_step >= cfg.patience
+        if step % cfg.log_every == 0 or step == cfg.steps or stop:
+            history.append((step, loss_value))
+            if progress is not None:
+                progress(Progress(step=step, total=cfg.steps, stage="fit", loss=loss_value,
+                                  psnr=psnr_from_mse(mse_value), elapsed=time.perf_counter() - start,
+                                  preview=lambda: preview(field, out_size or image.shape[:2], convention)))
+        if stop:
+            break
+    return FitResult(steps=step, psnr=psnr_from_mse(mse_value), seconds=time.perf_counter() - start,
+                     history=history)
+
+
+__all__ = ["FitConfig", "FitResult", "fit", "Cancelled", "OBSERVATIONS"]

@@ -1,0 +1,276 @@
+"""A local implicit image function (LIIF, Chen et al. CVPR 2021) built for the CPU.
+
+The split is explicit and pure (no state kept between calls):
+
+    encode(image (B, 3, h, w))               -> Features  (per-LR-pixel hidden vectors + the LR image)
+    query(features, coords (B, N, 2), cell)  -> colours (B, N, 3)
+
+Two changes from the paper make it fast on a CPU without losing its idea:
+
+* The decoder's first layer is linear in [feature, relative coordinate, cell]. LIIF's feature
+  unfolding (3x3 neighbourhood, 9C inputs) followed by that linear layer is exactly a 3x3
+  convolution on the feature map, so it runs once per LR pixel inside ``encode``; each query
+  only adds the small (coord, cell) part before the first nonlinearity. The 4-neighbour local
+  ensemble then costs four gathers and four small MLP passes, not four 580-wide ones.
+* The MLP predicts a residual over bicubic interpolation of the LR image at the query point,
+  so an untrained model already renders bicubic and training only learns the correction.
+
+Features carry the box (field coordinates, DESIGN.md section 1) that their LR pixels cover, so a
+query with global coordinates works on features of a crop: this is what lets ``upscale`` encode
+and render a huge image one overlapping tile at a time with results identical to the one-shot
+computation (the tile margin covers the encoder's receptive field and the query's footprint).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from coordsr.coords import FULL_BOX, Box, cell_size, pixel_centers
+from coordsr.errors import FieldFileError
+
+FORMAT = "coordsr.liif"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class LIIFConfig:
+    """Architecture of the local implicit model (everything ``load_weights`` needs to rebuild it)."""
+
+    channels: int = 48
+    """Width of the convolutional encoder."""
+    blocks: int = 6
+    """Residual blocks in the encoder (each two 3x3 convolutions)."""
+    hidden: int = 64
+    """Width of the decoder MLP."""
+    mlp_layers: int = 2
+    """Hidden-to-hidden layers after the first (precomputed) decoder layer."""
+    in_channels: int = 3
+    """Colour channels of the input and output (RGB)."""
+    res_scale: float = 1.0
+    """Scale of each residual branch (EDSR uses 0.1 for very deep encoders)."""
+
+
+class ResBlock(nn.Module):
+    """conv-relu-conv with a skip connection (EDSR's block, no batch norm)."""
+
+    def __init__(self, c: int, res_scale: float = 1.0):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1)
+        self.res_scale = res_scale
+
+    def forward(self, x):
+        return x + self.res_scale * self.conv2(F.relu(self.conv1(x)))
+
+
+class Encoder(nn.Module):
+    """EDSR-like: head conv, residual blocks, tail conv with a long skip. (B, 3, h, w) -> (B, C, h, w)."""
+
+    def __init__(self, cfg: LIIFConfig):
+        super().__init__()
+        self.head = nn.Conv2d(cfg.in_channels, cfg.channels, 3, padding=1)
+        self.body = nn.Sequential(*[ResBlock(cfg.channels, cfg.res_scale) for _ in range(cfg.blocks)])
+        self.tail = nn.Conv2d(cfg.channels, cfg.channels, 3, padding=1)
+
+    def forward(self, x):
+        x = self.head(x)
+        return x + self.tail(self.body(x))
+
+
+@dataclass
+class Features:
+    """What ``encode`` returns: everything ``query`` needs, for the LR pixels inside ``box``."""
+
+    hidden: torch.Tensor
+    """(B, hidden, h, w): the decoder's first layer applied to each LR pixel's 3x3 feature patch."""
+    image: torch.Tensor
+    """(B, 3, h, w): the LR pixels themselves, in [0, 1] (bicubic base of the prediction)."""
+    box: Box = FULL_BOX
+    """(x0, y0, x1, y1) in field coordinates: the region these h x w LR pixels tile."""
+
+
+class LIIF(nn.Module):
+    """Encoder + decoder; use ``encode`` and ``query`` (there is no ``forward``)."""
+
+    def __init__(self, cfg: LIIFConfig | None = None):
+        super().__init__()
+        self.cfg = cfg = cfg or LIIFConfig()
+        self.encoder = Encoder(cfg)
+        # Feature unfolding + the first linear layer's feature part, as one 3x3 convolution.
+        self.proj = nn.Conv2d(cfg.channels, cfg.hidden, 3, padding=1)
+        # First layer's (relative coordinate, cell) part: added per query, no bias (proj has it).
+        self.coord = nn.Linear(4, cfg.hidden, bias=False)
+        layers: list[nn.Module] = []
+        for _ in range(cfg.mlp_layers):
+            layers += [nn.Linear(cfg.hidden, cfg.hidden), nn.ReLU()]
+        layers.append(nn.Linear(cfg.hidden, cfg.in_channels))
+        self.mlp = nn.Sequential(*layers)
+        nn.init.zeros_(self.mlp[-1].weight)  # start as plain bicubic
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    @property
+    def margin(self) -> int:
+        """LR pixels of context a tile needs on each side so tiled encoding is exact."""
+        return 2 * self.cfg.blocks + 3  # head + 2 per block + tail + proj, radius 1 each
+
+    def encode(self, image: torch.Tensor, box: Box = FULL_BOX) -> Features:
+        """LR image (B, 3, h, w) in [0, 1] covering ``box`` -> Features."""
+        hidden = self.proj(self.encoder(image - 0.5))
+        return Features(hidden=hidden, image=image, box=box)
+
+    def query(self, feats: Features, coords: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        """Colours at ``coords`` (B, N, 2), global (x, y) field coordinates; ``cell`` (B, N, 2) or (B, 2)
+        is the size of one output pixel in field units. Returns (B, N, 3)."""
+        hid, img = feats.hidden, feats.image
+        b, hd, h, w = hid.shape
+        n = coords.shape[1]
+        x0, y0, x1, y1 = feats.box
+        to_px = coords.new_tensor([w / (x1 - x0), h / (y1 - y0)])
+        p = (coords - coords.new_tensor([x0, y0])) * to_px  # (B, N, 2) in LR pixels; centre j at j+0.5
+        cellp = (cell * to_px).expand(b, n, 2) if cell.dim() == 3 else (cell * to_px)[:, None].expand(b, n, 2)
+        size = coords.new_tensor([w, h])
+
+        # The 4 LR pixel centres around each query (LIIF's local ensemble), clamped at the borders.
+        lo = torch.floor(p - 0.5)
+        offs = coords.new_tensor([[0, 0], [1, 0], [0, 1], [1, 1]])  # (4, 2) as (dx, dy)
+        nb = lo[:, None] + offs[None, :, None]  # (B, 4, N, 2)
+        nb = torch.minimum(torch.maximum(nb, torch.zeros_like(size)), size - 1)
+        rel = p[:, None] - (nb + 0.5)  # (B, 4, N, 2) in LR pixels, within [-1, 1]
+        idx = (nb[..., 1] * w + nb[..., 0]).long()  # (B, 4, N)
+        idx = idx + (torch.arange(b, device=idx.device) * (h * w))[:, None, None]
+
+        table = hid.permute(0, 2, 3, 1).reshape(b * h * w, hd)
+        g = table.index_select(0, idx.reshape(-1)).view(b, 4, n, hd)
+        z = g + self.coord(torch.cat([rel, cellp[:, None].expand(b, 4, n, 2)], dim=-1))
+        pred = self.mlp(F.relu(z))  # (B, 4, N, 3)
+
+        # Each neighbour weighs by the area of the rectangle between the query and the opposite one.
+        area = (rel[..., 0] * rel[..., 1]).abs() + 1e-9  # (B, 4, N)
+        weight = area.flip(1) / area.sum(1, keepdim=True)
+        out = (pred * weight[..., None]).sum(1)
+
+        grid = (p / size * 2 - 1)[:, None]  # (B, 1, N, 2) in the crop's own [-1, 1]
+        base = F.grid_sample(img, grid, mode="bicubic", padding_mode="border", align_corners=False)
+        return out + base[:, :, 0].transpose(1, 2)
+
+
+def query_chunked(model: LIIF, feats: Features, coords: torch.Tensor, cell: torch.Tensor,
+                  chunk: int = 65536) -> torch.Tensor:
+    """``model.query`` over ``chunk`` queries at a time: same result, bounded memory."""
+    if coords.shape[1] <= chunk:
+        return model.query(feats, coords, cell)
+    outs = []
+    for s in range(0, coords.shape[1], chunk):
+        c = cell[:, s:s + chunk] if cell.dim() == 3 else cell
+        outs.append(model.query(feats, coords[:, s:s + chunk], c))
+    return torch.cat(outs, dim=1)
+
+
+def _box_of(r0: int, r1: int, c0: int, c1: int, h: int, w: int) -> Box:
+    """Field box tiled by LR rows [r0, r1) and columns [c0, c1) of an h x w image."""
+    return (2 * c0 / w - 1, 2 * r0 / h - 1, 2 * c1 / w - 1, 2 * r1 / h - 1)
+
+
+def encode_region(model: LIIF, image: torch.Tensor, r0: int, r1: int, c0: int, c1: int) -> Features:
+    """Features of LR rows [r0, r1) x cols [c0, c1) of ``image`` (B, 3, h, w), computed from a crop
+    with ``model.margin`` pixels of context so they equal those of the whole image."""
+    h, w = image.shape[-2:]
+    m = model.margin
+    a0, a1, b0, b1 = max(r0 - m, 0), min(r1 + m, h), max(c0 - m, 0), min(c1 + m, w)
+    f = model.encode(image[..., a0:a1, b0:b1])
+    hid = f.hidden[..., r0 - a0:r1 - a0, c0 - b0:c1 - b0]
+    return Features(hidden=hid, image=image[..., r0:r1, c0:c1], box=_box_of(r0, r1, c0, c1, h, w))
+
+
+def encode_tiled(model: LIIF, image: torch.Tensor, tile: int = 256) -> Features:
+    """``model.encode(image)`` computed in overlapping tiles of ``tile`` LR pixels (same result)."""
+    h, w = image.shape[-2:]
+    hid = None
+    for r in range(0, h, tile):
+        for c in range(0, w, tile):
+            f = encode_region(model, image, r, min(r + tile, h), c, min(c + tile, w))
+            if hid is None:
+                hid = f.hidden.new_empty(*f.hidden.shape[:2], h, w)
+            hid[..., r:r + tile, c:c + tile] = f.hidden
+    return Features(hidden=hid, image=image, box=FULL_BOX)
+
+
+@torch.no_grad()
+def upscale(model: LIIF, image: torch.Tensor, size: tuple[int, int], *, tile: int = 512,
+            chunk: int = 65536, on_tile: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Render LR ``image`` (B, 3, h, w) at ``size`` (H, W) -> (B, 3, H, W), in output tiles of
+    ``tile`` pixels; each tile encodes only the LR region it needs, so memory stays bounded."""
+    h, w = image.shape[-2:]
+    oh, ow = size
+    b = image.shape[0]
+    out = image.new_empty(b, image.shape[1], oh, ow)
+    cell = cell_size(oh, ow, device=image.device, dtype=image.dtype)[None].expand(b, 2)
+    halo = 3  # LR pixels around a tile's footprint: ensemble neighbours (1) + bicubic taps (2)
+    tiles = [(r, c) for r in range(0, oh, tile) for c in range(0, ow, tile)]
+    for k, (r, c) in enumerate(tiles):
+        r1, c1 = min(r + tile, oh), min(c + tile, ow)
+        lr0 = max(math.floor(r * h / oh) - halo, 0)
+        lr1 = min(math.ceil(r1 * h / oh) + halo, h)
+        lc0 = max(math.floor(c * w / ow) - halo, 0)
+        lc1 = min(math.ceil(c1 * w / ow) + halo, w)
+        feats = encode_region(model, image, lr0, lr1, lc0, lc1)
+        box = (2 * c / ow - 1, 2 * r / oh - 1, 2 * c1 / ow - 1, 2 * r1 / oh - 1)
+        coords = pixel_centers(r1 - r, c1 - c, box=box, device=image.device, dtype=image.dtype)
+        coords = coords.reshape(1, -1, 2).expand(b, -1, 2)
+        rgb = query_chunked(model, feats, coords, cell, chunk)
+        out[..., r:r1, c:c1] = rgb.transpose(1, 2).reshape(b, -1, r1 - r, c1 - c)
+        if on_tile is not None:
+            on_tile(k + 1, len(tiles))
+    return out
+
+
+# ---------------------------------------------------------------- weights files (safetensors)
+
+def save_weights(model: LIIF, path: str | Path, *, dtype: torch.dtype = torch.float16,
+                 extra: dict[str, str] | None = None) -> None:
+    """Write ``model`` as a self-describing safetensors file (config + format version in metadata),
+    atomically (temporary file, then rename)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
+    meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
+            "config": json.dumps(asdict(model.cfg)), **(extra or {})}
+    tmp = path.with_name(path.name + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(path)
+
+
+def load_weights(path: str | Path, device=None) -> LIIF:
+    """Rebuild the model from a file written by ``save_weights``; FieldFileError when it is not one."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    expect = f"expected a {FORMAT} weights file, format version {FORMAT_VERSION}"
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises several types for truncated / garbage files
+        raise FieldFileError(f"{path}: cannot read weights ({e}); {expect}") from None
+    if meta.get("format") != FORMAT or meta.get("format_version") != str(FORMAT_VERSION):
+        raise FieldFileError(f"{path}: format {meta.get('format')!r} version "
+                             f"{meta.get('format_version')!r}; {expect}")
+    try:
+        raw = json.loads(meta["config"])
+        names = {f.name for f in fields(LIIFConfig)}
+        cfg = LIIFConfig(**{k: v for k, v in raw.items() if k in names})
+        model = LIIF(cfg)
+        model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+    except Exception as e:
+        raise FieldFileError(f"{path}: weights do not match their config ({e}); {expect}") from None
+    return model.to(device).eval() if device is not None else model.eval()

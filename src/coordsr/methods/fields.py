@@ -1,0 +1,184 @@
+"""Per-image fields: one network fitted to one image, then drawn at the output size.
+
+Each preset reproduces its family's published defaults (architecture, activation and its
+initialisation, learning rate); the observation model is a setting (``fit``), so every family
+can be measured both ways: 'point' (the seed's method) and 'consistent' (through the
+degradation operator).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import torch
+
+from coordsr.field import Field, FieldConfig, ImageMeta
+from coordsr.fit import FitConfig, FitResult, fit
+from coordsr.methods.base import Upscaler, check_image, check_size, resolve_device
+from coordsr.progress import ProgressCallback
+from coordsr.render import render_field
+
+MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+
+@dataclass
+class FieldUpscaler(Upscaler):
+    """Base of the per-image presets: fit a Field to the image, render it at the output size."""
+
+    family = "per-image"
+    fits_field = True
+
+    steps: int = 2000
+    """Adam steps of the fit."""
+    lr: float = 1e-3
+    """Peak learning rate."""
+    fit: str = "point"
+    """Observation model: 'point' (pixel centres, the seed's) or 'consistent' (through the kernel)."""
+    kernel: str = "cubic"
+    """Degradation kernel of the consistent model: 'cubic', 'box' or 'gaussian'."""
+    batch: int = 0
+    """Pixels per step (point) or input crop side (consistent); 0 = whole image."""
+    tv_weight: float = 0.0
+    """Total-variation weight on the drawn output (consistent model only)."""
+    patience: int = 0
+    """Early stop after this many steps without improvement (0 = off)."""
+    seed: int = 0
+    """Seed of the initialisation and sampling: the same seed gives the same field."""
+
+    def field_config(self, meta: ImageMeta, out_size: tuple[int, int]) -> FieldConfig:
+        raise NotImplementedError
+
+    def fit_config(self) -> FitConfig:
+        return FitConfig(steps=self.steps, lr=self.lr, observation=self.fit, kernel=self.kernel,
+                         batch=self.batch, tv_weight=self.tv_weight, patience=self.patience,
+                         seed=self.seed, adam_eps=self.adam_eps())
+
+    def adam_eps(self) -> float:
+        return 1e-8
+
+    def settings(self) -> dict:
+        """The dataclass fields as a plain dict (stored in field files)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def fit_field(self, image: np.ndarray, size: tuple[int, int], *, bit_depth: int = 8,
+                  progress: ProgressCallback | None = None) -> tuple[Field, FitResult]:
+        """Fit a field to ``image`` for drawing at ``size``; returns the field and the fit's record."""
+        image = check_image(image)
+        size = check_size(size)
+        h, w, c = image.shape
+        meta = ImageMeta(height=h, width=w, channels=c, mode=MODES[c], bit_depth=bit_depth)
+        torch.manual_seed(self.seed)
+        cfg = self.field_config(meta, size)
+        field = Field(cfg, meta).to(resolve_device(self.device))
+        result = fit(field, image, self.fit_config(), out_size=size, convention=cfg.convention,
+                     progress=progress)
+        field.eval()
+        return field, result
+
+    def _upscale(self, image, size, progress):
+        field, _ = self.fit_field(image, size, progress=progress)
+        return render_field(field, size)
+
+
+@dataclass
+class cppn(FieldUpscaler):
+    """The seed's network: a plain tanh MLP on (x, y, r), fitted to the pixel centres."""
+
+    steps: int = 2000
+    lr: float = 1e-3
+    hidden: int = 64
+    """Width of the hidden layers."""
+    layers: int = 6
+    """Number of hidden layers."""
+    convention: str = "cell"
+    """'cell' (house) or 'seed' (pixel index / (N-1), the seed's half-pixel misalignment)."""
+
+    def field_config(self, meta, out_size):
+        return FieldConfig(encoding="RawCoords", encoding_args={"radius": True}, activation="tanh",
+                           hidden=self.hidden, layers=self.layers, convention=self.convention,
+                           aspect=self.convention == "cell")
+
+
+@dataclass
+class fourier(FieldUpscaler):
+    """Gaussian random Fourier features + ReLU MLP (Tancik et al. 2020, sigma 10, 4x256)."""
+
+    steps: int = 2000
+    lr: float = 1e-3
+    sigma: float = 10.0
+    """Standard deviation of the random frequencies (field units)."""
+    features: int = 256
+    """Number of random frequencies (the encoding has twice as many outputs)."""
+    hidden: int = 256
+    layers: int = 4
+
+    def field_config(self, meta, out_size):
+        return FieldConfig(encoding="FourierFeatures",
+                           encoding_args={"n_features": self.features, "sigma": self.sigma, "seed": self.seed},
+                           activation="relu", hidden=self.hidden, layers=self.layers)
+
+
+@dataclass
+class siren(FieldUpscaler):
+    """SIREN: sine activations with w0 = 30 and their initialisation (Sitzmann et al. 2020, 3x256)."""
+
+    steps: int = 2000
+    lr: float = 1e-4
+    w0: float = 30.0
+    """Frequency of the sine activations."""
+    hidden: int = 256
+    layers: int = 3
+
+    def field_config(self, meta, out_size):
+        return FieldConfig(encoding="RawCoords", activation="sine", activation_args={"w0": self.w0},
+                           hidden=self.hidden, layers=self.layers)
+
+
+@dataclass
+class wire(FieldUpscaler):
+    """WIRE: Gabor-wavelet activations (Saragadam et al. 2023, omega0 = 20, s0 = 10)."""
+
+    steps: int = 2000
+    lr: float = 5e-3
+    omega0: float = 20.0
+    """Frequency of the Gabor wavelet."""
+    s0: float = 10.0
+    """Inverse width of the Gabor wavelet's Gaussian envelope."""
+    hidden: int = 256
+    layers: int = 3
+
+    def field_config(self, meta, out_size):
+        return FieldConfig(encoding="RawCoords", activation="gabor",
+                           activation_args={"omega0": self.omega0, "s0": self.s0},
+                           hidden=self.hidden, layers=self.layers)
+
+
+@dataclass
+class hashgrid(FieldUpscaler):
+    """Multiresolution hash grid + tiny ReLU MLP (Instant-NGP, 16 levels x 2 features, 2x64)."""
+
+    steps: int = 1000
+    lr: float = 1e-2
+    levels: int = 16
+    """Number of grid levels, geometric from base to finest resolution."""
+    base_resolution: int = 16
+    """Cells per side of the coarsest level."""
+    finest: float = 1.0
+    """Cells per side of the finest level, as a multiple of the input's longer side."""
+    log2_table_size: int = 19
+    """Entries per hashed level (2^T)."""
+    hidden: int = 64
+    layers: int = 2
+
+    def adam_eps(self) -> float:
+        return 1e-15
+
+    def field_config(self, meta, out_size):
+        finest = max(self.base_resolution, round(self.finest * max(meta.height, meta.width)))
+        return FieldConfig(encoding="MultiresGrid",
+                           encoding_args={"n_levels": self.levels, "base_resolution": self.base_resolution,
+                                          "finest_resolution": finest,
+                                          "log2_table_size": self.log2_table_size},
+                           activation="relu", hidden=self.hidden, layers=self.layers)

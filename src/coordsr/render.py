@@ -1,0 +1,106 @@
+"""Draw a field at any size, in tiles, with bounded memory.
+
+The field is queried tile by tile on the pixel centres of the output grid (coords.py), and each
+tile is written into the output array as soon as it is computed, quantized to the output dtype
+when asked, so memory beyond the output array is one tile's activations. Outputs that would
+not fit in memory are refused before anything is allocated.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from coordsr.coords import FULL_BOX, Box, Convention, pixel_centers
+from coordsr.errors import CoordsrError
+
+TILE_PIXELS = 1 << 16
+"""Pixels per tile: 65536 points x 256 hidden x 4 bytes is 64 MB per activation."""
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (MemAvailable on Linux)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")  # pragma: no cover
+
+
+def check_fits_in_memory(h: int, w: int, c: int, dtype=np.float32, *, headroom: int = 1 << 30) -> None:
+    """Refuse an output array that would not fit in the memory available now."""
+    need = h * w * c * np.dtype(dtype).itemsize
+    have = available_memory() - headroom
+    if need > have:
+        raise CoordsrError(
+            f"an output of {w}x{h}x{c} ({np.dtype(dtype).name}) needs {need / 2**30:.1f} GiB, "
+            f"more than the {max(have, 0) / 2**30:.1f} GiB of memory available; "
+            "render a smaller size or a region (--box)")
+
+
+def tiles(h: int, w: int, tile_pixels: int = TILE_PIXELS) -> Iterator[tuple[int, int, int, int]]:
+    """Row-major tiles (r0, r1, c0, c1) covering an h x w grid, each at most tile_pixels."""
+    tw = min(w, tile_pixels)  # full-width bands when a row fits: contiguous writes
+    th = max(1, tile_pixels // tw)
+    for r0 in range(0, h, th):
+        for c0 in range(0, w, tw):
+            yield r0, min(r0 + th, h), c0, min(c0 + tw, w)
+
+
+def _quantize(x: torch.Tensor, dtype) -> np.ndarray:
+    x = x.clamp(0, 1)
+    if np.dtype(dtype) == np.uint8:
+        return (x * 255).round_().to(torch.uint8).cpu().numpy()
+    if np.dtype(dtype) == np.uint16:
+        return (x * 65535).round_().to(torch.int32).cpu().numpy().astype(np.uint16)
+    return x.to(torch.float32).cpu().numpy()
+
+
+@torch.no_grad()
+def render(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, int], channels: int, *,
+           box: Box = FULL_BOX, convention: Convention = "cell", dtype=np.float32,
+           device=None, tile_pixels: int = TILE_PIXELS,
+           progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Evaluate ``field`` on the pixel centres of an (H, W) grid over ``box``: (H, W, C) array.
+
+    ``dtype`` float32 keeps values unclipped in [0, 1] units (clipped to [0, 1]); uint8 / uint16
+    quantize tile by tile, so an 8-bit 8192x8192 RGB output holds 200 MB, not 800 MB.
+    ``progress(done_pixels, total_pixels)`` is called after each tile.
+    """
+    h, w = int(size[0]), int(size[1])
+    if h < 1 or w < 1:
+        raise CoordsrError(f"output size must be at least 1x1, got {w}x{h}")
+    check_fits_in_memory(h, w, channels, dtype)
+    if device is None:
+        device = next((p.device for p in getattr(field, "parameters", lambda: [])()), torch.device("cpu"))
+    out = np.empty((h, w, channels), dtype=dtype)
+    x0, y0, x1, y1 = box
+    done = 0
+    for r0, r1, c0, c1 in tiles(h, w, tile_pixels):
+        if convention == "seed":
+            # The seed convention spans [0, 1] over the whole output: slice the full axes.
+            ys = torch.arange(r0, r1, device=device, dtype=torch.float32) / max(h - 1, 1)
+            xs = torch.arange(c0, c1, device=device, dtype=torch.float32) / max(w - 1, 1)
+            yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+            coords = torch.stack((xx, yy), dim=-1)
+        else:
+            sub = (x0 + (x1 - x0) * c0 / w, y0 + (y1 - y0) * r0 / h,
+                   x0 + (x1 - x0) * c1 / w, y0 + (y1 - y0) * r1 / h)
+            coords = pixel_centers(r1 - r0, c1 - c0, box=sub, device=device)
+        out[r0:r1, c0:c1] = _quantize(field(coords), dtype)
+        done += (r1 - r0) * (c1 - c0)
+        if progress is not None:
+            progress(done, h * w)
+    return out
+
+
+def render_field(field, size: tuple[int, int], **kwargs) -> np.ndarray:
+    """Render a ``coordsr.field.Field`` (its channels and convention come from the field)."""
+    return render(field, size, field.meta.channels, convention=field.cfg.convention, **kwargs)
+
