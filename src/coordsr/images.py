@@ -169,7 +169,7 @@ def _pillow_array(im: Image.Image) -> np.ndarray:
 
 def _decode_tiff(fp, name: str, max_pixels: int | None) -> ImageData:
     with tifffile.TiffFile(fp) as tif:
-        page = tif.pages.first  # the main image; later pages (thumbnails, pyramid levels) ignored
+        page = tif.pages[0]  # the main image; later pages (thumbnails, pyramid levels) ignored
         _check_size(name, page.imagewidth, page.imagelength, max_pixels)
         photometric = tifffile.PHOTOMETRIC
         simple = page.photometric in (photometric.MINISBLACK, photometric.MINISWHITE, photometric.RGB)
