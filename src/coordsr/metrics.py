@@ -32,11 +32,14 @@ from fractions import Fraction
 
 import numpy as np
 
+from coordsr.resize import imresize_np
+
 BT601 = np.array([65.481, 128.553, 24.966])
 """Weights of R, G, B in [0, 1] for the luma Y in [16, 235] (ITU-R BT.601, MATLAB's rgb2ycbcr)."""
 
 SSIM_SIGMA = 1.5
 """Gaussian window of the SSIM: sigma 1.5, truncated at 3.5 sigma, i.e. 11 x 11 (Wang et al. 2004)."""
+SSIM_WINDOW = 11
 
 
 def _hwc(image: np.ndarray) -> np.ndarray:
@@ -130,8 +133,6 @@ def make_lr(hr: np.ndarray, scale: float) -> np.ndarray:
     >>> make_lr(np.ones((8, 8, 3)), 4).shape
     (2, 2, 3)
     """
-    from coordsr.resize import imresize_np
-
     hr = _hwc(hr)
     size = lr_size(hr.shape, scale)
     if hr.shape[0] % crop_multiple(scale) or hr.shape[1] % crop_multiple(scale):
@@ -181,6 +182,9 @@ def ssim_y(sr: np.ndarray, hr: np.ndarray, shave: int = 0) -> float:
     from skimage.metrics import structural_similarity
 
     ys, yh = _shaved_y(sr, hr, shave)
+    if min(ys.shape) < SSIM_WINDOW:
+        raise ValueError(f"SSIM needs at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels after the shave, "
+                         f"got {ys.shape[1]}x{ys.shape[0]}")
     return float(structural_similarity(ys, yh, data_range=255.0, gaussian_weights=True,
                                        sigma=SSIM_SIGMA, use_sample_covariance=False))
 

@@ -1,0 +1,534 @@
+"""The benchmark runner and its report (DESIGN.md section 5).
+
+One *cell* is (image, scale, method): the HR image is mod-cropped, the LR input made by the
+protocol (:func:`coordsr.metrics.make_lr`), the method is given the LR image and the output size
+and nothing else, its output is quantized to 8 bits and scored on Y against the HR image. Each
+cell gives one row::
+
+    {dataset, image, method, settings, scale, psnr, ssim, seconds, error, version, protocol}
+
+``settings`` holds every setting of the method (its dataclass fields, defaults included), so the
+budget (``steps``) is always stated; ``error`` is None or one line, and a failing cell never
+stops the run. ``version`` is a hash of the source of the method's module, of the metrics, and of
+the coordsr modules they use (transitively), so editing that code invalidates the cached rows.
+
+With a ``cache_dir``, rows are appended to ``cache_dir/<dataset>.jsonl`` as they finish, and a
+later run with the same (image, method, settings, scale, version, protocol) reuses them: an
+interrupted run resumes where it stopped. Failed cells are recorded but retried.
+
+Seeds (torch, numpy, random) are reset to 0 before every cell, so a row is reproducible.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import os
+import random
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from coordsr import metrics
+from coordsr.errors import Cancelled
+from coordsr.methods import get_method
+from coordsr.progress import Progress
+
+PROTOCOL = 1
+"""Version of the protocol in :mod:`coordsr.metrics` as the runner applies it; part of the cache key."""
+
+PROTOCOL_DESCRIPTION = (
+    "HR mod-cropped to a multiple of the scale; LR = MATLAB-style bicubic imresize(HR, 1/scale) "
+    "quantized to 8 bits; output quantized to 8 bits; PSNR and SSIM (Gaussian 11x11, sigma 1.5, "
+    "data range 255) on Y = 16 + 65.481 R + 128.553 G + 24.966 B (grey images: Y = 255 * grey), "
+    "ceil(scale) border pixels shaved, float64, averaged per image; seeds reset to 0 per cell.")
+
+BUDGET_KEYS = ("fit", "steps", "epochs", "iterations")
+"""Settings shown as the budget in tables, when a method has them."""
+
+
+@dataclass
+class BenchProgress:
+    """One report from :func:`run_bench`: before a cell, while its method runs, after it."""
+
+    done: int
+    """Cells finished so far (cached ones included)."""
+    total: int
+    """Cells in the run: images x scales x methods."""
+    dataset: str
+    image: str
+    method: str
+    scale: float
+    row: dict | None = None
+    """The finished row (after the cell); None before and during it."""
+    cached: bool = False
+    """True when the row came from the cache."""
+    method_progress: Progress | None = None
+    """The method's own report while it runs (fitting steps), for a second progress bar."""
+
+
+BenchCallback = Callable[[BenchProgress], None]
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def find_images(directory: str | os.PathLike) -> list[Path]:
+    """The image files directly in ``directory`` (PNG, JPEG, TIFF, WebP, BMP), sorted by name."""
+    from coordsr.images import SUFFIXES
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ValueError(f"{directory}: not a folder")
+    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+
+
+def read_hr(path: Path) -> np.ndarray:
+    """Ground truth as (H, W, C) float64 in [0, 1], alpha dropped; 8-bit files give exact k/255."""
+    from coordsr.images import read_image
+
+    data = read_image(path)
+    pixels = data.pixels.astype(np.float64)
+    if data.bit_depth == 8:
+        pixels = np.round(pixels * 255.0) / 255.0  # undo float32's rounding of k/255
+    if pixels.shape[2] in (2, 4):
+        pixels = pixels[:, :, :-1]
+    return pixels
+
+
+def settings_for(name: str, **overrides: Any) -> dict:
+    """The overrides that method ``name`` accepts (None values dropped): ``--steps`` for all.
+
+    >>> settings_for("bicubic", steps=100)
+    {}
+    """
+    accepted = {f.name for f in dataclasses.fields(get_method(name))}
+    return {k: v for k, v in overrides.items() if v is not None and k in accepted}
+
+
+def _instantiate(name: str, settings: Mapping[str, Any]):
+    cls = get_method(name)
+    accepted = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(settings) - set(accepted))
+    if unknown:
+        raise ValueError(f"method {name!r} has no setting {', '.join(map(repr, unknown))}; "
+                         f"its settings: {', '.join(accepted)}")
+    return cls(**settings)
+
+
+def _jsonable(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
+
+
+def effective_settings(upscaler) -> dict:
+    """Every setting of an upscaler instance (defaults included), as JSON values."""
+    return {f.name: _jsonable(getattr(upscaler, f.name)) for f in dataclasses.fields(upscaler)}
+
+
+def code_version(*objs: type | ModuleType) -> str:
+    """Hash of the source of the modules of ``objs`` and of the coordsr modules they import.
+
+    Imports are read from the source (``ast``), transitively, including those made inside
+    functions; third-party libraries are not part of the hash.
+    """
+    files: dict[str, Path] = {}
+    todo = []
+    for o in objs:
+        mod = o if isinstance(o, ModuleType) else sys.modules[o.__module__]
+        files[mod.__name__] = Path(mod.__file__)
+        todo.append((mod.__name__, hasattr(mod, "__path__")))
+    while todo:
+        name, is_package = todo.pop()
+        for dep in _coordsr_imports(files[name], name, is_package):
+            if dep in files:
+                continue
+            try:
+                spec = importlib.util.find_spec(dep)
+            except (ImportError, AttributeError, ValueError):
+                spec = None
+            if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+                continue  # a name imported from a module, not a module
+            files[dep] = Path(spec.origin)
+            todo.append((dep, spec.submodule_search_locations is not None))
+    h = hashlib.sha1()
+    for name in sorted(files):
+        h.update(name.encode())
+        h.update(files[name].read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _coordsr_imports(file: Path, name: str, is_package: bool) -> set[str]:
+    """Dotted names of the coordsr modules (or names in them) that ``file`` imports."""
+    package = name if is_package else name.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(ast.parse(file.read_text(), str(file))):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parts = parts[:len(parts) - node.level + 1]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            out.add(base)
+            out.update(f"{base}.{a.name}" for a in node.names)
+    return {n for n in out if n == "coordsr" or n.startswith("coordsr.")}
+
+
+# ---------------------------------------------------------------- cache
+
+
+def row_key(row: Mapping[str, Any]) -> str:
+    """The cache key of a row: (image, method, settings, scale, version, protocol)."""
+    return json.dumps([row["image"], row["method"], row["settings"], float(row["scale"]),
+                       row["version"], row["protocol"]], sort_keys=True, default=str)
+
+
+def cache_file(cache_dir: Path, dataset: str) -> Path:
+    """The JSON-lines file that holds ``dataset``'s rows."""
+    return Path(cache_dir) / (re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset) + ".jsonl")
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Rows of a JSON-lines cache file; a line cut short by an interruption is skipped."""
+    rows = []
+    if not path.exists():
+        return rows
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and "image" in row:
+            rows.append(row)
+    return rows
+
+
+def _append(path: Path, row: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab+") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":  # a line cut short by an interruption: end it, keep ours whole
+                f.write(b"\n")
+        f.write(json.dumps(row).encode() + b"\n")
+        f.flush()
+
+
+def output_path(outputs_dir: Path, row: Mapping[str, Any]) -> Path:
+    """Where a cell's 8-bit output is kept: ``outputs_dir/dataset/x4/method-<settings hash>/image.png``."""
+    digest = hashlib.sha1(json.dumps(row["settings"], sort_keys=True).encode()).hexdigest()[:8]
+    return (Path(outputs_dir) / re.sub(r"[^A-Za-z0-9_.-]+", "_", row["dataset"])
+            / f"x{row['scale']:g}" / f"{row['method']}-{digest}" / f"{row['image']}.png")
+
+
+# ---------------------------------------------------------------- the run
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:300]
+
+
+def _seed(seed: int = 0) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def run_cell(upscaler, lr: np.ndarray, hr: np.ndarray, scale: float,
+             progress: Callable[[Progress], None] | None = None) -> tuple[dict, np.ndarray | None]:
+    """Run one method on one LR image and score it: ({psnr, ssim, seconds, error}, 8-bit output).
+
+    The method gets a float32 copy of ``lr`` and the size of ``hr``; nothing else.
+    """
+    _seed(0)
+    start = time.perf_counter()
+    try:
+        out = upscaler.upscale(lr.astype(np.float32), hr.shape[:2], progress=progress)
+    except Cancelled:
+        raise
+    except Exception as exc:  # a failing method is a row, not the end of the run
+        return {"psnr": None, "ssim": None, "seconds": time.perf_counter() - start,
+                "error": _one_line(exc)}, None
+    seconds = time.perf_counter() - start
+    out = np.asarray(out)
+    if out.ndim == 2:
+        out = out[:, :, None]
+    error = None
+    if out.shape != hr.shape:
+        error = f"output has shape {out.shape}, expected {hr.shape}"
+    elif not np.all(np.isfinite(out)):
+        error = "output has NaN or infinite values"
+    if error:
+        return {"psnr": None, "ssim": None, "seconds": seconds, "error": error}, None
+    sr = metrics.quantize(out.astype(np.float64))
+    shave = metrics.shave_for(scale)
+    try:
+        psnr, ssim = metrics.psnr_y(sr, hr, shave), metrics.ssim_y(sr, hr, shave)
+    except ValueError as exc:  # an image too small to score
+        return {"psnr": None, "ssim": None, "seconds": seconds, "error": f"cannot score: {exc}"}, None
+    return {"psnr": psnr, "ssim": ssim, "seconds": seconds, "error": None}, sr
+
+
+def run_bench(hr_paths: Sequence[str | os.PathLike], scales: Sequence[float],
+              methods: Mapping[str, Mapping[str, Any]], *, dataset: str,
+              cache_dir: str | os.PathLike | None = None,
+              outputs_dir: str | os.PathLike | None = None,
+              progress: BenchCallback | None = None, cached_only: bool = False) -> list[dict]:
+    """Benchmark ``methods`` (name -> settings) on the HR images at each scale; one row per cell.
+
+    ``cache_dir``: rows are read from and appended to ``cache_dir/<dataset>.jsonl`` (resume).
+    ``outputs_dir``: each output is kept as an 8-bit PNG at :func:`output_path` (the exact pixels
+    scored), for :func:`coordsr.figures.make_figures`; a cached row whose output is missing is run
+    again. ``cached_only``: run nothing, return the rows found in the cache.
+    Rows come in the order image, scale, method. Unknown methods or settings raise ValueError
+    before anything runs; an image that cannot be read gives error rows.
+    """
+    paths = [Path(p) for p in hr_paths]
+    stems = [p.stem for p in paths]
+    if len(set(stems)) != len(stems):
+        twins = sorted({s for s in stems if stems.count(s) > 1})
+        raise ValueError(f"two images share a name: {', '.join(twins)}")
+    scales = [float(s) for s in scales]
+    for s in scales:
+        metrics.crop_multiple(s)  # raises for scale <= 1
+    upscalers = {name: _instantiate(name, settings) for name, settings in methods.items()}
+    info = {name: (effective_settings(u), code_version(type(u), metrics)) for name, u in upscalers.items()}
+
+    cache = cache_file(Path(cache_dir), dataset) if cache_dir is not None else None
+    finished = {row_key(r): r for r in read_rows(cache) if r.get("error") is None} if cache else {}
+    outputs_dir = Path(outputs_dir) if outputs_dir is not None else None
+
+    rows: list[dict] = []
+    total = len(paths) * len(scales) * len(upscalers)
+    report = progress or (lambda p: None)
+    for path in paths:
+        image = path.stem
+        hr_full = image_error = None  # read on the first cell that is not cached
+        for scale in scales:
+            hr = lr = prep_error = None  # made on the first cell that needs them
+            for name, upscaler in upscalers.items():
+                settings, version = info[name]
+                row = {"dataset": dataset, "image": image, "method": name, "settings": settings,
+                       "scale": scale, "psnr": None, "ssim": None, "seconds": None, "error": None,
+                       "version": version, "protocol": PROTOCOL}
+                where = dict(total=total, dataset=dataset, image=image, method=name, scale=scale)
+                hit = finished.get(row_key(row))
+                if hit is not None and (outputs_dir is None or output_path(outputs_dir, hit).exists()):
+                    rows.append(hit)
+                    report(BenchProgress(done=len(rows), **where, row=hit, cached=True))
+                    continue
+                if cached_only:
+                    continue
+                report(BenchProgress(done=len(rows), **where))
+                if hr_full is None and image_error is None:
+                    try:
+                        hr_full = read_hr(path)
+                    except Exception as exc:  # an unreadable image gives error rows, the run goes on
+                        image_error = _one_line(exc)
+                if hr is None and prep_error is None:
+                    try:
+                        if image_error:
+                            raise ValueError(image_error)
+                        hr = metrics.modcrop(hr_full, scale)
+                        lr = metrics.make_lr(hr, scale)
+                    except Exception as exc:
+                        prep_error = image_error or _one_line(exc)
+                sr = None
+                if prep_error is not None:
+                    row["error"] = prep_error
+                else:
+                    def inner(p: Progress, _where=where, _done=len(rows)) -> None:
+                        report(BenchProgress(done=_done, **_where, method_progress=p))
+
+                    scores, sr = run_cell(upscaler, lr, hr, scale, inner)
+                    row.update(scores)
+                if sr is not None and outputs_dir is not None:
+                    from coordsr.images import write_image
+
+                    out = output_path(outputs_dir, row)
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    write_image(out, np.ascontiguousarray(sr), bit_depth=8)  # images.py needs C order
+                if cache is not None:
+                    _append(cache, row)
+                rows.append(row)
+                report(BenchProgress(done=len(rows), **where, row=row))
+    return rows
+
+
+@contextmanager
+def progress_bar(console=None) -> Iterator[BenchCallback]:
+    """A rich progress display for :func:`run_bench`: cells done, and the running method's steps.
+
+    >>> with progress_bar() as cb:  # doctest: +SKIP
+    ...     rows = run_bench(paths, [4], {"bicubic": {}}, dataset="Set5", progress=cb)
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+
+    with Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+             console=console, transient=False) as bar:
+        cells = bar.add_task("bench", total=None)
+        steps = bar.add_task("", total=None, visible=False)
+
+        def callback(p: BenchProgress) -> None:
+            label = f"{p.dataset} {p.image} x{p.scale:g} {p.method}"
+            bar.update(cells, total=p.total, completed=p.done, description=label)
+            if p.method_progress is not None:
+                m = p.method_progress
+                bar.update(steps, total=m.total, completed=m.step, visible=True,
+                           description=f"  {m.stage}" + (f" {m.psnr:.2f} dB" if m.psnr is not None else ""))
+            elif p.row is not None:
+                bar.update(steps, visible=False)
+
+        yield callback
+
+
+# ---------------------------------------------------------------- reports
+
+
+def _fmt_settings(settings: Mapping[str, Any], keys: Sequence[str]) -> str:
+    return ", ".join(f"{k}={settings[k]}" for k in keys if k in settings) or "-"
+
+
+def summarize(rows: Sequence[Mapping[str, Any]]) -> list[dict]:
+    """Mean PSNR, SSIM and seconds per image of each (dataset, method, settings, scale).
+
+    Means are over the rows without error; ``ok`` and ``n`` count them. Order of first appearance.
+    """
+    groups: dict[tuple, list] = {}
+    for r in rows:
+        k = (r["dataset"], r["method"], json.dumps(r["settings"], sort_keys=True), float(r["scale"]))
+        groups.setdefault(k, []).append(r)
+    out = []
+    for (dataset, method, settings, scale), rs in groups.items():
+        ok = [r for r in rs if r.get("error") is None and r.get("psnr") is not None]
+        mean = (lambda key: float(np.mean([r[key] for r in ok])) if ok else None)
+        out.append({"dataset": dataset, "method": method, "settings": json.loads(settings),
+                    "scale": scale, "psnr": mean("psnr"), "ssim": mean("ssim"),
+                    "seconds": mean("seconds"), "ok": len(ok), "n": len(rs),
+                    "errors": sorted({r["error"] for r in rs if r.get("error")})})
+    return out
+
+
+def budget_labels(summary: Sequence[Mapping[str, Any]]) -> dict[tuple, str]:
+    """The budget of each (method, settings): BUDGET_KEYS, plus the settings that differ between
+    two runs of the same method in these rows."""
+    by_method: dict[str, list[dict]] = {}
+    for s in summary:
+        if s["settings"] not in by_method.setdefault(s["method"], []):
+            by_method[s["method"]].append(s["settings"])
+    labels = {}
+    for method, variants in by_method.items():
+        varying = [k for k in variants[0] if k not in BUDGET_KEYS
+                   and len({json.dumps(v.get(k)) for v in variants}) > 1]
+        for v in variants:
+            labels[(method, json.dumps(v, sort_keys=True))] = _fmt_settings(v, [*BUDGET_KEYS, *varying])
+    return labels
+
+
+def format_cell(s: Mapping[str, Any]) -> str:
+    """'PSNR / SSIM / seconds' of one summary entry, with the count when some images failed."""
+    if s["ok"] == 0:
+        return f"failed ({s['n']})"
+    text = f"{s['psnr']:.2f} / {s['ssim']:.4f} / {_fmt_seconds(s['seconds'])}"
+    return text if s["ok"] == s["n"] else f"{text} ({s['ok']}/{s['n']} ok)"
+
+
+def _fmt_seconds(sec: float) -> str:
+    return f"{sec:.3f} s" if sec < 1 else f"{sec:.1f} s" if sec < 100 else f"{sec:.0f} s"
+
+
+def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A Markdown table: one line per (dataset, method, budget), one column per scale.
+
+    Each cell is mean Y-PSNR (dB) / SSIM / seconds per image; errors are listed under the table.
+    """
+    summary = summarize(rows)
+    if not summary:
+        return "(no rows)"
+    scales = sorted({s["scale"] for s in summary})
+    labels = budget_labels(summary)
+    lines = ["| dataset | method | budget | " + " | ".join(f"x{s:g}" for s in scales) + " |",
+             "|---|---|---|" + "---|" * len(scales)]
+    table: dict[tuple, dict[float, dict]] = {}
+    for s in summary:
+        key = (s["dataset"], s["method"], labels[(s["method"], json.dumps(s["settings"], sort_keys=True))])
+        table.setdefault(key, {})[s["scale"]] = s
+    for (dataset, method, budget), cells in table.items():
+        text = [format_cell(cells[sc]) if sc in cells else "" for sc in scales]
+        lines.append(f"| {dataset} | {method} | {budget} | " + " | ".join(text) + " |")
+    lines.append("")
+    lines.append("Cells: mean Y-PSNR (dB) / SSIM / seconds per image.")
+    errors = [(s, e) for s in summary for e in s["errors"]]
+    for s, e in errors[:20]:
+        lines.append(f"error: {s['dataset']} {s['method']} x{s['scale']:g}: {e}")
+    if len(errors) > 20:
+        lines.append(f"... and {len(errors) - 20} more errors")
+    return "\n".join(lines)
+
+
+def environment() -> dict:
+    """The machine a run's seconds were measured on."""
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    env = {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+           "python": platform.python_version(), "torch": torch.__version__,
+           "platform": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+    if torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(0)
+    return env
+
+
+def write_json(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike, *,
+               meta: Mapping[str, Any] | None = None) -> None:
+    """Write ``{"protocol", "environment", "summary", "rows", **meta}`` to ``path`` atomically."""
+    path = Path(path)
+    doc = {"protocol": {"version": PROTOCOL, "description": PROTOCOL_DESCRIPTION},
+           "environment": environment(), **(meta or {}), "summary": summarize(rows), "rows": list(rows)}
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=1, default=_json_default) + "\n")
+    os.replace(tmp, path)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return repr(value)
+
+
+def make_figures(*args, **kwargs):
+    """See :func:`coordsr.figures.make_figures` (imported lazily: it needs matplotlib)."""
+    from coordsr.figures import make_figures as impl
+
+    return impl(*args, **kwargs)
+
+
+__all__ = ["BenchProgress", "run_bench", "run_cell", "find_images", "read_hr", "settings_for",
+           "format_table", "format_cell", "summarize", "budget_labels", "write_json", "make_figures",
+           "progress_bar", "output_path", "cache_file", "read_rows", "row_key", "code_version",
+           "environment", "PROTOCOL", "PROTOCOL_DESCRIPTION"]
