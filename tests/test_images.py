@@ -448,9 +448,23 @@ def test_encode_rejects_misuse():
     with pytest.raises(ValueError, match="8 or 16"):
         encode_image_bytes(noise(4, 4, 3), "PNG", 12)
     with pytest.raises(ValueError, match="floats"):
-        encode_image_bytes(np.zeros((4, 4, 3), np.uint8), "PNG")
+        encode_image_bytes(np.zeros((4, 4, 3), np.int32), "PNG")
     with pytest.raises(ValueError, match="C in 1..4"):
         encode_image_bytes(noise(4, 4, 5), "PNG")
+
+
+def test_quantized_pixels_are_written_as_they_are(tmp_path):
+    """A tiled render hands over uint8/uint16 pixels; they are written exactly, at either depth."""
+    codes8 = (np.arange(6 * 5 * 3) * 7 % 256).astype(np.uint8).reshape(6, 5, 3)
+    write_image(tmp_path / "a.png", codes8)
+    assert np.array_equal(np.rint(read_image(tmp_path / "a.png").pixels * 255), codes8)
+    write_image(tmp_path / "b.png", codes8, bit_depth=16)
+    assert np.array_equal(np.rint(read_image(tmp_path / "b.png").pixels * 65535), codes8.astype(np.uint16) * 257)
+    codes16 = (np.arange(6 * 5) * 2113 % 65536).astype(np.uint16).reshape(6, 5)
+    write_image(tmp_path / "c.tif", codes16, bit_depth=16)
+    assert np.array_equal(np.rint(read_image(tmp_path / "c.tif").pixels[..., 0] * 65535), codes16)
+    non_contiguous = np.asfortranarray(noise(5, 6, 3))
+    assert decode_image_bytes(encode_image_bytes(non_contiguous), "x").width == 6
 
 
 def test_encode_accepts_aliases():

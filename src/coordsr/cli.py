@@ -128,6 +128,15 @@ def check_output(path: Path, inputs: list[Path], force: bool) -> None:
         raise CoordsrError(f"{path}: folder {path.parent} does not exist")
 
 
+def check_image_output(path: Path, inputs: list[Path], force: bool) -> None:
+    """check_output, and a suffix we can write, before any work is done."""
+    from coordsr.images import SUFFIXES
+
+    check_output(path, inputs, force)
+    if path.suffix.lower() not in SUFFIXES:
+        raise CoordsrError(f"{path}: unknown image type {path.suffix!r}, use one of {', '.join(SUFFIXES)}")
+
+
 class ProgressBar:
     """A rich progress bar fed by coordsr.progress.Progress reports."""
 
@@ -203,7 +212,7 @@ def upscale(
     from coordsr.images import read_image, write_image
 
     method_name = method or _default_method()
-    check_output(output, [input], force)
+    check_image_output(output, [input], force)
     img = read_image(input)
     out_size = output_size(img.height, img.width, scale=scale, size=size, width=width, height=height)
     upscaler = build_method(method_name, collect_settings(steps, seed, fit, set_), device)
@@ -265,7 +274,7 @@ def render(
     from coordsr.methods.base import resolve_device
     from coordsr.render import render_field
 
-    check_output(output, [field_path], force)
+    check_image_output(output, [field_path], force)
     field = Field.load(field_path, device=resolve_device(device))
     meta = field.meta
     out_size = output_size(meta.height, meta.width, scale=scale, size=size, width=width, height=height)
@@ -311,6 +320,93 @@ def demo(
     with ProgressBar(f"demo: {method_name} x{scale}", quiet) as bar:
         report = run_demo(upscaler, method_name, out, scale=scale, progress=bar)
     _say(report, quiet)
+
+
+@app.command()
+def bench(
+    folder: Annotated[Path, typer.Argument(help="Folder of HR images (ground truth).")],
+    scales: Annotated[str, typer.Option(help="Comma-separated scales, e.g. 2,3,4.")] = "2,3,4",
+    methods_: Annotated[str, typer.Option("--methods", help="Comma-separated methods, or 'all'.")] = "bicubic",
+    steps: Annotated[Optional[int], typer.Option(help="Fitting steps for the methods that fit.")] = None,
+    fit: Annotated[Optional[str], typer.Option("--fit", help="Observation model of the fitting methods.")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write every row to this JSON file.")] = None,
+    figures: Annotated[Optional[Path], typer.Option(help="Folder for crop comparisons and the speed plot.")] = None,
+    cache: Annotated[Optional[Path], typer.Option(help="Folder of finished rows: a rerun resumes.")] = None,
+    device: Device = "auto",
+):
+    """Score methods on the SR protocol: mod-crop, MATLAB bicubic LR, Y-PSNR/SSIM with shaved borders."""
+    from coordsr import bench as runner
+    from coordsr.methods import METHODS
+
+    if not folder.is_dir():
+        raise CoordsrError(f"{folder}: not a folder of images")
+    try:
+        scale_list = [float(v) for v in scales.split(",") if v.strip()]
+    except ValueError:
+        raise CoordsrError(f"--scales {scales!r}: expected numbers like 2,3,4") from None
+    names = list(METHODS) if methods_ == "all" else [m.strip() for m in methods_.split(",") if m.strip()]
+    for out_path in (json_path,):
+        if out_path is not None and not out_path.parent.is_dir():
+            raise CoordsrError(f"{out_path}: folder {out_path.parent} does not exist")
+    try:
+        chosen = {n: {**runner.settings_for(n, steps=steps, fit=fit),
+                      **({"device": device} if device != "auto" else {})} for n in names}
+        paths = runner.find_images(folder)
+        outputs = (cache or figures) / "outputs" if figures else None
+        if figures:
+            figures.mkdir(parents=True, exist_ok=True)
+        with runner.progress_bar(_console()) as cb:
+            rows = runner.run_bench(paths, scale_list, chosen, dataset=folder.name, cache_dir=cache,
+                                    outputs_dir=outputs, progress=cb)
+    except ValueError as e:
+        raise CoordsrError(str(e)) from None
+    typer.echo(runner.format_table(rows))
+    failed = [r for r in rows if r.get("error")]
+    for r in failed:
+        typer.echo(f"failed: {r['method']} on {r['image']} x{r['scale']:g}: {r['error']}", err=True)
+    if json_path:
+        runner.write_json(rows, json_path, meta={"command": "coordsr " + " ".join(sys.argv[1:])})
+    if figures:
+        written = runner.make_figures(rows, paths, figures, outputs_dir=outputs)
+        _say(f"wrote {len(written)} figures to {figures}", False)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes the page to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 7860,
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Jobs, uploads and fields.")] = Path("~/.local/share/coordsr"),
+    workers: Annotated[int, typer.Option(help="Jobs fitted at the same time.")] = 1,
+    max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", help="Largest upload (MiB).")] = 20.0,
+    max_pixels: Annotated[int, typer.Option("--max-pixels", help="Most pixels of an uploaded image.")] = 2048 * 2048,
+    max_output_pixels: Annotated[int, typer.Option("--max-output-pixels", help="Most pixels of an output.")] = 4096 * 4096,
+):
+    """Run the web page (upload, watch the fit, compare, zoom without end) and its JSON API."""
+    try:
+        from coordsr.server.app import Limits, serve as run_server
+    except ImportError as e:
+        raise CoordsrError(f"the web page needs the 'web' extra: pip install 'coordsr[web]' ({e.name} missing)") from None
+    if workers < 1:
+        raise CoordsrError(f"--workers must be at least 1, got {workers}")
+    limits = Limits(max_upload_mb=max_upload_mb, max_pixels=max_pixels, max_output_pixels=max_output_pixels)
+    run_server(host, port, data_dir.expanduser(), workers, limits)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train(ctx: typer.Context):
+    """Train the local implicit model (`pretrained`) on folders of HR images; torchrun works too.
+
+    Takes the options of `python -m coordsr.liif.train` (see `coordsr train --help-train`), e.g.
+    coordsr train --data ../shared/data/T91 ../shared/data/BSD200 --out model.safetensors --resume
+    """
+    from coordsr.liif.train import main as train_main
+
+    args = list(ctx.args)
+    if "--help-train" in args:
+        args = ["--help"]
+    code = train_main(args)
+    if code:
+        raise typer.Exit(code)
 
 
 def _say(text: str, quiet: bool) -> None:

@@ -41,20 +41,17 @@ def run_demo(upscaler: Upscaler, name: str, out: Path, *, scale: int = 4,
              progress: ProgressCallback | None = None) -> str:
     """Write lr.png, bicubic.png, <name>.png, truth.png and comparison.png into ``out``."""
     from coordsr.images import write_image
-    from coordsr.metrics import psnr_y
-    from coordsr.resize import imresize_np
+    from coordsr.metrics import make_lr, modcrop, psnr_y, quantize
     from coordsr.samples import demo_image
 
     out.mkdir(parents=True, exist_ok=True)
-    hr = demo_image()
-    h, w = (hr.shape[0] // scale) * scale, (hr.shape[1] // scale) * scale
-    hr = hr[:h, :w]
-    lr = np.round(np.clip(imresize_np(hr, scale=1 / scale), 0, 1) * 255) / 255
-    lr = lr.astype(np.float32)
+    hr = modcrop(demo_image(), scale)  # the benchmark's protocol, on a photo it never saw
+    h, w = hr.shape[:2]
+    lr = make_lr(hr, scale).astype(np.float32)
     start = time.perf_counter()
-    sr = upscaler.upscale(lr, (h, w), progress=progress)
+    sr = quantize(upscaler.upscale(lr, (h, w), progress=progress))
     seconds = time.perf_counter() - start
-    bic = bicubic().upscale(lr, (h, w))
+    bic = quantize(bicubic().upscale(lr, (h, w)))
     scores = {n: psnr_y(img, hr, shave=scale) for n, img in (("bicubic", bic), (name, sr))}
     write_image(out / "lr.png", lr)
     write_image(out / "bicubic.png", bic)

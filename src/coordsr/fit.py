@@ -50,6 +50,8 @@ class FitConfig:
     """Consistent model: weight of the total variation of the drawn output (a smoothness prior)."""
     patience: int = 0
     """Stop when the loss has not improved by 0.1% for this many steps (0 = never)."""
+    target_psnr: float = 0.0
+    """Stop as soon as the training PSNR on the input reaches this many dB (0 = never)."""
     seed: int = 0
     """Seed of the sampling; the field's initialisation is seeded by the caller."""
     log_every: int = 25
@@ -111,6 +113,15 @@ class ConsistentObservation:
         cols = torch.nonzero(m.abs().sum(0) > 0).flatten()
         return int(cols[0]), int(cols[-1]) + 1
 
+    def predict(self, field: nn.Module, r0: int, r1: int, c0: int, c1: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The observation of input pixels [r0:r1, c0:c1]: (prediction (C, r, c), drawn output used)."""
+        mh, mw = self.mh[r0:r1], self.mw[c0:c1]
+        R0, R1 = self._span(mh)
+        C0, C1 = self._span(mw)
+        yy, xx = torch.meshgrid(self.ys[R0:R1], self.xs[C0:C1], indexing="ij")
+        hr = field(torch.stack((xx, yy), dim=-1)).permute(2, 0, 1)  # (C, R, Cc)
+        return mh[:, R0:R1] @ hr @ mw[:, C0:C1].T, hr
+
     def loss(self, field: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss to minimise, data MSE)."""
         c, h, w = self.image.shape
@@ -120,12 +131,7 @@ class ConsistentObservation:
             r0 = int(torch.randint(h - ph + 1, (1,), generator=self.gen))
             c0 = int(torch.randint(w - pw + 1, (1,), generator=self.gen))
             r1, c1 = r0 + ph, c0 + pw
-        mh, mw = self.mh[r0:r1], self.mw[c0:c1]
-        R0, R1 = self._span(mh)
-        C0, C1 = self._span(mw)
-        yy, xx = torch.meshgrid(self.ys[R0:R1], self.xs[C0:C1], indexing="ij")
-        hr = field(torch.stack((xx, yy), dim=-1)).permute(2, 0, 1)  # (C, R, Cc)
-        pred = mh[:, R0:R1] @ hr @ mw[:, C0:C1].T
+        pred, hr = self.predict(field, r0, r1, c0, c1)
         mse = torch.mean((pred - self.image[:, r0:r1, c0:c1]) ** 2)
         if self.tv_weight <= 0:
             return mse, mse
@@ -181,8 +187,9 @@ def fit(field: nn.Module, image: np.ndarray, cfg: FitConfig, *, out_size: tuple[
             raise FloatingPointError(f"fit diverged at step {step} (loss {loss_value}); lower the learning rate")
         if loss_value < best * 0.999:
             best, best_step = loss_value, step
-        stop = cfg.patience > 0 and step - best_step >= cfg.patience
-        if step % cfg.log_every == 0 or step == cfg.steps or stop:
+        stop = (cfg.patience > 0 and step - best_step >= cfg.patience) or (
+            cfg.target_psnr > 0 and psnr_from_mse(mse_value) >= cfg.target_psnr)
+        if step == 1 or step % cfg.log_every == 0 or step == cfg.steps or stop:
             history.append((step, loss_value))
             if progress is not None:
                 progress(Progress(step=step, total=cfg.steps, stage="fit", loss=loss_value,

@@ -264,8 +264,7 @@ def encode_image_bytes(pixels: np.ndarray, fmt: str = "PNG", bit_depth: int = 8)
         arr = _on_white(arr)
     if fmt not in ("PNG", "TIFF"):
         bit_depth = 8
-    top, dtype = (255, np.uint8) if bit_depth == 8 else (65535, np.uint16)
-    q = np.rint(np.clip(np.nan_to_num(arr), 0, 1) * top).astype(dtype)  # (H, W, C)
+    q = np.ascontiguousarray(_quantize(arr, bit_depth))  # (H, W, C); libpng needs C order
     channels = q.shape[2]
     if channels == 1:
         q = q[..., 0]
@@ -282,14 +281,25 @@ def encode_image_bytes(pixels: np.ndarray, fmt: str = "PNG", bit_depth: int = 8)
     return buf.getvalue()
 
 
+def _quantize(arr: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Floats in [0, 1] -> uint8/uint16; already-quantized uint8/uint16 pixels (a tiled render
+    of a huge image) are kept, or converted exactly between depths (x257 is 8 -> 16 bits)."""
+    if arr.dtype == np.uint8:
+        return arr if bit_depth == 8 else arr.astype(np.uint16) * 257
+    if arr.dtype == np.uint16:
+        return arr if bit_depth == 16 else ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    top, dtype = (255, np.uint8) if bit_depth == 8 else (65535, np.uint16)
+    return np.rint(np.clip(np.nan_to_num(arr), 0, 1) * top).astype(dtype)
+
+
 def _as_hwc(pixels: np.ndarray) -> np.ndarray:
     arr = np.asarray(pixels)
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.ndim != 3 or not 1 <= arr.shape[2] <= 4 or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise ValueError(f"pixels must be (H, W) or (H, W, C) with C in 1..4, got {arr.shape}")
-    if arr.dtype.kind != "f":
-        raise ValueError(f"pixels must be floats in [0, 1], got {arr.dtype}")
+    if arr.dtype.kind != "f" and arr.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"pixels must be floats in [0, 1], uint8 or uint16, got {arr.dtype}")
     return arr
 
 

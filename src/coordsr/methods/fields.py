@@ -8,8 +8,7 @@ degradation operator).
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -44,6 +43,8 @@ class FieldUpscaler(Upscaler):
     """Total-variation weight on the drawn output (consistent model only)."""
     patience: int = 0
     """Early stop after this many steps without improvement (0 = off)."""
+    target_psnr: float = 0.0
+    """Stop once the fit reaches this PSNR (dB) on the input's own pixels (0 = run all steps)."""
     seed: int = 0
     """Seed of the initialisation and sampling: the same seed gives the same field."""
 
@@ -53,7 +54,7 @@ class FieldUpscaler(Upscaler):
     def fit_config(self) -> FitConfig:
         return FitConfig(steps=self.steps, lr=self.lr, observation=self.fit, kernel=self.kernel,
                          batch=self.batch, tv_weight=self.tv_weight, patience=self.patience,
-                         seed=self.seed, adam_eps=self.adam_eps())
+                         target_psnr=self.target_psnr, seed=self.seed, adam_eps=self.adam_eps())
 
     def adam_eps(self) -> float:
         return 1e-8

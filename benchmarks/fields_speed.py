@@ -1,0 +1,149 @@
+"""Speed and memory of the per-image presets: fit time to a target PSNR, render speed, peak memory.
+
+For each preset (point fitting, on its own pixels):
+- seconds to fit a 64x64 and a 256x256 photo to 30 dB (stopped as soon as the full-image
+  training PSNR reaches it; 'not reached' within --max-steps);
+- the seed's job: a 64x64 photo fitted to 35 dB, then drawn at 1024x1024 (fit + render seconds);
+- render speed in megapixels per second (1024x1024, after a warm-up);
+- peak resident memory of the process that did all of the above.
+Also the tiled renderer's memory at 8192x8192 (peak RSS beyond the 8-bit output array).
+
+Each preset runs in its own process so its peak memory is its own.
+
+    python benchmarks/fields_speed.py --json benchmarks/results/fields_speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def photo(size: int) -> np.ndarray:
+    from coordsr.resize import imresize_np
+    from coordsr.samples import load_sample
+
+    img = load_sample("astronaut")
+    return np.clip(imresize_np(img, (size, size), scale=size / img.shape[0]), 0, 1).astype(np.float32)
+
+
+def fit_to(name: str, img: np.ndarray, target: float, max_steps: int):
+    """Fit with the preset's own settings but a long budget, stopping at ``target`` dB on the
+    full-image training loss. Returns (field, seconds or None if not reached, steps)."""
+    from coordsr.methods import METHODS
+
+    method = METHODS[name](steps=max_steps, target_psnr=target, device="cpu")
+    start = time.perf_counter()
+    field, result = method.fit_field(img, img.shape[:2])
+    seconds = time.perf_counter() - start
+    return field, (seconds if result.psnr >= target else None), result.steps
+
+
+def render_speed(field, size: int = 1024) -> float:
+    from coordsr.render import render_field
+
+    render_field(field, (256, 256), dtype=np.uint8)  # warm-up
+    start = time.perf_counter()
+    render_field(field, (size, size), dtype=np.uint8)
+    return size * size / 1e6 / (time.perf_counter() - start)
+
+
+def seed_job(name: str, img: np.ndarray, max_steps: int) -> dict:
+    """The seed's job: fit 64x64 to 35 dB, then draw at 1024x1024."""
+    from coordsr.render import render_field
+
+    field, fit_s, steps = fit_to(name, img, 35, max_steps)
+    if fit_s is None:
+        return {"seed_job_s": None, "seed_job_steps": steps}
+    start = time.perf_counter()
+    render_field(field, (1024, 1024), dtype=np.uint8)
+    return {"seed_job_s": fit_s + time.perf_counter() - start, "seed_job_steps": steps}
+
+
+def run_preset(name: str, max_steps: int, queue) -> None:
+    torch.set_num_threads(2)
+    small, large = photo(64), photo(256)
+    row = {"method": name}
+    field, row["fit64_30db_s"], row["fit64_steps"] = fit_to(name, small, 30, max_steps)
+    row["render_mpx_s"] = render_speed(field)
+    _, row["fit256_30db_s"], row["fit256_steps"] = fit_to(name, large, 30, max_steps)
+    row.update(seed_job(name, small, max_steps))
+    row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put(row)
+
+
+def run_big_render(size: int, queue) -> None:
+    """Peak memory of drawing size x size RGB with the tiled renderer, beyond the output array."""
+    torch.set_num_threads(2)
+    from coordsr.render import render_field
+
+    field, _, _ = fit_to("hashgrid", photo(64), 30, 200)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    start = time.perf_counter()
+    out = render_field(field, (size, size), dtype=np.uint8)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put({"size": size, "seconds": seconds, "mpx_s": size * size / 1e6 / seconds,
+               "output_mb": out.nbytes / 2**20, "rss_before_mb": before, "peak_rss_mb": peak,
+               "beyond_output_mb": peak - before - out.nbytes / 2**20})
+
+
+def in_process(target, *args):
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=target, args=(*args, q))
+    p.start()
+    row = q.get()
+    p.join()
+    return row
+
+
+def fmt(v, spec=".2f"):
+    return "not reached" if v is None else format(v, spec)
+
+
+def main(argv=None) -> int:
+    from coordsr.methods import METHODS
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--methods", default=",".join(n for n, c in METHODS.items() if c.family == "per-image"))
+    ap.add_argument("--max-steps", type=int, default=3000)
+    ap.add_argument("--big", type=int, default=8192, help="side of the big render (0 = skip)")
+    ap.add_argument("--json", type=Path, default=Path("benchmarks/results/fields_speed.json"))
+    args = ap.parse_args(argv)
+
+    rows = []
+    for name in args.methods.split(","):
+        row = in_process(run_preset, name, args.max_steps)
+        rows.append(row)
+        print(f"{name}: {row}", file=sys.stderr, flush=True)
+    big = in_process(run_big_render, args.big) if args.big else None
+
+    print("| method | fit 64x64 to 30 dB | fit 256x256 to 30 dB | seed job (64->35 dB->1024^2) | render MP/s | peak RSS MB |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['method']} | {fmt(r['fit64_30db_s'])} s ({r['fit64_steps']} steps) "
+              f"| {fmt(r['fit256_30db_s'])} s ({r['fit256_steps']} steps) | {fmt(r['seed_job_s'])} s "
+              f"| {r['render_mpx_s']:.1f} | {r['peak_rss_mb']:.0f} |")
+    if big:
+        print(f"\nrender {big['size']}x{big['size']} RGB 8-bit (hashgrid): {big['seconds']:.1f} s, "
+              f"{big['mpx_s']:.1f} MP/s, output {big['output_mb']:.0f} MB, peak RSS {big['peak_rss_mb']:.0f} MB, "
+              f"{big['beyond_output_mb']:.0f} MB beyond the output array and the process before it")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"machine": platform.machine(), "cpus": torch.get_num_threads(),
+                                     "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+                                     "max_steps": args.max_steps, "rows": rows, "big_render": big}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

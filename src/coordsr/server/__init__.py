@@ -1,0 +1,1 @@
+"""The web page: `coordsr serve` (see app.py and docs/web.md)."""

@@ -1,0 +1,546 @@
+"""The web application: a JSON API over the job queue, and the static page that uses it.
+
+    coordsr serve                      # http://127.0.0.1:7860, data in ~/.local/share/coordsr
+    coordsr serve --host 0.0.0.0 --port 8000 --workers 2
+
+``create_app`` builds the FastAPI app (tests use it in-process); ``serve`` runs it with uvicorn.
+Every error a client can cause is a 4xx answer ``{"detail": "one line"}``; the API is described
+by the OpenAPI schema at ``/openapi.json`` (and browsable at ``/docs``). See docs/web.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import FastAPI, File, Form, HTTPException, Path as PathParam, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+
+from coordsr.errors import ImageError
+from coordsr.server.jobs import FINAL, JobManager, QueueFull, read_history
+from coordsr.server.storage import ID_RE, JobRecord, Store, new_job_id, safe_label
+from coordsr.server.tiles import Pyramid, TileRangeError, TileRenderer
+
+log = logging.getLogger("coordsr.server")
+STATIC = Path(__file__).parent / "static"
+FIT_MODELS = ("point", "consistent")
+JobId = Annotated[str, PathParam(description="The job's id: 16 hex digits")]
+
+
+@dataclass
+class Limits:
+    """What one request may ask of the server. Each refusal is a 4xx JSON error."""
+
+    max_upload_mb: float = 20.0
+    """Largest upload, in MiB (the whole request body); larger is refused with 413."""
+    max_pixels: int = 2048 * 2048
+    """Most pixels of an uploaded image, read from its header before any decoding (422)."""
+    max_output_pixels: int = 4096 * 4096
+    """Most pixels of the upscaled output (width x height, 422)."""
+    max_scale: float = 64.0
+    """Largest scale factor on either axis; scales must also be above 0 (422)."""
+    max_steps: int = 20000
+    """Largest fitting budget (steps) a job may ask for (422)."""
+    queue_size: int = 8
+    """Jobs that may wait for a worker; one more is refused with 503."""
+    tile_cache_mb: int = 64
+    """Memory for rendered viewer tiles (LRU)."""
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 2**20)
+
+
+# --- response models: what /openapi.json tells clients ---------------------------------------
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+class MethodOut(BaseModel):
+    name: str
+    description: str
+    family: str
+    fits_field: bool
+    settings: dict
+    """Per-job settings the method accepts, with their defaults (steps, seed, fit)."""
+
+
+class MethodsOut(BaseModel):
+    default: str
+    methods: list[MethodOut]
+
+
+class SizeInfo(BaseModel):
+    width: int
+    height: int
+
+
+class ImageInfo(SizeInfo):
+    channels: int
+    mode: str
+    """'L', 'LA', 'RGB' or 'RGBA'."""
+    bit_depth: int
+
+
+class ProgressInfo(BaseModel):
+    step: int
+    total: int
+    psnr: float | None
+
+
+class ViewerInfo(BaseModel):
+    width: int
+    height: int
+    tileSize: int
+    minLevel: int
+    maxLevel: int
+    tiles: str
+    """URL template with {level}, {x} and {y}."""
+
+
+class JobOut(BaseModel):
+    id: str
+    label: str
+    status: Literal["queued", "running", "done", "failed", "cancelled"]
+    method: str
+    settings: dict
+    created: float
+    started: float | None
+    finished: float | None
+    error: str | None
+    input: ImageInfo
+    output: SizeInfo
+    progress: ProgressInfo
+    has_field: bool
+    first_preview_s: float | None
+    urls: dict[str, str]
+    viewer: ViewerInfo | None
+
+
+class JobsOut(BaseModel):
+    jobs: list[JobOut]
+
+
+ERRORS = {code: {"model": ErrorOut} for code in (404, 409, 413, 422, 503)}
+
+
+def job_json(rec: JobRecord) -> dict:
+    base = f"/api/jobs/{rec.id}"
+    urls = {"self": base, "events": f"{base}/events", "input": f"{base}/input.png",
+            "thumb": f"{base}/thumb.png"}
+    viewer = None
+    if rec.status == "done":
+        urls.update(result=f"{base}/result.png", result_download=f"{base}/result.png?download=1",
+                    bicubic=f"{base}/bicubic.png")
+        if rec.has_field:
+            urls["field"] = f"{base}/field"
+        viewer = {**Pyramid.for_image(rec.out_width, rec.out_height).as_json(),
+                  "tiles": f"{base}/tiles/{{level}}/{{x}}_{{y}}.png"}
+    return {
+        "id": rec.id, "label": rec.label, "status": rec.status, "method": rec.method,
+        "settings": rec.settings, "created": rec.created, "started": rec.started,
+        "finished": rec.finished, "error": rec.error,
+        "input": {"width": rec.in_width, "height": rec.in_height, "channels": rec.channels,
+                  "mode": rec.mode, "bit_depth": rec.bit_depth},
+        "output": {"width": rec.out_width, "height": rec.out_height},
+        "progress": {"step": rec.step, "total": rec.total, "psnr": rec.psnr},
+        "has_field": rec.has_field, "first_preview_s": rec.first_preview_s,
+        "urls": urls, "viewer": viewer,
+    }
+
+
+def method_json(name: str, cls) -> dict:
+    names = {f.name: f for f in fields(cls)}
+    settings = {k: names[k].default for k in ("steps", "seed", "fit") if k in names}
+    return {"name": name, "description": cls.description(), "family": cls.family,
+            "fits_field": bool(cls.fits_field), "settings": settings}
+
+
+# --- request checks ----------------------------------------------------------------------------
+
+
+def output_size(h: int, w: int, scale: float | None, width: int | None, height: int | None,
+                limits: Limits) -> tuple[int, int]:
+    """(H, W) of the output from a scale or a width and/or height; HTTPException(422) if absurd."""
+    if scale is not None and (width is not None or height is not None):
+        raise HTTPException(422, "give either scale or width/height, not both")
+    if scale is None and width is None and height is None:
+        scale = 4.0
+    if scale is not None:
+        if not math.isfinite(scale) or scale <= 0 or scale > limits.max_scale:
+            raise HTTPException(422, f"scale must be above 0 and at most {limits.max_scale:g}, got {scale:g}")
+        oh, ow = round(h * scale), round(w * scale)
+        if oh < 1 or ow < 1:
+            raise HTTPException(422, f"scale {scale:g} makes the {w}x{h} image smaller than one pixel")
+    else:
+        for name, v in (("width", width), ("height", height)):
+            if v is not None and v < 1:
+                raise HTTPException(422, f"{name} must be at least 1, got {v}")
+        # one side given: the other keeps the aspect
+        ow = width if width is not None else max(1, round(w * height / h))
+        oh = height if height is not None else max(1, round(h * width / w))
+        worst = max(ow / w, oh / h)
+        if worst > limits.max_scale:
+            raise HTTPException(422, f"{ow}x{oh} is {worst:g} times the {w}x{h} input; "
+                                     f"the largest scale is {limits.max_scale:g}")
+    if ow * oh > limits.max_output_pixels:
+        raise HTTPException(422, f"an output of {ow}x{oh} = {ow * oh:,} pixels is over the limit of "
+                                 f"{limits.max_output_pixels:,}")
+    return oh, ow
+
+
+def method_settings(cls, steps: int | None, seed: int | None, fit: str | None, limits: Limits) -> dict:
+    names = {f.name for f in fields(cls)}
+    settings = {}
+    for key, value in (("steps", steps), ("seed", seed), ("fit", fit)):
+        if value is None:
+            continue
+        if key not in names:
+            raise HTTPException(422, f"method {cls.__name__!r} has no setting {key!r}")
+        settings[key] = value
+    if "steps" in settings and not 1 <= settings["steps"] <= limits.max_steps:
+        raise HTTPException(422, f"steps must be between 1 and {limits.max_steps}, got {settings['steps']}")
+    if "fit" in settings and settings["fit"] not in FIT_MODELS:
+        raise HTTPException(422, f"fit must be one of {', '.join(FIT_MODELS)}, got {settings['fit']!r}")
+    if "seed" in settings and not 0 <= settings["seed"] < 2**63:
+        raise HTTPException(422, f"seed must be between 0 and 2^63 - 1, got {settings['seed']}")
+    return settings
+
+
+class BodyLimit:
+    """ASGI middleware: refuse a request body over ``limit`` bytes without reading it all.
+
+    The declared Content-Length is checked first; a body that is streamed (or lies about its
+    length) is counted as it arrives and cut off with the same 413.
+    """
+
+    def __init__(self, app, limit: int, limit_mb: float):
+        self.app, self.limit, self.limit_mb = app, limit, limit_mb
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        detail = f"upload too large: the limit is {self.limit_mb:g} MiB"
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await JSONResponse({"detail": detail}, 413)(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise HTTPException(413, detail)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+# --- the app -----------------------------------------------------------------------------------
+
+
+def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None) -> FastAPI:
+    """The FastAPI app, with its job workers started and interrupted jobs marked failed."""
+    from coordsr.methods import DEFAULT_METHOD, METHODS, get_method
+    from coordsr.methods.base import resolve_device
+
+    limits = limits or Limits()
+    store = Store(Path(data_dir))
+    manager = JobManager(store, workers=workers, queue_size=limits.queue_size)
+    tiles = TileRenderer(cache_bytes=limits.tile_cache_mb << 20, device=str(resolve_device("auto")))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        await asyncio.to_thread(manager.stop)
+        store.close()
+
+    app = FastAPI(title="coordsr", version="1", lifespan=lifespan,
+                  summary="Upscale images with coordinate-based neural networks; zoom without end.")
+    app.state.store, app.state.manager, app.state.tiles, app.state.limits = store, manager, tiles, limits
+    # The body limit wraps the whole app (at the end): 64 KiB of slack for the multipart envelope.
+    body_limit = limits.max_upload_bytes + (64 << 10)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        # FastAPI's default is a list of objects; the page and curl users get one line instead.
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+            parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        return JSONResponse({"detail": "; ".join(parts) or "invalid request"}, 422)
+
+    def record(job_id: str) -> JobRecord:
+        rec = store.get(job_id) if ID_RE.match(job_id) else None
+        if rec is None:
+            raise HTTPException(404, f"no job {job_id!r}")
+        return rec
+
+    def job_file(rec: JobRecord, name: str, *, download: str | None = None,
+                 media_type: str = "image/png") -> FileResponse:
+        path = store.job_dir(rec.id) / name
+        if not path.is_file():
+            if rec.status in FINAL:
+                raise HTTPException(404, f"job {rec.id} has no {name} (status {rec.status})")
+            raise HTTPException(409, f"job {rec.id} is {rec.status}: {name} is not ready yet")
+        if download:
+            return FileResponse(path, media_type=media_type, filename=download)
+        return FileResponse(path, media_type=media_type)
+
+    # --- methods and limits ------------------------------------------------------------------
+
+    @app.get("/api/methods", response_model=MethodsOut, tags=["methods"])
+    def list_methods():
+        """The upscalers of the registry, with their one-line descriptions and per-job settings."""
+        return {"default": DEFAULT_METHOD,
+                "methods": [method_json(name, cls) for name, cls in METHODS.items()]}
+
+    @app.get("/api/limits", tags=["methods"])
+    def get_limits() -> dict:
+        """The server's limits on uploads, sizes and budgets."""
+        return {**asdict(limits), "workers": workers}
+
+    # --- jobs --------------------------------------------------------------------------------
+
+    @app.post("/api/jobs", status_code=202, response_model=JobOut, responses=ERRORS, tags=["jobs"])
+    def create_job(
+        response: Response,
+        file: Annotated[UploadFile, File(description="The image: PNG, JPEG, TIFF, WebP or BMP")],
+        method: Annotated[str, Form(description="Registry name (GET /api/methods)")] = DEFAULT_METHOD,
+        scale: Annotated[float | None, Form(description="Output = input x scale; default 4")] = None,
+        width: Annotated[int | None, Form(description="Output width (instead of scale)")] = None,
+        height: Annotated[int | None, Form(description="Output height (instead of scale)")] = None,
+        steps: Annotated[int | None, Form(description="Fitting budget (per-image methods)")] = None,
+        seed: Annotated[int | None, Form(description="Seed of the fit")] = None,
+        fit: Annotated[str | None, Form(description="'point' or 'consistent'")] = None,
+    ):
+        """Upload an image and queue an upscaling job. Answers 202 with the job; follow its events."""
+        from coordsr.images import decode_image_bytes, write_image
+
+        created = time.time()
+        try:
+            cls = get_method(method)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        settings = method_settings(cls, steps, seed, fit, limits)
+        data = file.file.read(limits.max_upload_bytes + 1)
+        if len(data) > limits.max_upload_bytes:
+            raise HTTPException(413, f"upload too large: the limit is {limits.max_upload_mb:g} MiB")
+        if not data:
+            raise HTTPException(422, "the uploaded file is empty")
+        label = safe_label(file.filename)
+        try:
+            image = decode_image_bytes(data, label, max_pixels=limits.max_pixels)
+        except ImageError as exc:
+            raise HTTPException(422, str(exc)) from None
+        oh, ow = output_size(image.height, image.width, scale, width, height, limits)
+        try:
+            cls(device="cpu", **settings)  # the settings' own checks, before anything is stored
+        except (TypeError, ValueError) as exc:
+            raise HTTPException(422, f"bad settings for {method}: {exc}") from None
+        if manager.waiting() >= limits.queue_size:
+            raise HTTPException(503, f"the job queue is full ({limits.queue_size} waiting); try again later",
+                                headers={"Retry-After": "30"})
+
+        rec = JobRecord(id=new_job_id(), label=label, method=method, settings=settings,
+                        in_width=image.width, in_height=image.height, channels=image.channels,
+                        mode=image.mode, bit_depth=image.bit_depth, out_width=ow, out_height=oh,
+                        created=created)
+        folder = store.job_dir(rec.id)
+        folder.mkdir(parents=True)
+        write_image(folder / "input.png", image.pixels, bit_depth=image.bit_depth)
+        write_image(folder / "thumb.png", thumbnail(image.pixels), bit_depth=8)
+        store.insert(rec)
+        try:
+            manager.submit(rec)
+        except QueueFull as exc:
+            store.delete(rec.id)
+            raise HTTPException(503, str(exc), headers={"Retry-After": "30"}) from None
+        response.headers["Location"] = f"/api/jobs/{rec.id}"
+        return job_json(rec)
+
+    @app.get("/api/jobs", response_model=JobsOut, tags=["jobs"])
+    def list_jobs(limit: Annotated[int, Query(ge=1, le=1000)] = 200):
+        """The gallery: past and current jobs, newest first."""
+        return {"jobs": [job_json(r) for r in store.list(limit)]}
+
+    @app.get("/api/jobs/{job_id}", response_model=JobOut, responses=ERRORS, tags=["jobs"])
+    def get_job(job_id: JobId):
+        """A job's status, progress and links."""
+        return job_json(record(job_id))
+
+    @app.post("/api/jobs/{job_id}/cancel", status_code=202, response_model=JobOut, responses=ERRORS,
+              tags=["jobs"])
+    def cancel_job(job_id: JobId):
+        """Stop a queued or running job (it ends 'cancelled'); 409 if it has already ended."""
+        rec = record(job_id)
+        if not manager.cancel(job_id):
+            raise HTTPException(409, f"job {job_id} has already ended ({rec.status})")
+        return job_json(record(job_id))
+
+    @app.delete("/api/jobs/{job_id}", status_code=204, responses=ERRORS, tags=["jobs"])
+    def delete_job(job_id: JobId):
+        """Delete a job, its files and its cached tiles (a running job is cancelled first)."""
+        record(job_id)
+        manager.cancel(job_id)
+        store.delete(job_id)
+        tiles.forget(job_id)
+        return Response(status_code=204)
+
+    @app.get("/api/jobs/{job_id}/events", tags=["jobs"], responses=ERRORS,
+             response_class=StreamingResponse)
+    async def job_events(job_id: JobId):
+        """Server-sent events: `state` (a snapshot) first, then `status`, `progress` and one `end`.
+
+        `progress` data: step, total, stage ('fit' or 'render'), loss, psnr, elapsed, eta (s) and,
+        about once a second, `preview` (a PNG data: URL). `end` data: the job (as GET /api/jobs/{id}).
+        """
+        rec = record(job_id)
+        live = manager.live(job_id)
+        if live is not None:
+            snapshot, events = live.subscribe(asyncio.get_running_loop())
+        else:
+            snapshot = {"history": read_history(store.job_dir(job_id)), "preview": None,
+                        "last": None, "ended": True}
+            events = None
+
+        def sse(name: str, data) -> str:
+            return f"event: {name}\ndata: {json.dumps(data)}\n\n"
+
+        async def stream():
+            try:
+                current = store.get(job_id) or rec
+                yield "retry: 2000\n\n"
+                yield sse("state", {"job": job_json(current), **snapshot})
+                if events is None or snapshot["ended"]:
+                    yield sse("end", job_json(current))
+                    return
+                while True:
+                    try:
+                        name, data = await asyncio.wait_for(events.get(), timeout=15)
+                    except asyncio.TimeoutError:
+                        yield ": keep-alive\n\n"
+                        continue
+                    if name == "end":
+                        latest = store.get(job_id)
+                        yield sse("end", job_json(latest) if latest else {**job_json(current), **data})
+                        return
+                    yield sse(name, data)
+            finally:
+                if live is not None:
+                    live.unsubscribe(events)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    # --- files -------------------------------------------------------------------------------
+
+    @app.get("/api/jobs/{job_id}/result.png", response_class=FileResponse, responses=ERRORS, tags=["files"])
+    def get_result(job_id: JobId, download: bool = False):
+        """The upscaled image (PNG at the input's bit depth); `?download=1` names it for saving."""
+        rec = record(job_id)
+        name = f"{rec.label}-{rec.method}-{rec.out_width}x{rec.out_height}.png"
+        return job_file(rec, "result.png", download=name if download else None)
+
+    @app.get("/api/jobs/{job_id}/bicubic.png", response_class=FileResponse, responses=ERRORS, tags=["files"])
+    def get_bicubic(job_id: JobId):
+        """The same output size by bicubic interpolation: the 'before' of the comparison."""
+        return job_file(record(job_id), "bicubic.png")
+
+    @app.get("/api/jobs/{job_id}/input.png", response_class=FileResponse, responses=ERRORS, tags=["files"])
+    def get_input(job_id: JobId):
+        """The uploaded image, decoded and stored as PNG."""
+        return job_file(record(job_id), "input.png")
+
+    @app.get("/api/jobs/{job_id}/thumb.png", response_class=FileResponse, responses=ERRORS, tags=["files"])
+    def get_thumb(job_id: JobId):
+        """A small picture of the input for the gallery."""
+        return job_file(record(job_id), "thumb.png")
+
+    @app.get("/api/jobs/{job_id}/field", response_class=FileResponse, responses=ERRORS, tags=["files"])
+    def get_field(job_id: JobId):
+        """The fitted field (safetensors; `coordsr render` draws it at any size). 404 for methods
+        without a field."""
+        rec = record(job_id)
+        if rec.status == "done" and not rec.has_field:
+            raise HTTPException(404, f"method {rec.method!r} makes no field")
+        return job_file(rec, "field.safetensors", download=f"{rec.label}-{rec.method}.field.safetensors",
+                        media_type="application/octet-stream")
+
+    @app.get("/api/jobs/{job_id}/tiles/{level}/{x}_{y}.png", responses={200: {"content": {"image/png": {}}}, **ERRORS},
+             response_class=Response, tags=["files"])
+    def get_tile(job_id: JobId, level: int, x: int, y: int):
+        """Tile (x, y) of `level` of the viewer's virtual image (see `viewer` in the job), drawn
+        from the field on demand at any depth."""
+        rec = record(job_id)
+        if rec.status != "done":
+            raise HTTPException(409, f"job {job_id} is {rec.status}: tiles exist only when it is done")
+        try:
+            data = tiles.tile(rec.id, store.job_dir(rec.id), (rec.out_height, rec.out_width),
+                              rec.has_field, level, x, y)
+        except TileRangeError as exc:
+            raise HTTPException(404, str(exc)) from None
+        except (OSError, ImageError) as exc:
+            if store.get(job_id) is None:  # deleted meanwhile
+                raise HTTPException(404, f"no job {job_id!r}") from None
+            raise HTTPException(404, f"cannot draw tile: {exc}") from None
+        return Response(data, media_type="image/png", headers={"Cache-Control": "public, max-age=86400"})
+
+    # --- the page ----------------------------------------------------------------------------
+
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    app.add_middleware(BodyLimit, limit=body_limit, limit_mb=limits.max_upload_mb)
+    return app
+
+
+def thumbnail(pixels, side: int = 192):
+    """A float image shrunk (box filter) to at most ``side`` pixels on its longer side."""
+    import numpy as np
+    from PIL import Image
+
+    h, w = pixels.shape[:2]
+    arr = np.rint(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
+    im = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
+    im.thumbnail((side, side), Image.BOX)
+    out = np.asarray(im, dtype=np.float32) / 255
+    return out[..., None] if out.ndim == 2 else out
+
+
+def serve(host: str, port: int, data_dir: Path, workers: int, limits: Limits) -> None:
+    """Run the web page and its API with uvicorn until interrupted."""
+    import uvicorn
+
+    import os
+
+    import torch
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(name)s: %(message)s")
+    # Each worker fits with its share of the cores: oversubscribed thread pools crawl.
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(workers, 1)))
+    data_dir = Path(data_dir).expanduser()
+    app = create_app(data_dir, workers, limits)
+    shown = f"[{host}]" if ":" in host else host
+    log.info("coordsr: serving http://%s:%d/ (data in %s, %d worker(s))", shown, port, data_dir, workers)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("listening on %s: anyone who can reach this port can upload and run jobs "
+                    "(there is no authentication)", host)
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=3)

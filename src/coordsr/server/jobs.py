@@ -1,0 +1,315 @@
+"""The job queue: a bounded queue, a fixed number of worker threads, live events for each job.
+
+A job runs one upscaler from the registry on one uploaded image. While it runs, its progress
+reports become events (``progress``, with a preview image about once a second) that are pushed
+to every subscriber of the job's event stream; when it ends, an ``end`` event. Subscribers are
+asyncio queues of the web server's event loop, fed from the worker threads with
+``call_soon_threadsafe``, so nothing polls.
+
+Statuses: queued -> running -> done | failed | cancelled. A job the server stopped in the middle
+is marked failed on the next start (``Store.fail_interrupted``), never left running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import queue
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from coordsr.errors import Cancelled, CoordsrError
+from coordsr.progress import Progress
+from coordsr.server.storage import JobRecord, Store
+
+log = logging.getLogger("coordsr.server")
+
+PREVIEW_INTERVAL = 1.0
+"""Seconds between two live previews of a running job (the first is sent at once)."""
+FINAL = ("done", "failed", "cancelled")
+
+
+class QueueFull(Exception):
+    """The job queue holds its maximum number of waiting jobs."""
+
+
+def data_url(pixels: np.ndarray) -> str:
+    """(H, W, C) floats in [0, 1] -> an 8-bit PNG as a data: URL (previews travel inside events)."""
+    from coordsr.images import encode_image_bytes
+
+    return "data:image/png;base64," + base64.b64encode(encode_image_bytes(pixels, "PNG", 8)).decode()
+
+
+@dataclass
+class LiveJob:
+    """What the server keeps in memory about a queued or running job."""
+
+    id: str
+    created: float
+    cancel: threading.Event = field(default_factory=threading.Event)
+    history: list[dict] = field(default_factory=list)
+    """Every fit progress report so far (no previews): the loss / PSNR curve."""
+    preview: str | None = None
+    """Latest preview as a data: URL."""
+    last: dict | None = None
+    """Latest progress event."""
+    ended: bool = False
+    _subscribers: list = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def publish(self, name: str, data: dict) -> None:
+        """Send an event to every subscriber (from any thread)."""
+        with self._lock:
+            if name == "progress":
+                point = {k: data.get(k) for k in ("step", "total", "stage", "loss", "psnr")}
+                if data.get("stage") == "fit":
+                    self.history.append(point)
+                if data.get("preview"):
+                    self.preview = data["preview"]
+                self.last = {k: v for k, v in data.items() if k != "preview"}
+            if name == "end":
+                self.ended = True
+            subscribers = list(self._subscribers)
+        for loop, q in subscribers:
+            try:
+                loop.call_soon_threadsafe(q.put_nowait, (name, data))
+            except RuntimeError:  # that client's event loop is gone
+                self.unsubscribe(q)
+
+    def subscribe(self, loop: asyncio.AbstractEventLoop) -> tuple[dict, asyncio.Queue]:
+        """A snapshot of the job so far and a queue of the events after it (none lost between)."""
+        q: asyncio.Queue = asyncio.Queue()
+        with self._lock:
+            snapshot = {"history": list(self.history), "preview": self.preview, "last": self.last,
+                        "ended": self.ended}
+            if not self.ended:
+                self._subscribers.append((loop, q))
+        return snapshot, q
+
+    def unsubscribe(self, q: asyncio.Queue) -> None:
+        with self._lock:
+            self._subscribers = [(lp, sq) for lp, sq in self._subscribers if sq is not q]
+
+
+class JobManager:
+    """Runs jobs on ``workers`` threads from a queue of at most ``queue_size`` waiting jobs."""
+
+    def __init__(self, store: Store, workers: int = 1, queue_size: int = 8, device: str = "auto"):
+        if workers < 1:
+            raise ValueError(f"need at least one worker, got {workers}")
+        self.store = store
+        self.device = device
+        self.preview_interval = PREVIEW_INTERVAL
+        """Seconds between two previews of a job (tests shorten it)."""
+        self._queue: queue.Queue[str | None] = queue.Queue(maxsize=max(1, queue_size))
+        self._live: dict[str, LiveJob] = {}
+        self._live_lock = threading.Lock()
+        self._finish_lock = threading.Lock()  # a queued job can be settled by a click and a worker
+        self._stopping = threading.Event()
+        self._threads = [threading.Thread(target=self._work, name=f"coordsr-worker-{i}", daemon=True)
+                         for i in range(workers)]
+        self.recovered = store.fail_interrupted()
+        if self.recovered:
+            log.warning("marked %d interrupted job(s) as failed: %s", len(self.recovered),
+                        ", ".join(self.recovered))
+        for t in self._threads:
+            t.start()
+
+    # --- the web side ----------------------------------------------------------------------
+
+    def submit(self, rec: JobRecord) -> LiveJob:
+        """Queue a job whose record and input file exist; QueueFull when no room is left."""
+        live = LiveJob(rec.id, rec.created)
+        with self._live_lock:
+            self._live[rec.id] = live
+        try:
+            self._queue.put_nowait(rec.id)
+        except queue.Full:
+            with self._live_lock:
+                self._live.pop(rec.id, None)
+            raise QueueFull(f"the job queue is full ({self._queue.maxsize} waiting); try again later") from None
+        return live
+
+    def live(self, job_id: str) -> LiveJob | None:
+        with self._live_lock:
+            return self._live.get(job_id)
+
+    def cancel(self, job_id: str) -> bool:
+        """Ask a queued or running job to stop; False when it is not active."""
+        live = self.live(job_id)
+        if live is None:
+            return False
+        live.cancel.set()
+        rec = self.store.get(job_id)
+        if rec is not None and rec.status == "queued":  # never started: settle it now
+            self._finish(live, "cancelled", error="cancelled before it started")
+        return True
+
+    def waiting(self) -> int:
+        return self._queue.qsize()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the workers: running jobs are interrupted and marked failed."""
+        self._stopping.set()
+        with self._live_lock:
+            lives = list(self._live.values())
+        for live in lives:
+            live.cancel.set()
+        for _ in self._threads:
+            try:
+                self._queue.put(None, timeout=timeout)
+            except queue.Full:
+                break
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+
+    # --- the worker side ---------------------------------------------------------------------
+
+    def _work(self) -> None:
+        if threading.current_thread() is self._threads[0]:
+            warm_up()
+        while True:
+            job_id = self._queue.get()
+            if job_id is None:
+                return
+            live = self.live(job_id)
+            try:
+                if live is not None:
+                    self._run(live)
+            except BaseException:  # a worker never dies with a job: it fails the job and goes on
+                log.exception("job %s: unexpected error in the worker", job_id)
+                if live is not None and not live.ended:
+                    self._finish(live, "failed", error="internal error in the worker (see the server log)")
+            finally:
+                with self._live_lock:
+                    self._live.pop(job_id, None)
+
+    def _finish(self, live: LiveJob, status: str, **changes) -> None:
+        with self._finish_lock:
+            if live.ended:
+                return
+            self.store.update(live.id, status=status, finished=time.time(), **changes)
+            if self.store.get(live.id) is None:  # deleted while it ran: remove what it wrote since
+                shutil.rmtree(self.store.job_dir(live.id), ignore_errors=True)
+            live.publish("end", {"status": status, "error": changes.get("error")})
+
+    def _run(self, live: LiveJob) -> None:
+        from coordsr.images import read_image, write_image
+        from coordsr.methods import METHODS
+        from coordsr.methods.interpolation import bicubic
+        from coordsr.render import render_field
+
+        rec = self.store.get(live.id)
+        if rec is None or rec.status != "queued" or live.ended:
+            return  # deleted or cancelled while it waited
+        if self._stopping.is_set():
+            self._finish(live, "failed", error="interrupted: the server stopped before this job started")
+            return
+        if live.cancel.is_set():
+            self._finish(live, "cancelled", error="cancelled before it started")
+            return
+        self.store.update(rec.id, status="running", started=time.time())
+        live.publish("status", {"status": "running"})
+        folder = self.store.job_dir(rec.id)
+        size = (rec.out_height, rec.out_width)
+        try:
+            cls = METHODS[rec.method]
+            pixels = read_image(folder / "input.png").pixels
+            upscaler = cls(device=self.device, **rec.settings)
+            report = self._reporter(live, rec)
+            has_field, psnr = False, None
+            if getattr(cls, "fits_field", False):
+                fitted, result = upscaler.fit_field(pixels, size, bit_depth=rec.bit_depth, progress=report)
+                psnr = result.psnr
+                fitted.save(folder / "field.safetensors", method=rec.method, settings=rec.settings)
+                has_field = True
+                depth = np.uint16 if rec.bit_depth == 16 else np.uint8  # quantized tile by tile: 1/4 the memory
+                out = render_field(fitted, size, dtype=depth, progress=self._render_reporter(live, report))
+            else:
+                out = upscaler.upscale(pixels, size, progress=report)
+            write_image(folder / "result.png", np.ascontiguousarray(out), bit_depth=rec.bit_depth)
+            if live.cancel.is_set():
+                raise Cancelled()
+            before = bicubic(device="cpu").upscale(pixels, size)
+            write_image(folder / "bicubic.png", np.ascontiguousarray(before), bit_depth=8)
+            (folder / "history.json").write_text(json.dumps(live.history))
+        except Cancelled:
+            if self._stopping.is_set():
+                self._finish(live, "failed", error="interrupted: the server stopped while this job was running")
+            else:
+                self._finish(live, "cancelled", error="cancelled")
+            return
+        except (CoordsrError, ValueError, FloatingPointError, MemoryError) as exc:
+            log.info("job %s failed: %s", rec.id, exc)
+            self._finish(live, "failed", error=" ".join(str(exc).split()) or type(exc).__name__)
+            return
+        except Exception as exc:
+            log.exception("job %s crashed", rec.id)
+            self._finish(live, "failed", error=f"internal error: {type(exc).__name__}: {exc}")
+            return
+        final = {"step": live.history[-1]["step"], "total": live.history[-1]["total"]} if live.history else {}
+        self._finish(live, "done", has_field=has_field, psnr=psnr, **final)
+
+    def _reporter(self, live: LiveJob, rec: JobRecord):
+        """The progress callback of one job: events, throttled previews, cancellation."""
+        state = {"last_preview": None}
+
+        def report(p: Progress) -> None:
+            if live.cancel.is_set():
+                raise Cancelled()
+            now = time.monotonic()
+            event = {"step": p.step, "total": p.total, "stage": p.stage, "loss": p.loss,
+                     "psnr": p.psnr, "elapsed": p.elapsed, "eta": p.eta}
+            due = state["last_preview"] is None or now - state["last_preview"] >= self.preview_interval
+            if p.preview is not None and due:
+                event["preview"] = data_url(p.preview())
+                state["last_preview"] = time.monotonic()
+                changes = {"step": p.step, "total": p.total, "psnr": p.psnr}
+                if live.preview is None:
+                    changes["first_preview_s"] = time.time() - rec.created
+                self.store.update(rec.id, **changes)
+            live.publish("progress", event)
+
+        return report
+
+    def _render_reporter(self, live: LiveJob, report):
+        """render()'s (done, total) pixels callback -> 'render' stage events, at most 4 a second."""
+        start, state = time.monotonic(), {"last": 0.0}
+
+        def on_tile(done: int, total: int) -> None:
+            now = time.monotonic()
+            if done == total or now - state["last"] >= 0.25:
+                state["last"] = now
+                report(Progress(step=done, total=total, stage="render", elapsed=now - start))
+
+        return on_tile
+
+
+def warm_up() -> None:
+    """Pay torch's one-time costs before the first job (the first optimizer imports
+    torch._dynamo: seconds), so the first upload shows its first preview as soon as later ones."""
+    try:
+        import torch
+
+        torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+    except Exception:  # pragma: no cover - a failed warm-up only costs time later
+        log.exception("warm-up failed")
+
+
+def read_history(folder: Path) -> list[dict]:
+    """The curve of a finished job (written when it ends)."""
+    try:
+        return json.loads((folder / "history.json").read_text())
+    except (OSError, ValueError):
+        return []
+
+
+__all__ = ["FINAL", "JobManager", "LiveJob", "QueueFull", "read_history"]

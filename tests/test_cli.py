@@ -1,0 +1,123 @@
+"""The CLI in-process: every command, and every bad input gives one line and no output file."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from coordsr.cli import main
+
+from test_methods import smooth_image
+
+
+@pytest.fixture
+def photo(tmp_path):
+    path = tmp_path / "photo.png"
+    Image.fromarray((smooth_image(12, 16, 3) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_upscale_by_scale_size_and_width(tmp_path, photo, capsys):
+    out = tmp_path / "big.png"
+    assert run(capsys, "upscale", photo, "-o", out, "--scale", 2.5, "--method", "bicubic", "-q")[0] == 0
+    assert Image.open(out).size == (40, 30)
+    out.unlink()
+    assert run(capsys, "upscale", photo, "-o", out, "--size", "50x20", "--method", "bicubic", "-q")[0] == 0
+    assert Image.open(out).size == (50, 20)
+    out.unlink()
+    assert run(capsys, "upscale", photo, "-o", out, "--width", 64, "--method", "bicubic", "-q")[0] == 0
+    assert Image.open(out).size == (64, 48)
+
+
+def test_upscale_with_a_field_method_and_settings(tmp_path, photo, capsys):
+    out = tmp_path / "big.png"
+    code, _, err = run(capsys, "upscale", photo, "-o", out, "--scale", 2, "--method", "siren", "--steps", 10,
+                       "--seed", 3, "--fit", "consistent")
+    assert code == 0, err
+    assert Image.open(out).size == (32, 24)
+
+
+def test_fit_then_render_reproduces_upscale(tmp_path, photo, capsys):
+    field, a, b = tmp_path / "p.field", tmp_path / "a.png", tmp_path / "b.png"
+    common = ["--method", "hashgrid", "--steps", 20, "--seed", 3, "--scale", 2, "-q"]
+    assert run(capsys, "fit", photo, "-o", field, *common)[0] == 0
+    assert run(capsys, "render", field, "-o", a, "--scale", 2, "-q")[0] == 0
+    assert run(capsys, "upscale", photo, "-o", b, *common)[0] == 0
+    assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
+    big = tmp_path / "huge.png"
+    assert run(capsys, "render", field, "-o", big, "--size", "300x200", "-q")[0] == 0
+    assert Image.open(big).size == (300, 200)
+
+
+def test_methods_lists_every_method(capsys):
+    from coordsr.methods import METHODS
+
+    code, out, _ = run(capsys, "methods")
+    assert code == 0
+    for name in METHODS:
+        assert f" {name} " in out
+
+
+def bad_inputs(tmp_path, photo):
+    (tmp_path / "notimage.png").write_text("hello")
+    data = photo.read_bytes()
+    (tmp_path / "truncated.png").write_bytes(data[: len(data) // 2])
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tmp_path / "tiny.png")
+    out = tmp_path / "out.png"
+    return {
+        "missing": (["upscale", tmp_path / "nope.png", "-o", out], "nope.png"),
+        "not an image": (["upscale", tmp_path / "notimage.png", "-o", out], "notimage.png"),
+        "truncated": (["upscale", tmp_path / "truncated.png", "-o", out], "truncated.png"),
+        "1x1": (["upscale", tmp_path / "tiny.png", "-o", out], "tiny.png"),
+        "scale 0": (["upscale", photo, "-o", out, "--scale", 0], "scale"),
+        "scale -2": (["upscale", photo, "-o", out, "--scale", -2], "scale"),
+        "unknown method": (["upscale", photo, "-o", out, "--method", "magic"], "magic"),
+        "unknown setting": (["upscale", photo, "-o", out, "--method", "bicubic", "--steps", 5], "steps"),
+        "missing folder": (["upscale", photo, "-o", tmp_path / "no" / "out.png"], "does not exist"),
+        "overwrite input": (["upscale", photo, "-o", photo], "overwrite the input"),
+        "bad size": (["upscale", photo, "-o", out, "--size", "big"], "WIDTHxHEIGHT"),
+        "bad field": (["render", tmp_path / "notimage.png", "-o", out], "notimage.png"),
+        "bad suffix": (["upscale", photo, "-o", tmp_path / "out.xyz", "--method", "bicubic"], "out.xyz"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "not an image", "truncated", "1x1", "scale 0", "scale -2",
+                                  "unknown method", "unknown setting", "missing folder", "overwrite input",
+                                  "bad size", "bad field", "bad suffix"])
+def test_bad_input_gives_one_line_and_no_output(tmp_path, photo, capsys, case):
+    args, needle = bad_inputs(tmp_path, photo)[case]
+    before = photo.read_bytes()
+    code, out, err = run(capsys, *args)
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert needle in lines[0] and "Traceback" not in err
+    assert not (tmp_path / "out.png").exists() and not (tmp_path / "out.xyz").exists()
+    assert photo.read_bytes() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") and p.suffix == ".tmp"]
+
+
+def test_existing_output_needs_force(tmp_path, photo, capsys):
+    out = tmp_path / "out.png"
+    out.write_bytes(b"precious")
+    code, _, err = run(capsys, "upscale", photo, "-o", out, "--method", "bicubic")
+    assert code != 0 and "--force" in err and out.read_bytes() == b"precious"
+    assert run(capsys, "upscale", photo, "-o", out, "--method", "bicubic", "--force", "-q")[0] == 0
+
+
+def test_traceback_flag_shows_the_exception(tmp_path, capsys):
+    with pytest.raises(Exception):
+        main(["--traceback", "upscale", str(tmp_path / "nope.png"), "-o", str(tmp_path / "o.png")])
+
+
+def test_module_entry_point_runs():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "coordsr", "methods"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "bicubic" in r.stdout

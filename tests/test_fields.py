@@ -1,0 +1,138 @@
+"""Per-image fields: fitting, both observation models, saving, reloading, rendering."""
+
+import numpy as np
+import pytest
+import torch
+
+from coordsr.coords import pixel_centers
+from coordsr.errors import Cancelled, FieldFileError
+from coordsr.field import Field, FieldConfig, ImageMeta
+from coordsr.fit import FitConfig, fit
+from coordsr.methods import METHODS
+from coordsr.render import check_fits_in_memory, render, render_field
+from coordsr.resize import imresize_np
+
+from test_methods import smooth_image
+
+PER_IMAGE = [n for n, c in METHODS.items() if c.family == "per-image"]
+
+
+def psnr(a, b):
+    return 10 * np.log10(1 / np.mean((a - b) ** 2))
+
+
+def test_a_fitted_field_reproduces_a_small_image_above_40db():
+    img = smooth_image(16, 16, 3)
+    field, result = METHODS["hashgrid"](steps=300, device="cpu").fit_field(img, (16, 16))
+    assert psnr(render_field(field, (16, 16)), img) > 40
+    assert result.psnr > 40
+
+
+@pytest.mark.parametrize("name", PER_IMAGE)
+def test_each_family_fits_both_ways(name):
+    img = smooth_image(8, 8, 3)
+    for obs in ("point", "consistent"):
+        field, result = METHODS[name](steps=20, fit=obs, device="cpu").fit_field(img, (16, 16))
+        assert result.steps == 20 and np.isfinite(result.psnr)
+        assert render_field(field, (16, 16)).shape == (16, 16, 3)
+
+
+def test_consistent_fit_matches_the_input_through_the_kernel():
+    hr = smooth_image(32, 32, 1, seed=3)
+    lr = imresize_np(hr, scale=0.5).astype(np.float32)
+    method = METHODS["hashgrid"](steps=300, fit="consistent", device="cpu")
+    field, _ = method.fit_field(lr, (32, 32))
+    sr = render_field(field, (32, 32))
+    assert psnr(imresize_np(sr, scale=0.5), lr) > 35  # consistent with what it saw
+
+
+def test_crops_of_the_consistent_model_equal_the_full_operator():
+    """A crop's prediction is the full operator's prediction restricted to that crop."""
+    from coordsr.fit import ConsistentObservation
+
+    torch.manual_seed(0)
+    lr = torch.rand(9, 11, 2)
+    field = Field(FieldConfig(hidden=16, layers=2), ImageMeta(9, 11, 2))
+    obs = ConsistentObservation(lr, (27, 33), "cubic", 0, 0.0, torch.Generator())
+    with torch.no_grad():
+        full, _ = obs.predict(field, 0, 9, 0, 11)
+        crop, _ = obs.predict(field, 2, 6, 5, 10)
+        # and the full prediction is the MATLAB-style resize of the rendered output
+        hr = field(pixel_centers(27, 33)).double().numpy()  # unclipped, unlike render()
+        ref = imresize_np(hr, (9, 11), scale=(1 / 3, 1 / 3))
+    assert torch.allclose(crop, full[:, 2:6, 5:10], atol=1e-6)
+    assert np.abs(full.permute(1, 2, 0).numpy() - ref).max() < 1e-5
+
+
+def test_save_load_render_is_identical(tmp_path):
+    img = smooth_image(10, 14, 4)
+    method = METHODS["siren"](steps=20, device="cpu")
+    field, _ = method.fit_field(img, (20, 28))
+    path = tmp_path / "f.field"
+    field.save(path, method="siren", settings=method.settings())
+    back = Field.load(path)
+    assert back.meta == field.meta
+    assert np.array_equal(render_field(back, (33, 47)), render_field(field, (33, 47)))
+    assert np.array_equal(method.upscale(img, (20, 28)), render_field(back, (20, 28)))
+
+
+def test_bad_field_files(tmp_path):
+    bad = tmp_path / "x.field"
+    bad.write_bytes(b"not a field")
+    with pytest.raises(FieldFileError, match="x.field"):
+        Field.load(bad)
+    with pytest.raises(FieldFileError, match="no such"):
+        Field.load(tmp_path / "missing.field")
+    from safetensors.torch import save_file
+
+    save_file({"a": torch.zeros(1)}, str(bad), metadata={"coordsr": '{"format": "coordsr-field", "format_version": 99}'})
+    with pytest.raises(FieldFileError, match="version 99"):
+        Field.load(bad)
+
+
+def test_render_in_tiles_equals_one_pass_and_uint8_quantizes():
+    field = Field(FieldConfig(hidden=16, layers=2), ImageMeta(5, 7, 3))
+    one = render_field(field, (37, 53), tile_pixels=10**9)
+    tiled = render_field(field, (37, 53), tile_pixels=100)
+    assert np.allclose(one, tiled, atol=1e-6)
+    q = render_field(field, (37, 53), tile_pixels=100, dtype=np.uint8)
+    assert q.dtype == np.uint8 and np.abs(q / 255 - one).max() <= 0.5 / 255 + 1e-6
+
+
+def test_render_region_is_the_matching_part_of_the_whole():
+    field = Field(FieldConfig(hidden=16, layers=2), ImageMeta(6, 6, 1))
+    whole = render_field(field, (64, 64))
+    part = render_field(field, (32, 32), box=(0.0, -1.0, 1.0, 0.0))
+    assert np.allclose(whole[:32, 32:], part, atol=1e-6)
+
+
+def test_outputs_larger_than_memory_are_refused():
+    from coordsr.errors import CoordsrError
+
+    with pytest.raises(CoordsrError, match="GiB"):
+        check_fits_in_memory(10**6, 10**6, 3)
+
+
+def test_progress_reports_and_cancel():
+    img = smooth_image(8, 8, 3)
+    seen = []
+
+    def cb(p):
+        seen.append(p)
+        assert p.preview().shape == (8, 8, 3)
+        if p.step >= 50:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        METHODS["hashgrid"](steps=200, device="cpu").fit_field(img, (8, 8), progress=cb)
+    assert [p.step for p in seen] == [1, 25, 50] and seen[1].eta is not None
+
+
+def test_early_stop_on_a_plateau():
+    img = np.full((6, 6, 1), 0.5, np.float32)
+    field = Field(FieldConfig(hidden=8, layers=1), ImageMeta(6, 6, 1))
+    with torch.no_grad():
+        for p in field.net.parameters():
+            p.zero_()
+    res = fit(field, img, FitConfig(steps=1000, patience=20, lr=1e-3))
+    assert res.steps < 1000

@@ -1,0 +1,533 @@
+"""The web API in-process (FastAPI's TestClient): jobs, events, files, tiles, gallery, bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import threading
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+from fastapi.testclient import TestClient  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from coordsr.images import decode_image_bytes, encode_image_bytes  # noqa: E402
+from coordsr.methods import METHODS  # noqa: E402
+from coordsr.methods.base import Upscaler  # noqa: E402
+from coordsr.progress import Progress  # noqa: E402
+from coordsr.server.app import Limits, create_app  # noqa: E402
+from coordsr.server.storage import JobRecord, Store, new_job_id  # noqa: E402
+from coordsr.server.tiles import Pyramid  # noqa: E402
+
+FAST = {"method": "hashgrid", "steps": "60"}  # a real field in well under a second per job
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def png(h: int = 32, w: int = 32, c: int = 3, seed: int = 0) -> bytes:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    smooth = np.stack([np.sin(6 * xx + k) * np.cos(5 * yy - k) for k in range(c)], -1) * 0.4 + 0.5
+    return encode_image_bytes((smooth + 0.05 * rng.random((h, w, c))).astype(np.float32))
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims width x height RGB pixels but holds almost no data: a decompression bomb."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + chunk(b"IEND", b""))
+
+
+def upload(client, data: bytes | None = None, name: str = "in.png", **form):
+    files = {"file": (name, png() if data is None else data, "image/png")}
+    return client.post("/api/jobs", files=files, data={k: str(v) for k, v in form.items()})
+
+
+def events(client, job_id: str, limit: float = 120) -> list[tuple[str, dict]]:
+    """Read a job's event stream to its end: [(event name, data)]."""
+    out, name, start = [], None, time.monotonic()
+    with client.stream("GET", f"/api/jobs/{job_id}/events") as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                out.append((name, json.loads(line[6:])))
+                if name == "end":
+                    break
+            assert time.monotonic() - start < limit, "the event stream did not end"
+    return out
+
+
+def wait(client, job_id: str, statuses=("done", "failed", "cancelled"), limit: float = 120) -> dict:
+    start = time.monotonic()
+    while True:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["status"] in statuses:
+            return job
+        assert time.monotonic() - start < limit, f"job stuck in {job['status']}"
+        time.sleep(0.05)
+
+
+def image_of(response) -> np.ndarray:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    return np.asarray(Image.open(io.BytesIO(response.content)))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """The fits here are tiny: one thread is as fast, and much faster on a busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def app_factory(tmp_path):
+    """create_app on tmp_path, shut down (workers joined) after the test."""
+    clients = []
+
+    def make(data_dir: Path = tmp_path / "data", workers: int = 1, **limits) -> TestClient:
+        app = create_app(data_dir, workers, Limits(**limits))
+        app.state.manager.preview_interval = 0.0  # a preview with every report: tests see several
+        client = TestClient(app)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(app_factory) -> TestClient:
+    return app_factory()
+
+
+# Test-only methods, registered for one test with monkeypatch (the registry is a plain dict).
+RELEASE = threading.Event()
+
+
+@dataclass
+class waiter(Upscaler):
+    """Test method: reports progress until released, honouring cancellation through the callback."""
+
+    steps: int = 100
+
+    def _upscale(self, image, size, progress):
+        step = 0
+        while not RELEASE.wait(0.01):
+            step += 1
+            if progress is not None:
+                progress(Progress(step=step, total=self.steps, loss=1.0 / step, psnr=10.0,
+                                  preview=lambda: image))
+        return np.zeros((*size, image.shape[2]), np.float32)
+
+
+@dataclass
+class crasher(Upscaler):
+    """Test method: fails the way a bug does."""
+
+    def _upscale(self, image, size, progress):
+        raise RuntimeError("boom")
+
+
+@pytest.fixture
+def test_methods(monkeypatch):
+    RELEASE.clear()
+    monkeypatch.setitem(METHODS, "waiter", waiter)
+    monkeypatch.setitem(METHODS, "crasher", crasher)
+    yield
+    RELEASE.set()
+
+
+# --- methods and schema ------------------------------------------------------------------------------
+
+
+def test_methods_lists_the_registry(client):
+    info = client.get("/api/methods").json()
+    names = [m["name"] for m in info["methods"]]
+    assert names == list(METHODS)
+    assert info["default"] in names
+    for m in info["methods"]:
+        cls = METHODS[m["name"]]
+        assert m["description"] == cls.description() and m["description"]
+        assert m["fits_field"] == cls.fits_field
+        if cls.fits_field:
+            assert set(m["settings"]) >= {"steps", "seed", "fit"}
+
+
+def test_openapi_describes_every_endpoint(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    for path, verb in [("/api/methods", "get"), ("/api/jobs", "post"), ("/api/jobs", "get"),
+                       ("/api/jobs/{job_id}", "get"), ("/api/jobs/{job_id}", "delete"),
+                       ("/api/jobs/{job_id}/events", "get"), ("/api/jobs/{job_id}/cancel", "post"),
+                       ("/api/jobs/{job_id}/result.png", "get"), ("/api/jobs/{job_id}/field", "get"),
+                       ("/api/jobs/{job_id}/tiles/{level}/{x}_{y}.png", "get")]:
+        assert verb in paths[path], (path, verb)
+    form = paths["/api/jobs"]["post"]["requestBody"]["content"]
+    assert "multipart/form-data" in form
+
+
+def test_page_and_vendored_viewer_are_served(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "/static/app.js" in page.text
+    assert "cdn" not in page.text.lower()
+    osd = client.get("/static/vendor/openseadragon/openseadragon.min.js")
+    assert osd.status_code == 200 and b"OpenSeadragon" in osd.content[:2000]
+    assert client.get("/static/vendor/openseadragon/images/zoomin_rest.png").status_code == 200
+
+
+# --- a job from upload to tiles ----------------------------------------------------------------
+
+
+def test_job_lifecycle_create_events_result_field_tiles_delete(client, tmp_path):
+    from coordsr.field import Field
+    from coordsr.render import render_field
+
+    r = upload(client, png(32, 32), name="photo.png", scale=4, **FAST)
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert r.headers["location"] == f"/api/jobs/{job['id']}"
+    assert job["status"] in ("queued", "running")
+    assert job["label"] == "photo" and job["output"] == {"width": 128, "height": 128}
+    assert job["settings"] == {"steps": 60}
+
+    stream = events(client, job["id"])
+    names = [n for n, _ in stream]
+    assert names[0] == "state" and names[-1] == "end"
+    progress = [d for n, d in stream if n == "progress" and d["stage"] == "fit"]
+    assert progress and progress[-1]["step"] == 60 and progress[-1]["total"] == 60
+    assert all(np.isfinite(d["loss"]) and d["psnr"] > 0 for d in progress)
+    previews = [d["preview"] for d in progress if "preview" in d]
+    assert previews and previews[0].startswith("data:image/png;base64,")
+    end = stream[-1][1]
+    assert end["status"] == "done", end
+    assert end["first_preview_s"] is not None and end["first_preview_s"] > 0
+
+    done = client.get(f"/api/jobs/{job['id']}").json()
+    assert done["status"] == "done" and done["has_field"] and done["progress"]["psnr"] > 10
+    assert done["viewer"]["width"] == 1 << 20 and done["viewer"]["maxLevel"] == 20
+
+    result = image_of(client.get(done["urls"]["result"]))
+    assert result.shape == (128, 128, 3)
+    assert image_of(client.get(done["urls"]["bicubic"])).shape == (128, 128, 3)
+    download = client.get(done["urls"]["result_download"])
+    assert 'filename="photo-hashgrid-128x128.png"' in download.headers["content-disposition"]
+
+    field_file = client.get(done["urls"]["field"])
+    assert field_file.status_code == 200
+    assert "photo-hashgrid.field.safetensors" in field_file.headers["content-disposition"]
+    saved = tmp_path / "downloaded.safetensors"
+    saved.write_bytes(field_file.content)
+    field = Field.load(saved)
+    assert (field.meta.height, field.meta.width, field.meta.channels) == (32, 32, 3)
+    assert field.file_header["method"] == "hashgrid"
+
+    # Zoomed out: the whole image in one tile, resampled from the result.
+    whole = image_of(client.get(f"/api/jobs/{job['id']}/tiles/7/0_0.png"))
+    assert whole.shape == (128, 128, 3)
+    assert np.abs(whole.astype(int) - result.astype(int)).max() <= 1
+    # Deep zoom (level 20: 8192 virtual pixels per output pixel): drawn by the field itself.
+    tile = image_of(client.get(f"/api/jobs/{job['id']}/tiles/20/2048_1024.png"))
+    box, size = Pyramid.for_image(128, 128).tile_box(20, 2048, 1024)
+    expected = render_field(field, size, box=box, dtype=np.uint8)
+    assert tile.shape == (256, 256, 3)
+    assert np.abs(tile.astype(int) - expected.astype(int)).max() <= 1
+    assert client.get(f"/api/jobs/{job['id']}/tiles/20/4096_0.png").status_code == 404
+    assert client.get(f"/api/jobs/{job['id']}/tiles/21/0_0.png").status_code == 404
+
+    folder = tmp_path / "data" / "jobs" / job["id"]
+    assert folder.is_dir()
+    assert client.delete(f"/api/jobs/{job['id']}").status_code == 204
+    assert not folder.exists()
+    for url in (done["urls"]["self"], done["urls"]["result"], f"/api/jobs/{job['id']}/tiles/7/0_0.png"):
+        r = client.get(url)
+        assert r.status_code == 404 and "no job" in r.json()["detail"]
+    assert client.delete(f"/api/jobs/{job['id']}").status_code == 404
+    assert client.get("/api/jobs").json()["jobs"] == []
+
+
+def test_method_without_field_gets_tiles_from_its_image(client):
+    r = upload(client, png(20, 30), method="bicubic", width=90)  # height follows the aspect
+    assert r.status_code == 202, r.text
+    job = wait(client, r.json()["id"])
+    assert job["status"] == "done" and not job["has_field"]
+    assert job["output"]["width"] == 90 and job["output"]["height"] == 60
+    assert "field" not in job["urls"]
+    assert client.get(f"/api/jobs/{job['id']}/field").status_code == 404
+    assert image_of(client.get(job["urls"]["result"])).shape == (60, 90, 3)
+    v = job["viewer"]
+    assert v["width"] == 1 << 20 and v["height"] == round((1 << 20) * 60 / 90)
+    deep = image_of(client.get(f"/api/jobs/{job['id']}/tiles/20/100_100.png"))
+    assert deep.shape == (256, 256, 3)
+
+
+def test_pyramid_boxes_tile_the_field_exactly():
+    p = Pyramid.for_image(300, 200)
+    assert p.width == 1 << 20 and p.max_level == 20
+    for level in (0, 3, 9, 12):
+        lw, lh = p.level_size(level)
+        nx, ny = int(np.ceil(lw / p.tile)), int(np.ceil(lh / p.tile))
+        (x0, y0, _, _), _ = p.tile_box(level, 0, 0)
+        (_, _, x1, y1), _ = p.tile_box(level, nx - 1, ny - 1)
+        assert (x0, y0) == (-1, -1) and x1 == pytest.approx(1) and y1 == pytest.approx(1)
+        if nx > 1:  # neighbours share an edge
+            assert p.tile_box(level, 0, 0)[0][2] == p.tile_box(level, 1, 0)[0][0]
+
+
+# --- persistence and recovery ----------------------------------------------------------------------
+
+
+def test_gallery_survives_a_restart(app_factory, tmp_path):
+    data = tmp_path / "data"
+    first = app_factory(data)
+    ids = [upload(first, png(24, 24, seed=i), name=f"img{i}.png", **FAST).json()["id"] for i in range(2)]
+    for job_id in ids:
+        assert wait(first, job_id)["status"] == "done"
+    first.__exit__(None, None, None)  # the server stops
+
+    second = app_factory(data)
+    jobs = second.get("/api/jobs").json()["jobs"]
+    assert [j["id"] for j in jobs] == ids[::-1]  # newest first
+    assert [j["label"] for j in jobs] == ["img1", "img0"]
+    for job in jobs:
+        assert job["status"] == "done"
+        assert image_of(second.get(job["urls"]["result"])).shape == (96, 96, 3)
+        assert image_of(second.get(job["urls"]["thumb"])).shape[:2] == (24, 24)
+        assert second.get(job["urls"]["field"]).status_code == 200
+        assert image_of(second.get(f"/api/jobs/{job['id']}/tiles/19/1000_1000.png")).shape == (256, 256, 3)
+        stream = events(second, job["id"])  # a finished job: a snapshot with its curve, then the end
+        assert [n for n, _ in stream] == ["state", "end"]
+        assert stream[0][1]["history"][-1]["step"] == 60
+
+
+def test_jobs_killed_by_a_crash_are_marked_failed_on_start(app_factory, tmp_path):
+    data = tmp_path / "data"
+    store = Store(data)
+    ids = {}
+    for status in ("running", "queued", "done"):
+        job_id = new_job_id()
+        store.job_dir(job_id).mkdir()
+        (store.job_dir(job_id) / "input.png").write_bytes(png(8, 8))
+        (store.job_dir(job_id) / ".result.png.1234.tmp").write_bytes(b"half")
+        store.insert(JobRecord(id=job_id, label=status, method="hashgrid", settings={}, in_width=8,
+                               in_height=8, channels=3, mode="RGB", bit_depth=8, out_width=16,
+                               out_height=16, status=status))
+        ids[status] = job_id
+    store.close()  # the process died here: nothing ran these jobs to their end
+
+    client = app_factory(data)
+    running = client.get(f"/api/jobs/{ids['running']}").json()
+    queued = client.get(f"/api/jobs/{ids['queued']}").json()
+    assert running["status"] == "failed" and "interrupted" in running["error"]
+    assert queued["status"] == "failed" and "before this job started" in queued["error"]
+    assert client.get(f"/api/jobs/{ids['done']}").json()["status"] == "done"
+    assert not list((data / "jobs" / ids["running"]).glob("*.tmp"))
+    assert [n for n, _ in events(client, ids["running"])] == ["state", "end"]
+
+
+def test_a_crashing_method_fails_its_job_and_the_worker_goes_on(client, test_methods):
+    bad = upload(client, method="crasher").json()
+    job = wait(client, bad["id"])
+    assert job["status"] == "failed" and "RuntimeError: boom" in job["error"]
+    good = upload(client, method="bicubic").json()
+    assert wait(client, good["id"])["status"] == "done"
+
+
+def test_shutdown_marks_the_running_job_failed(app_factory, tmp_path, test_methods):
+    data = tmp_path / "data"
+    first = app_factory(data)
+    job_id = upload(first, method="waiter").json()["id"]
+    wait(first, job_id, statuses=("running",))
+    first.__exit__(None, None, None)
+    job = app_factory(data).get(f"/api/jobs/{job_id}").json()
+    assert job["status"] == "failed" and "server stopped" in job["error"]
+
+
+# --- queue, cancel --------------------------------------------------------------------------------
+
+
+def test_cancel_a_running_job(client, test_methods):
+    job_id = upload(client, method="waiter").json()["id"]
+    wait(client, job_id, statuses=("running",))
+    r = client.post(f"/api/jobs/{job_id}/cancel")
+    assert r.status_code == 202
+    job = wait(client, job_id)
+    assert job["status"] == "cancelled"
+    r = client.post(f"/api/jobs/{job_id}/cancel")
+    assert r.status_code == 409 and "already ended" in r.json()["detail"]
+    assert client.get(f"/api/jobs/{job_id}/result.png").status_code == 404
+
+
+def test_full_queue_answers_503_and_a_queued_job_can_be_cancelled(app_factory, test_methods):
+    client = app_factory(workers=1, queue_size=1)
+    running = upload(client, method="waiter").json()["id"]
+    wait(client, running, statuses=("running",))
+    queued = upload(client, method="waiter").json()["id"]
+    assert client.get(f"/api/jobs/{queued}").json()["status"] == "queued"
+    r = upload(client, method="waiter")
+    assert r.status_code == 503 and "queue is full" in r.json()["detail"]
+    assert r.headers["retry-after"]
+    assert len(client.get("/api/jobs").json()["jobs"]) == 2  # the refused one left nothing behind
+    assert client.get(f"/api/jobs/{queued}/tiles/0/0_0.png").status_code == 409
+    assert client.post(f"/api/jobs/{queued}/cancel").status_code == 202
+    assert client.get(f"/api/jobs/{queued}").json()["status"] == "cancelled"
+    RELEASE.set()
+    assert wait(client, running)["status"] == "done"
+
+
+def test_deleting_a_running_job_stops_it(client, test_methods, tmp_path):
+    job_id = upload(client, method="waiter").json()["id"]
+    wait(client, job_id, statuses=("running",))
+    assert client.delete(f"/api/jobs/{job_id}").status_code == 204
+    assert client.get(f"/api/jobs/{job_id}").status_code == 404
+    time.sleep(0.3)
+    assert not (tmp_path / "data" / "jobs" / job_id).exists()
+    assert wait(client, upload(client, method="bicubic").json()["id"])["status"] == "done"
+
+
+# --- bad input: each a 4xx with one line of detail ------------------------------------------------
+
+
+BAD_FORMS = [
+    ({"method": "nope"}, 422, "unknown method 'nope'"),
+    ({"scale": 0}, 422, "scale must be above 0"),
+    ({"scale": -2}, 422, "scale must be above 0"),
+    ({"scale": 65}, 422, "at most 64"),
+    ({"scale": "inf"}, 422, "scale"),
+    ({"scale": "abc"}, 422, "scale"),
+    ({"scale": 0.001}, 422, "smaller than one pixel"),
+    ({"scale": 2, "width": 64}, 422, "not both"),
+    ({"width": 0}, 422, "width must be at least 1"),
+    ({"width": 32 * 65}, 422, "the largest scale is 64"),
+    ({"scale": 64}, 422, "over the limit"),  # 2048x2048 > max_output_pixels of the fixture below
+    ({"method": "hashgrid", "steps": 0}, 422, "steps must be between"),
+    ({"method": "hashgrid", "steps": 10**9}, 422, "steps must be between"),
+    ({"method": "hashgrid", "fit": "bogus"}, 422, "fit must be one of"),
+    ({"method": "bicubic", "steps": 10}, 422, "has no setting 'steps'"),
+]
+
+
+@pytest.mark.parametrize("form, status, words", BAD_FORMS, ids=[str(f) for f, _, _ in BAD_FORMS])
+def test_bad_parameters_are_refused(app_factory, form, status, words):
+    client = app_factory(max_output_pixels=1024 * 1024)
+    r = upload(client, **form)
+    assert r.status_code == status, r.text
+    assert isinstance(r.json()["detail"], str) and words in r.json()["detail"]
+    assert client.get("/api/jobs").json()["jobs"] == []
+
+
+@pytest.mark.parametrize("data, words", [
+    (b"%PDF-1.4 not an image at all", "not an image"),
+    (b"", "empty"),
+    (png(32, 32)[:60], "truncated or corrupt"),
+    (png(1, 40), "too small"),
+])
+def test_bad_images_are_refused(client, data, words):
+    r = upload(client, data, name="upload.bin")
+    assert r.status_code == 422, r.text
+    assert words in r.json()["detail"]
+
+
+def test_decompression_bomb_is_refused_before_decoding(client):
+    import resource
+
+    bomb = png_header_only(100_000, 100_000)  # 30 GB of pixels in 100 bytes
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.monotonic()
+    r = upload(client, bomb, name="bomb.png")
+    assert r.status_code == 422 and "pixels" in r.json()["detail"], r.text
+    assert time.monotonic() - start < 5
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: nothing decoded
+    r = upload(client, png_header_only(3000, 3000), name="big.png")  # under Pillow's bomb limit, over ours
+    assert r.status_code == 422 and "too many pixels" in r.json()["detail"]
+
+
+def test_pixel_limit_is_configurable(app_factory):
+    client = app_factory(max_pixels=500)
+    r = upload(client, png(32, 32))
+    assert r.status_code == 422 and "the limit is 500" in r.json()["detail"]
+
+
+def test_upload_size_limit(app_factory):
+    client = app_factory(max_upload_mb=0.01)  # 10 KiB
+    big = encode_image_bytes(np.random.default_rng(0).random((100, 100, 3)).astype(np.float32))
+    assert len(big) > 20_000
+    r = upload(client, big)
+    assert r.status_code == 413 and "upload too large" in r.json()["detail"]
+
+    def chunks():  # a streamed body has no Content-Length: it is counted as it arrives
+        yield b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\n"
+        for _ in range(100):
+            yield b"\0" * 4096
+
+    r = client.post("/api/jobs", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"})
+    assert r.status_code == 413 and "upload too large" in r.json()["detail"]
+    assert upload(client, png(16, 16), method="bicubic").status_code == 202  # small ones still pass
+
+
+def test_missing_file_and_unknown_job(client):
+    r = client.post("/api/jobs", data={"method": "bicubic"})
+    assert r.status_code == 422 and r.json()["detail"] == "file: Field required"
+    for url in ("/api/jobs/0123456789abcdef", "/api/jobs/..%2F..%2Fetc", "/api/jobs/nothex/result.png",
+                "/api/jobs/0123456789abcdef/tiles/0/0_0.png", "/api/jobs/0123456789abcdef/events"):
+        r = client.get(url)
+        assert r.status_code == 404 and isinstance(r.json()["detail"], str), url
+
+
+def test_upload_names_are_labels_never_paths(client, tmp_path):
+    r = upload(client, png(16, 16), name="../../../../tmp/evil name;rm -rf.png", method="bicubic")
+    assert r.status_code == 202
+    job = r.json()
+    assert job["label"] == "evil_name_rm_-rf"
+    assert sorted(p.name for p in (tmp_path / "data" / "jobs").iterdir()) == [job["id"]]
+    assert len(job["id"]) == 16 and int(job["id"], 16) >= 0
+
+
+def test_images_keep_their_mode_and_bit_depth(client):
+    grey16 = encode_image_bytes(np.linspace(0, 1, 24 * 24, dtype=np.float32).reshape(24, 24), bit_depth=16)
+    job = upload(client, grey16, method="bicubic", scale=2).json()
+    assert job["input"] == {"width": 24, "height": 24, "channels": 1, "mode": "L", "bit_depth": 16}
+    wait(client, job["id"])
+    out = decode_image_bytes(client.get(f"/api/jobs/{job['id']}/result.png").content, "result")
+    assert out.mode == "L" and out.bit_depth == 16 and out.pixels.shape == (48, 48, 1)
+    tile = image_of(client.get(f"/api/jobs/{job['id']}/tiles/20/7_7.png"))
+    assert tile.shape == (256, 256)  # 8-bit grey
+
+
+def test_seed_convention_fields_are_tiled_in_the_house_convention(tmp_path):
+    """The seed's convention has no boxes: tiles map the box into it, so a full-image tile at the
+    input's size lands on the seed's own pixel positions (j / (N - 1))."""
+    from coordsr.methods.fields import cppn
+    from coordsr.render import render_field
+    from coordsr.server.tiles import TileRenderer
+
+    image = decode_image_bytes(png(12, 16), "in").pixels
+    field, _ = cppn(device="cpu", steps=5, hidden=16, layers=2, convention="seed").fit_field(image, (24, 32))
+    field.save(tmp_path / "field.safetensors", method="cppn")
+    tiles = TileRenderer(device="cpu")
+    drawn = tiles._render_field("0" * 16, tmp_path, (-1.0, -1.0, 1.0, 1.0), (12, 16))
+    expected = render_field(field, (12, 16), dtype=np.uint8)
+    assert np.abs(drawn.astype(int) - expected.astype(int)).max() <= 1
+    half = tiles._render_field("0" * 16, tmp_path, (-1.0, -1.0, 0.0, 0.0), (12, 16))
+    assert not np.array_equal(half, drawn)  # the box is honoured, not ignored
