@@ -59,7 +59,8 @@ def test_activation_factories_and_names():
 def test_activation_formulas():
     x = torch.linspace(-1, 1, 11, dtype=torch.float64)
     torch.testing.assert_close(Sine(w0=3.0)(x), torch.sin(3 * x))
-    torch.testing.assert_close(Gabor(omega0=4.0, s0=2.0)(x), torch.cos(4 * x) * torch.exp(-4 * x**2))
+    torch.testing.assert_close(Gabor(omega0=4.0, s0=2.0)(x),
+                               torch.cos(4 * x) * torch.exp(-4 * x**2))
     torch.testing.assert_close(Gaussian(sigma=0.5)(x), torch.exp(-x**2 / 0.5))
 
 
@@ -127,7 +128,8 @@ def test_relu_init_keeps_activation_scale():
 def smooth_image(size: int = 16, seed: int = 0) -> torch.Tensor:
     """A random smooth RGB image: 4 x 4 uniform noise upsampled bicubically, (size, size, 3)."""
     low = torch.rand(1, 3, 4, 4, generator=torch.Generator().manual_seed(seed))
-    return F.interpolate(low, size=(size, size), mode="bicubic", align_corners=False)[0].permute(1, 2, 0)
+    up = F.interpolate(low, size=(size, size), mode="bicubic", align_corners=False)
+    return up[0].permute(1, 2, 0)
 
 
 FITS = {  # activation family: (encoding, activation, learning rate)

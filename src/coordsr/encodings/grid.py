@@ -129,7 +129,8 @@ class MultiresGrid(nn.Module):
                              f"got {in_dim}, {n_features}, {log2_table_size}")
         self.in_dim, self.n_levels, self.n_features = in_dim, n_levels, n_features
         self.base_resolution, self.finest_resolution = base_resolution, finest_resolution
-        self.log2_table_size, self.hashed, self.init_scale = log2_table_size, bool(hashed), init_scale
+        self.log2_table_size, self.hashed = log2_table_size, bool(hashed)
+        self.init_scale = init_scale
         self.out_dim = n_levels * n_features
         self.level_resolutions = geometric_resolutions(n_levels, base_resolution, finest_resolution)
         rows = 2**log2_table_size

@@ -104,12 +104,13 @@ class cppn(FieldUpscaler):
 
 @dataclass
 class fourier(FieldUpscaler):
-    """Gaussian random Fourier features + ReLU MLP (Tancik et al. 2020, sigma 10, 4x256)."""
+    """Gaussian random Fourier features + ReLU MLP (Tancik et al. 2020, sigma 10 on [0,1], 4x256)."""
 
     steps: int = 2000
     lr: float = 1e-3
-    sigma: float = 10.0
-    """Standard deviation of the random frequencies (field units)."""
+    sigma: float = 5.0
+    """Standard deviation of the random frequencies per unit of [-1, 1] field coordinates (the
+    paper's sigma = 10 on [0, 1] coordinates is 5 here)."""
     features: int = 256
     """Number of random frequencies (the encoding has twice as many outputs)."""
     hidden: int = 256
