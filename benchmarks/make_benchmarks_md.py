@@ -1,13 +1,13 @@
 """Benchmark the registered methods on Set5 and Set14 (x2, x3, x4) and write BENCHMARKS.md.
 
-Resumable: every finished cell is appended to the cache (``bench_cache/<dataset>.jsonl`` by
+Resumable: every finished cell is appended to the cache (``benchmarks/cache/<dataset>.jsonl`` by
 default), so an interrupted run picks up where it stopped, and BENCHMARKS.md is rewritten
 after each method, from every cached row that the current code produced (rows of older code
 versions are left out; several budgets of one method each get a line). Runnable in the
 background; it prints one plain line per cell::
 
     nohup nice -n 10 .venv/bin/python benchmarks/make_benchmarks_md.py --steps 500 \\
-        > bench_cache/log.txt 2>&1 &
+        > benchmarks/cache/log.txt 2>&1 &
 
 Examples::
 
@@ -53,10 +53,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="only methods of this family: interpolation, per-image, zero-shot, pretrained")
     p.add_argument("--steps", type=int, default=None, help="step budget for methods that have one "
                    "(default: each method's own default, stated in the table)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a setting for every method that has it, e.g. --set batch=4096 (repeatable)")
+    p.add_argument("--fits", default="point,consistent",
+                   help="observation models to run each fitting method with (its 'fit' setting)")
     p.add_argument("--datasets", default="Set5,Set14")
     p.add_argument("--scales", default="2,3,4")
     p.add_argument("--data", type=Path, default=DATA, help="folder holding the dataset folders")
-    p.add_argument("--cache", type=Path, default=REPO / "bench_cache")
+    p.add_argument("--cache", type=Path, default=REPO / "benchmarks" / "cache",
+                   help="finished rows (committed, so a later session resumes the table)")
     p.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
     p.add_argument("--json", type=Path, default=None, help="also write the reported rows as JSON")
     p.add_argument("--report-only", action="store_true", help="run nothing; rewrite from the cache")
@@ -168,6 +173,19 @@ def report(args, datasets: dict[str, list[Path]], scales: list[float], command: 
     return everything
 
 
+def extra_settings(name: str, pairs: list[str]) -> dict:
+    """--set NAME=VALUE pairs, typed like the method's field (ints, floats, strings)."""
+    import dataclasses
+
+    types = {f.name: f.type for f in dataclasses.fields(METHODS[name])}
+    out = {}
+    for pair in pairs:
+        key, value = pair.split("=", 1)
+        kind = {"int": int, "float": float}.get(str(types.get(key)), str)
+        out[key] = kind(value)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     scales = [float(s) for s in args.scales.split(",")]
@@ -192,10 +210,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"{time.perf_counter() - start:.0f} s elapsed)", flush=True)
 
         for name in names:  # method by method, so BENCHMARKS.md fills in as each finishes
-            settings = settings_for(name, steps=args.steps)
-            for dataset, paths in datasets.items():
-                run_bench(paths, scales, {name: settings}, dataset=dataset, cache_dir=args.cache, progress=log)
-            report(args, datasets, scales, command)
+            # Every fitting method in each observation model: the seed's question is which fitting wins.
+            fits = args.fits.split(",") if settings_for(name, fit="point") else [None]
+            for fit in fits:
+                settings = settings_for(name, steps=args.steps, fit=fit, **extra_settings(name, args.set))
+                for dataset, paths in datasets.items():
+                    run_bench(paths, scales, {name: settings}, dataset=dataset, cache_dir=args.cache,
+                              progress=log)
+                report(args, datasets, scales, command)
     rows = report(args, datasets, scales, command)
     print(f"wrote {args.out} ({len(rows)} rows)", flush=True)
     return 0

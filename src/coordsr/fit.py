@@ -45,7 +45,8 @@ class FitConfig:
     kernel: str = "cubic"
     """Degradation kernel of the consistent model: 'cubic' (benchmarks), 'box' (sensor), 'gaussian'."""
     batch: int = 0
-    """Point model: pixels per step (0 = all). Consistent model: side of the input crop (0 = all)."""
+    """Input pixels per step (0 = all): random pixels (point model) or a random square input crop
+    of about this many pixels (consistent model)."""
     tv_weight: float = 0.0
     """Consistent model: weight of the total variation of the drawn output (a smoothness prior)."""
     patience: int = 0
@@ -126,8 +127,9 @@ class ConsistentObservation:
         """(loss to minimise, data MSE)."""
         c, h, w = self.image.shape
         r0, r1, c0, c1 = 0, h, 0, w
-        if 0 < self.batch < max(h, w):
-            ph, pw = min(self.batch, h), min(self.batch, w)
+        side = max(1, math.isqrt(self.batch)) if self.batch > 0 else 0
+        if 0 < side < max(h, w):
+            ph, pw = min(side, h), min(side, w)
             r0 = int(torch.randint(h - ph + 1, (1,), generator=self.gen))
             c0 = int(torch.randint(w - pw + 1, (1,), generator=self.gen))
             r1, c1 = r0 + ph, c0 + pw

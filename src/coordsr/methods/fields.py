@@ -38,7 +38,7 @@ class FieldUpscaler(Upscaler):
     kernel: str = "cubic"
     """Degradation kernel of the consistent model: 'cubic', 'box' or 'gaussian'."""
     batch: int = 0
-    """Pixels per step (point) or input crop side (consistent); 0 = whole image."""
+    """Input pixels per step (random pixels, or a square crop when consistent); 0 = whole image."""
     tv_weight: float = 0.0
     """Total-variation weight on the drawn output (consistent model only)."""
     patience: int = 0
