@@ -285,7 +285,7 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None) -
         return JSONResponse({"detail": "; ".join(parts) or "invalid request"}, 422)
 
     def record(job_id: str) -> JobRecord:
-        rec = store.get(job_id) if ID_RE.match(job_id) else None
+        rec = store.get(job_id) if ID_RE.fullmatch(job_id) else None
         if rec is None:
             raise HTTPException(404, f"no job {job_id!r}")
         return rec

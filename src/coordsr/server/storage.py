@@ -25,7 +25,7 @@ from pathlib import Path
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE = ("queued", "running")
-ID_RE = re.compile(r"^[0-9a-f]{16}$")
+ID_RE = re.compile(r"[0-9a-f]{16}")
 SCHEMA_VERSION = 1
 
 
@@ -133,7 +133,7 @@ class Store:
     # --- folders -----------------------------------------------------------------------------
 
     def job_dir(self, job_id: str) -> Path:
-        if not ID_RE.match(job_id):  # ids come from URLs: never let one name another path
+        if not ID_RE.fullmatch(job_id):  # ids come from URLs: never let one name another path
             raise ValueError(f"not a job id: {job_id!r}")
         return self.jobs_dir / job_id
 
