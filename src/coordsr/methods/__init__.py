@@ -10,6 +10,7 @@ from __future__ import annotations
 from coordsr.methods.base import Upscaler
 from coordsr.methods.fields import cppn, fourier, hashgrid, siren, wire
 from coordsr.methods.interpolation import bicubic, bilinear, lanczos, nearest
+from coordsr.methods.zeroshot import zeroshot
 
 METHODS: dict[str, type[Upscaler]] = {
     cls.__name__: cls
@@ -23,11 +24,12 @@ METHODS: dict[str, type[Upscaler]] = {
         siren,
         wire,
         hashgrid,
+        zeroshot,
     )
 }
 
-DEFAULT_METHOD = "hashgrid"
-"""What `coordsr upscale` uses when no method is named: the best measured per second."""
+DEFAULT_METHOD = "zeroshot"
+"""What `coordsr upscale` uses when no method is named: the best measured per second (BENCHMARKS.md)."""
 
 
 def get_method(name: str) -> type[Upscaler]:
