@@ -116,6 +116,19 @@ class LIIF(nn.Module):
         nn.init.zeros_(self.mlp[-1].weight)  # start as plain bicubic
         nn.init.zeros_(self.mlp[-1].bias)
 
+    def _decode(self, g: torch.Tensor, inp: torch.Tensor) -> torch.Tensor:
+        """The MLP on (feature part g + coordinate part of inp); fused, in-place ops when no grad."""
+        linears = [m for m in self.mlp if isinstance(m, nn.Linear)]
+        if torch.is_grad_enabled():
+            z = F.relu(g + self.coord(inp))
+            for lin in linears[:-1]:
+                z = F.relu(lin(z))
+            return linears[-1](z)
+        z = torch.addmm(g, inp, self.coord.weight.t()).relu_()
+        for lin in linears[:-1]:
+            z = torch.addmm(lin.bias, z, lin.weight.t()).relu_()
+        return torch.addmm(linears[-1].bias, z, linears[-1].weight.t())
+
     @property
     def margin(self) -> int:
         """LR pixels of context a tile needs on each side so tiled encoding is exact."""
@@ -148,9 +161,9 @@ class LIIF(nn.Module):
         idx = idx + (torch.arange(b, device=idx.device) * (h * w))[:, None, None]
 
         table = hid.permute(0, 2, 3, 1).reshape(b * h * w, hd)
-        g = table.index_select(0, idx.reshape(-1)).view(b, 4, n, hd)
-        z = g + self.coord(torch.cat([rel, cellp[:, None].expand(b, 4, n, 2)], dim=-1))
-        pred = self.mlp(F.relu(z))  # (B, 4, N, 3)
+        g = table.index_select(0, idx.reshape(-1))  # (B*4*N, hidden)
+        inp = torch.cat([rel, cellp[:, None].expand(b, 4, n, 2)], dim=-1).reshape(-1, 4)
+        pred = self._decode(g, inp).view(b, 4, n, -1)  # (B, 4, N, 3)
 
         # Each neighbour weighs by the area of the rectangle between the query and the opposite one.
         area = (rel[..., 0] * rel[..., 1]).abs() + 1e-9  # (B, 4, N)
@@ -163,7 +176,7 @@ class LIIF(nn.Module):
 
 
 def query_chunked(model: LIIF, feats: Features, coords: torch.Tensor, cell: torch.Tensor,
-                  chunk: int = 65536) -> torch.Tensor:
+                  chunk: int = 16384) -> torch.Tensor:
     """``model.query`` over ``chunk`` queries at a time: same result, bounded memory."""
     if coords.shape[1] <= chunk:
         return model.query(feats, coords, cell)
@@ -204,8 +217,8 @@ def encode_tiled(model: LIIF, image: torch.Tensor, tile: int = 256) -> Features:
 
 
 @torch.no_grad()
-def upscale(model: LIIF, image: torch.Tensor, size: tuple[int, int], *, tile: int = 512,
-            chunk: int = 65536, on_tile: Callable[[int, int], None] | None = None) -> torch.Tensor:
+def upscale(model: LIIF, image: torch.Tensor, size: tuple[int, int], *, tile: int = 1024,
+            chunk: int = 16384, on_tile: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Render LR ``image`` (B, 3, h, w) at ``size`` (H, W) -> (B, 3, H, W), in output tiles of
     ``tile`` pixels; each tile encodes only the LR region it needs, so memory stays bounded."""
     h, w = image.shape[-2:]
@@ -247,6 +260,7 @@ def save_weights(model: LIIF, path: str | Path, *, dtype: torch.dtype = torch.fl
     tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(tmp), metadata=meta)
+    tmp.chmod(0o644)  # a shipped file, readable by everyone (the temporary one may be private)
     tmp.replace(path)
 
 

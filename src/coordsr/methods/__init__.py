@@ -10,6 +10,7 @@ from __future__ import annotations
 from coordsr.methods.base import Upscaler
 from coordsr.methods.fields import cppn, fourier, hashgrid, siren, wire
 from coordsr.methods.interpolation import bicubic, bilinear, lanczos, nearest
+from coordsr.methods.pretrained import pretrained
 from coordsr.methods.zeroshot import zeroshot
 
 METHODS: dict[str, type[Upscaler]] = {
@@ -25,10 +26,11 @@ METHODS: dict[str, type[Upscaler]] = {
         wire,
         hashgrid,
         zeroshot,
+        pretrained,
     )
 }
 
-DEFAULT_METHOD = "zeroshot"
+DEFAULT_METHOD = "pretrained"
 """What `coordsr upscale` uses when no method is named: the best measured per second (BENCHMARKS.md)."""
 
 

@@ -1,0 +1,198 @@
+"""The local implicit model: shapes, exactness of chunking and tiling, weights files, the upscaler."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from coordsr.coords import cell_size, pixel_centers
+from coordsr.errors import FieldFileError
+from coordsr.liif.model import (FORMAT_VERSION, LIIF, LIIFConfig, encode_tiled, load_weights,
+                                query_chunked, save_weights, upscale)
+from coordsr.methods import METHODS
+from coordsr.methods.pretrained import pretrained, shipped_weights
+from coordsr.resize import imresize
+
+TINY = LIIFConfig(channels=8, blocks=2, hidden=16, mlp_layers=1)
+
+
+def tiny_model(seed: int = 0) -> LIIF:
+    """A small model with a non-zero decoder (a fresh one renders plain bicubic)."""
+    torch.manual_seed(seed)
+    m = LIIF(TINY).eval()
+    for p in m.mlp.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    return m
+
+
+def grid(h: int, w: int, b: int = 1):
+    coords = pixel_centers(h, w).reshape(1, -1, 2).expand(b, -1, 2)
+    return coords, cell_size(h, w)[None].expand(b, 2)
+
+
+def test_encode_query_shapes():
+    m = tiny_model()
+    x = torch.rand(2, 3, 13, 17)
+    f = m.encode(x)
+    assert f.hidden.shape == (2, TINY.hidden, 13, 17)
+    coords, cell = grid(20, 30, b=2)
+    out = m.query(f, coords, cell)
+    assert out.shape == (2, 600, 3)
+    # per-query cells (B, N, 2) give the same result as one cell per image (B, 2)
+    out2 = m.query(f, coords, cell[:, None].expand(2, 600, 2))
+    torch.testing.assert_close(out, out2)
+
+
+def test_query_is_pure():
+    m = tiny_model()
+    x1, x2 = torch.rand(1, 3, 10, 10), torch.rand(1, 3, 10, 10)
+    coords, cell = grid(25, 25)
+    with torch.no_grad():
+        a = m.query(m.encode(x1), coords, cell)
+        m.query(m.encode(x2), coords, cell)
+        b = m.query(m.encode(x1), coords, cell)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_fresh_model_is_bicubic_and_same_size_is_identity():
+    m = LIIF(TINY).eval()
+    x = torch.rand(1, 3, 12, 15)
+    y = upscale(m, x, (12, 15))
+    torch.testing.assert_close(y, x, atol=1e-5, rtol=0)
+
+
+def test_chunked_query_equals_unchunked():
+    m = tiny_model()
+    f = m.encode(torch.rand(1, 3, 11, 9))
+    coords, cell = grid(37, 29)
+    with torch.no_grad():
+        whole = m.query(f, coords, cell)
+        chunked = query_chunked(m, f, coords, cell, chunk=100)
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=0)
+
+
+def test_tiled_encoder_equals_untiled():
+    m = tiny_model()
+    x = torch.rand(1, 3, 50, 37)  # larger than the tile, not a multiple of it
+    with torch.no_grad():
+        whole = m.encode(x).hidden
+        tiled = encode_tiled(m, x, tile=16).hidden
+    torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_tiled_render_equals_one_shot():
+    m = tiny_model()
+    x = torch.rand(1, 3, 30, 22)
+    size = (71, 53)  # scale ~2.4, non-square
+    with torch.no_grad():
+        f = m.encode(x)
+        coords, cell = grid(*size)
+        ref = m.query(f, coords, cell).transpose(1, 2).reshape(1, 3, *size)
+    out = upscale(m, x, size, tile=20, chunk=333)
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_weights_roundtrip(tmp_path):
+    m = tiny_model()
+    p = tmp_path / "w.safetensors"
+    save_weights(m, p, dtype=torch.float32)
+    m2 = load_weights(p)
+    assert m2.cfg == m.cfg
+    x = torch.rand(1, 3, 9, 9)
+    torch.testing.assert_close(upscale(m2, x, (20, 20)), upscale(m, x, (20, 20)))
+
+
+def _assert_names_file_and_version(err: pytest.ExceptionInfo, path) -> None:
+    msg = str(err.value)
+    assert str(path) in msg and f"version {FORMAT_VERSION}" in msg
+
+
+def test_bad_weights_files(tmp_path):
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(FieldFileError) as e:
+        load_weights(garbage)
+    _assert_names_file_and_version(e, garbage)
+
+    from safetensors.torch import save_file
+
+    m = tiny_model()
+    tensors = {k: v.contiguous() for k, v in m.state_dict().items()}
+    old = tmp_path / "old.safetensors"
+    save_file(tensors, str(old), metadata={"format": "coordsr.liif", "format_version": "0",
+                                           "config": json.dumps({})})
+    with pytest.raises(FieldFileError) as e:
+        load_weights(old)
+    _assert_names_file_and_version(e, old)
+
+    mismatched = tmp_path / "mismatched.safetensors"
+    cfg = {"channels": 16, "blocks": 2, "hidden": 16, "mlp_layers": 1}
+    save_file(tensors, str(mismatched), metadata={"format": "coordsr.liif", "format_version": str(FORMAT_VERSION),
+                                                  "config": json.dumps(cfg)})
+    with pytest.raises(FieldFileError) as e:
+        load_weights(mismatched)
+    _assert_names_file_and_version(e, mismatched)
+
+    truncated = tmp_path / "truncated.safetensors"
+    save_weights(m, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:-100])
+    with pytest.raises(FieldFileError) as e:
+        load_weights(truncated)
+    _assert_names_file_and_version(e, truncated)
+
+    with pytest.raises(FieldFileError):
+        pretrained(weights=str(garbage), device="cpu").upscale(np.zeros((4, 4, 3), np.float32), (8, 8))
+
+
+def test_registered():
+    assert METHODS["pretrained"] is pretrained
+    assert pretrained.family == "pretrained"
+    assert pretrained.description()
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    p = tmp_path_factory.mktemp("w") / "tiny.safetensors"
+    save_weights(tiny_model(), p)
+    return str(p)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_pretrained_modes(tiny_weights, channels):
+    rng = np.random.default_rng(channels)
+    img = rng.random((13, 19, channels), dtype=np.float32)
+    size = (33, 41)  # x2.54 / x2.16: non-integer, non-square
+    out = pretrained(weights=tiny_weights, device="cpu").upscale(img, size)
+    assert out.shape == (33, 41, channels) and out.dtype == np.float32
+    assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+    if channels in (2, 4):  # alpha is plain bicubic
+        a = torch.from_numpy(img[:, :, -1]).double()
+        ref = imresize(a, size, scale=(33 / 13, 41 / 19)).clamp(0, 1).numpy()
+        np.testing.assert_allclose(out[:, :, -1], ref, atol=1e-5)
+    if channels <= 2:  # grey in, grey out: the model sees R = G = B and its output is averaged
+        x = torch.from_numpy(img[:, :, :1]).permute(2, 0, 1).expand(3, -1, -1)[None]
+        rgb = upscale(load_weights(tiny_weights), x, size)[0]
+        np.testing.assert_allclose(out[:, :, 0], rgb.mean(0).clamp(0, 1).numpy(), atol=1e-5)
+
+
+def test_pretrained_progress_reports_tiles(tiny_weights):
+    seen = []
+    pretrained(weights=tiny_weights, device="cpu", tile=16).upscale(
+        np.zeros((10, 10, 3), np.float32), (40, 40), progress=seen.append)
+    assert [p.step for p in seen] == list(range(1, 10)) and seen[-1].total == 9
+
+
+def test_shipped_weights_load_and_beat_bicubic():
+    """The shipped model upscales a real photo (bundled with scikit-image) x3 better than bicubic."""
+    from skimage import data
+
+    m = load_weights(shipped_weights())
+    hr = torch.from_numpy(data.astronaut()[40:160, 160:280].copy()).permute(2, 0, 1).float() / 255
+    lr = imresize(hr, (40, 40), scale=1 / 3)
+    sr = upscale(m, lr[None], (120, 120))[0]
+    bic = imresize(lr, (120, 120), scale=3)
+    psnr = lambda a: -10 * torch.log10(((a.clamp(0, 1) - hr)[:, 3:-3, 3:-3] ** 2).mean())  # noqa: E731
+    assert psnr(sr) > psnr(bic) + 0.5, (psnr(sr), psnr(bic))
