@@ -155,8 +155,10 @@ class ProgressBar:
         self.bar.__enter__()
         return self
 
-    def __exit__(self, *exc):
-        self.bar.__exit__(*exc)
+    def __exit__(self, exc_type, *rest):
+        if exc_type is not None:
+            self.bar.live.transient = True  # an error is one line: take the half-drawn bar away
+        self.bar.__exit__(exc_type, *rest)
 
     def __call__(self, report) -> None:
         info = f"{report.stage}" + (f"  {report.psnr:.2f} dB" if report.psnr is not None else "")
@@ -210,11 +212,13 @@ def upscale(
 ):
     """Upscale an image to a larger size with any registered method."""
     from coordsr.images import read_image, write_image
+    from coordsr.render import check_fits_in_memory
 
     method_name = method or _default_method()
     check_image_output(output, [input], force)
     img = read_image(input)
     out_size = output_size(img.height, img.width, scale=scale, size=size, width=width, height=height)
+    check_fits_in_memory(out_size[0], out_size[1], img.channels)
     upscaler = build_method(method_name, collect_settings(steps, seed, fit, set_), device)
     with ProgressBar(f"{method_name} {img.width}x{img.height} -> {out_size[1]}x{out_size[0]}", quiet) as bar:
         result = upscaler.upscale(img.pixels, out_size, progress=bar)

@@ -41,7 +41,7 @@ def check_fits_in_memory(h: int, w: int, c: int, dtype=np.float32, *, headroom: 
         raise CoordsrError(
             f"an output of {w}x{h}x{c} ({np.dtype(dtype).name}) needs {need / 2**30:.1f} GiB, "
             f"more than the {max(have, 0) / 2**30:.1f} GiB of memory available; "
-            "render a smaller size or a region (--box)")
+            "choose a smaller output (coordsr render can draw a region of a field with --box)")
 
 
 def tiles(h: int, w: int, tile_pixels: int = TILE_PIXELS) -> Iterator[tuple[int, int, int, int]]:

@@ -57,8 +57,11 @@ class Upscaler:
     def upscale(self, image: np.ndarray, size: tuple[int, int], *,
                 progress: ProgressCallback | None = None) -> np.ndarray:
         """Return ``image`` drawn at ``size`` (H', W'), float32 in [0, 1]."""
+        from coordsr.render import check_fits_in_memory
+
         image = check_image(image)
         size = check_size(size)
+        check_fits_in_memory(size[0], size[1], image.shape[2])  # refuse before any work is done
         out = self._upscale(image, size, progress)
         return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
 
