@@ -98,8 +98,7 @@ def test_siren_activation_statistics():
     seen = {}
     for m in modules:
         m.register_forward_hook(lambda mod, inp, out: seen.__setitem__(mod, (inp[0], out)))
-    with torch.no_grad():
-        net(torch.rand(4096, 2) * 2 - 1)
+    net(torch.rand(4096, 2) * 2 - 1)  # with autograd: the module path, whose hooks fire
     tail = 1 - 2 * math.asin(0.9) / math.pi
     for i in range(2, len(modules) - 1, 2):  # hidden layers; the first sees uniform inputs
         linear, sine = modules[i], modules[i + 1]
@@ -166,9 +165,10 @@ def test_tiny_fit(name):
     assert psnr > 30, f"{name}: {psnr:.1f} dB"
 
 
-def test_blocked_inference_matches_one_pass():
+@pytest.mark.parametrize("activation", [Sine, nn.ReLU, nn.Tanh])
+def test_blocked_inference_matches_one_pass(activation):
     torch.manual_seed(0)
-    net = MLP(5, 2, hidden=16, layers=2, activation=Sine)
+    net = MLP(5, 2, hidden=16, layers=2, activation=activation)
     net.inference_rows = 7  # force several blocks and a ragged last one
     x = torch.randn(3, 10, 5)
     with torch.no_grad():

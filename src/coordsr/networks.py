@@ -203,9 +203,21 @@ class MLP(nn.Module):
         if torch.is_grad_enabled() or x.shape[:-1].numel() <= rows:
             return self.net(x)
         flat = x.reshape(-1, x.shape[-1])  # (N, in_dim)
-        first = self.net(flat[:rows])
+        first = self._infer(flat[:rows])
         out = first.new_empty(flat.shape[0], first.shape[-1])
         out[:rows] = first
         for start in range(rows, flat.shape[0], rows):
-            out[start:start + rows] = self.net(flat[start:start + rows])
+            out[start:start + rows] = self._infer(flat[start:start + rows])
         return out.view(*x.shape[:-1], out.shape[-1])
+
+    def _infer(self, h: torch.Tensor) -> torch.Tensor:
+        """One block without autograd: fused bias-add and in-place ReLU save an allocation and a
+        pass over memory per layer, which is about half the time of a narrow MLP on a CPU."""
+        for m in self.net:
+            if isinstance(m, nn.Linear):
+                h = torch.addmm(m.bias, h, m.weight.t()) if m.bias is not None else h @ m.weight.t()
+            elif isinstance(m, nn.ReLU):
+                h = h.relu_()
+            else:
+                h = m(h)
+        return h
