@@ -83,13 +83,16 @@ def bad_inputs(tmp_path, photo):
         "bad size": (["upscale", photo, "-o", out, "--size", "big"], "WIDTHxHEIGHT"),
         "bad field": (["render", tmp_path / "notimage.png", "-o", out], "notimage.png"),
         "bad suffix": (["upscale", photo, "-o", tmp_path / "out.xyz", "--method", "bicubic"], "out.xyz"),
+        "bad setting value": (["upscale", photo, "-o", out, "--method", "zeroshot", "--set", "quality=superb"],
+                              "superb"),
         "larger than memory": (["upscale", photo, "-o", out, "--scale", 100000, "--method", "bicubic"], "GiB"),
     }
 
 
 @pytest.mark.parametrize("case", ["missing", "not an image", "truncated", "1x1", "scale 0", "scale -2",
                                   "unknown method", "unknown setting", "missing folder", "overwrite input",
-                                  "bad size", "bad field", "bad suffix", "larger than memory"])
+                                  "bad size", "bad field", "bad suffix", "bad setting value",
+                                  "larger than memory"])
 def test_bad_input_gives_one_line_and_no_output(tmp_path, photo, capsys, case):
     args, needle = bad_inputs(tmp_path, photo)[case]
     before = photo.read_bytes()

@@ -95,7 +95,10 @@ def build_method(name: str, settings: dict[str, str], device: str):
             raise CoordsrError(f"method {name} has no setting {key!r}; its settings: "
                                f"{', '.join(sorted(known - {'device'})) or 'none'}")
         kwargs[key] = _convert(value, hints.get(key, str), key)
-    method = cls(**kwargs)
+    try:
+        method = cls(**kwargs)
+    except (ValueError, TypeError) as e:
+        raise CoordsrError(f"method {name}: {e}") from None
     if "fit" in known and method.fit not in ("point", "consistent"):
         raise CoordsrError(f"--fit {method.fit!r}: expected point or consistent")
     return method

@@ -68,6 +68,9 @@ class zeroshot(Upscaler):
     seed: int = 0
     """Seed of the sampling of training pixels (large images): the same seed gives the same image."""
 
+    def __post_init__(self):
+        self._preset()  # an unknown quality is an error now, not after the image is read
+
     def _preset(self) -> tuple[int, int]:
         if self.quality not in PRESETS:
             raise ValueError(f"unknown quality {self.quality!r}; valid: {', '.join(PRESETS)}")
