@@ -156,7 +156,7 @@ def write_markdown(path: Path, tables: dict[str, list[str]], env: dict, command:
         f"Python {env['python']}; {env['platform']}. Seconds are wall-clock per image and the CPU is "
         "shared with other jobs: read them as orders of magnitude.",
         f"- Date: {env['date']}; code: `{git_state()}`.",
-        f"- Command: `{command}`",
+        f"- Written by: `{command}`; every row comes from the cache, made by this script with the budget shown in its row (e.g. `--family per-image --steps 300 --set batch=4096`).",
         "",
     ]
     for dataset, table in tables.items():
