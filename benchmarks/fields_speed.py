@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import platform
 import resource
 import sys
@@ -26,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from _spawn import in_process  # benchmarks/ is on sys.path when run as a script
 
 
 def photo(size: int) -> np.ndarray:
@@ -95,16 +96,6 @@ def run_big_render(size: int, queue) -> None:
     queue.put({"size": size, "seconds": seconds, "mpx_s": size * size / 1e6 / seconds,
                "output_mb": out.nbytes / 2**20, "rss_before_mb": before, "peak_rss_mb": peak,
                "beyond_output_mb": peak - before - out.nbytes / 2**20})
-
-
-def in_process(target, *args):
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=target, args=(*args, q))
-    p.start()
-    row = q.get()
-    p.join()
-    return row
 
 
 def fmt(v, spec=".2f"):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import resource
 import sys
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from _spawn import in_process  # benchmarks/ is on sys.path when run as a script
 
 
 def photo(h: int, w: int) -> np.ndarray:
@@ -57,16 +58,6 @@ def large(threads: int, h: int, w: int, queue) -> None:
     queue.put({"case": f"{w}x{h} -> x2", "threads": threads, "seconds": seconds,
                "input_mb": img.nbytes / 2**20, "output_mb": out.nbytes / 2**20,
                "rss_before_mb": before, "peak_rss_mb": peak})
-
-
-def in_process(target, *args):
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=target, args=(*args, q))
-    p.start()
-    row = q.get()
-    p.join()
-    return row
 
 
 def main(argv=None) -> int:

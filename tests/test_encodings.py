@@ -25,14 +25,7 @@ SMALL = {
 SMOOTH = ["RawCoords", "PositionalEncoding", "FourierFeatures"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Every tensor here is tiny: a second thread only adds synchronisation, which on a shared,
-    # busy machine can cost more than the whole test.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(name: str, **kw) -> torch.nn.Module:
