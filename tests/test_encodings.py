@@ -293,3 +293,37 @@ def test_grid_output_feeds_a_linear_layer():
 def test_grid_rejects_wrong_input_width():
     with pytest.raises(ValueError, match=r"\(\.\.\., 2\)"):
         make("MultiresGrid")(torch.zeros(4, 3))
+
+
+@pytest.mark.parametrize("kw", [
+    {},                                                           # every level dense
+    {"finest_resolution": 2048, "log2_table_size": 10},           # hashed levels, materialised
+    {"finest_resolution": 2048, "log2_table_size": 10, "fetch": True},  # hashed, fetched per point
+])
+@pytest.mark.parametrize("box, h, w", [
+    ((-1, -1, 1, 1), 9, 13),          # coarser than the grid: gathers
+    ((-1, -1, 1, 1), 300, 200),       # denser than the grid: matrix products
+    ((-1.3, -0.2, 0.4, 1.2), 40, 70), # partly outside: border clamp
+    ((0.1, 0.1, 0.11, 0.9), 3, 50),   # thin sliver, both paths in one call
+])
+def test_separable_grid_equals_pointwise(kw, box, h, w, monkeypatch):
+    from coordsr.coords import axis_centers
+    from coordsr.encodings import grid as grid_module
+
+    kw = dict(kw)
+    if kw.pop("fetch", False):
+        monkeypatch.setattr(grid_module, "MATERIALISE_MAX_BYTES", 0)
+    grid = make("MultiresGrid", n_levels=6, base_resolution=3, **{"finest_resolution": 40, **kw},
+                init_scale=1.0)
+    xs, ys = axis_centers(w, box[0], box[2]), axis_centers(h, box[1], box[3])
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    with torch.no_grad():
+        expected = grid(torch.stack((xx, yy), dim=-1))
+        got = grid.forward_grid(xs, ys)
+    assert got.shape == (h, w, grid.out_dim)
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-6)
+
+
+def test_separable_grid_needs_2d_input():
+    with pytest.raises(ValueError, match="2-D"):
+        make("MultiresGrid", in_dim=3).forward_grid(torch.zeros(4), torch.zeros(4))

@@ -87,6 +87,19 @@ class Field(nn.Module):
         """(..., 2) coordinates -> (..., C) colours (0.5-centred output, not clipped)."""
         return self.net(self.encoding(coords * self.coord_scale.to(coords.dtype))) + 0.5
 
+    def forward_grid(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+        """Colours on the grid of every (xs[j], ys[i]): (W,), (H,) -> (H, W, C); equals
+        ``self(stack(meshgrid(ys, xs)))`` up to float rounding. Encodings with a separable
+        ``forward_grid`` (the multiresolution grid) use it: the renderer's fast path."""
+        sx, sy = self.coord_scale.to(xs.dtype)
+        xs, ys = xs * sx, ys * sy
+        if hasattr(self.encoding, "forward_grid") and getattr(self.encoding, "in_dim", 2) == 2:
+            feats = self.encoding.forward_grid(xs, ys)
+        else:
+            yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+            feats = self.encoding(torch.stack((xx, yy), dim=-1))
+        return self.net(feats) + 0.5
+
     # --- files -------------------------------------------------------------------------------
 
     def header(self, extra: dict | None = None) -> dict:

@@ -8,13 +8,14 @@ not fit in memory are refused before anything is allocated.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
-from coordsr.coords import FULL_BOX, Box, Convention, pixel_centers
+from coordsr.coords import FULL_BOX, Box, Convention, axis_centers
 from coordsr.errors import CoordsrError
 
 TILE_PIXELS = 1 << 16
@@ -45,8 +46,11 @@ def check_fits_in_memory(h: int, w: int, c: int, dtype=np.float32, *, headroom: 
 
 
 def tiles(h: int, w: int, tile_pixels: int = TILE_PIXELS) -> Iterator[tuple[int, int, int, int]]:
-    """Row-major tiles (r0, r1, c0, c1) covering an h x w grid, each at most tile_pixels."""
-    tw = min(w, tile_pixels)  # full-width bands when a row fits: contiguous writes
+    """Row-major tiles (r0, r1, c0, c1) covering an h x w grid, each at most tile_pixels.
+
+    Square where the grid allows: a separable field (``forward_grid``) interpolates the
+    vertices a tile spans along each axis, so a square tile touches the fewest."""
+    tw = min(w, max(1, math.isqrt(tile_pixels)))
     th = max(1, tile_pixels // tw)
     for r0 in range(0, h, th):
         for c0 in range(0, w, tw):
@@ -87,13 +91,15 @@ def render(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, int],
             # The seed convention spans [0, 1] over the whole output: slice the full axes.
             ys = torch.arange(r0, r1, device=device, dtype=torch.float32) / max(h - 1, 1)
             xs = torch.arange(c0, c1, device=device, dtype=torch.float32) / max(w - 1, 1)
-            yy, xx = torch.meshgrid(ys, xs, indexing="ij")
-            coords = torch.stack((xx, yy), dim=-1)
         else:
-            sub = (x0 + (x1 - x0) * c0 / w, y0 + (y1 - y0) * r0 / h,
-                   x0 + (x1 - x0) * c1 / w, y0 + (y1 - y0) * r1 / h)
-            coords = pixel_centers(r1 - r0, c1 - c0, box=sub, device=device)
-        out[r0:r1, c0:c1] = _quantize(field(coords), dtype)
+            xs = axis_centers(c1 - c0, x0 + (x1 - x0) * c0 / w, x0 + (x1 - x0) * c1 / w, device=device)
+            ys = axis_centers(r1 - r0, y0 + (y1 - y0) * r0 / h, y0 + (y1 - y0) * r1 / h, device=device)
+        if hasattr(field, "forward_grid"):  # separable evaluation on the tile's grid
+            values = field.forward_grid(xs, ys)
+        else:
+            yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+            values = field(torch.stack((xx, yy), dim=-1))
+        out[r0:r1, c0:c1] = _quantize(values, dtype)
         done += (r1 - r0) * (c1 - c0)
         if progress is not None:
             progress(done, h * w)

@@ -71,6 +71,28 @@ def geometric_resolutions(n_levels: int, base: int, finest: int) -> tuple[int, .
     return tuple(int(math.floor(base * growth**level + 1e-6)) for level in range(n_levels))
 
 
+# forward_grid interpolates an axis by a matrix product while a tile touches at most this many
+# vertices along it (the product's cost grows with that count); by gathers beyond.
+SEPARABLE_MATMUL_MAX = 64
+
+
+def _axis_cells(t: torch.Tensor, res: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lower vertex index and fraction of points t (N,) on levels of ``res`` (L, 1) cells:
+    (L, N) each, border-clamped as ``grid_sample(..., padding_mode='border',
+    align_corners=True)`` does."""
+    pos = torch.minimum(((t + 1) * 0.5 * res).clamp(min=0), res.to(t.dtype))
+    i0 = torch.minimum(pos.floor().long(), res - 1)
+    return i0, pos - i0.to(pos.dtype)
+
+
+def _lerp_matrices(i0: torch.Tensor, frac: torch.Tensor, n: int) -> torch.Tensor:
+    """(G, N, n) matrices whose row k takes 1 - frac[g, k] of vertex i0[g, k] and frac of the next."""
+    m = frac.new_zeros(*i0.shape, n)
+    m.scatter_(2, i0.unsqueeze(-1), (1 - frac).unsqueeze(-1))
+    m.scatter_(2, (i0 + 1).unsqueeze(-1), frac.unsqueeze(-1))
+    return m
+
+
 def _corners(dim: int) -> list[tuple[int, ...]]:
     """The 2^D corners of a cell as bit tuples, dimension 0 most significant."""
     return list(itertools.product((0, 1), repeat=dim))
@@ -273,6 +295,71 @@ class MultiresGrid(nn.Module):
             per_level[lv] = zeros
         feats = torch.stack(per_level, dim=0) if L else x.new_zeros(0, Fdim, N)  # (L, F, N)
         return feats.permute(2, 0, 1).reshape(*lead, L, Fdim)
+
+    @torch.no_grad()
+    def forward_grid(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+        """Features on the separable grid of (xs[j], ys[i]) points: (W,), (H,) -> (H, W, L * F).
+
+        Equals ``self(stack(meshgrid(ys, xs)))`` up to float rounding, but bilinear
+        interpolation on a grid of points is separable: interpolate the vertices a tile touches
+        along x, then along y. While a level's tile spans few vertices (the output is denser
+        than the level: upscaling) both passes are small matrix products done for all such
+        levels at once; other levels interpolate by gathers, and hashed levels too large to
+        materialise by per-point corner fetches. Inference only (2-D input). Returns a
+        transposed view, like ``forward``.
+        """
+        if self.in_dim != 2:
+            raise ValueError(f"forward_grid needs 2-D input, this grid has in_dim={self.in_dim}")
+        dtype, dev = self.table.dtype, self.table.device
+        xs, ys = xs.to(dtype), ys.to(dtype)
+        H, W, L, Fdim = ys.shape[0], xs.shape[0], self.n_levels, self.n_features
+        feats = xs.new_empty(L, Fdim, H, W)
+        spans, blocks = self._split_table()
+        res = torch.tensor(self.level_resolutions, device=dev).unsqueeze(-1)  # (L, 1)
+        i0, fx = _axis_cells(xs, res)  # (L, W)
+        j0, fy = _axis_cells(ys, res)  # (L, H)
+        bounds = torch.stack((i0.amin(1), i0.amax(1), j0.amin(1), j0.amax(1)), 1).tolist()
+        small, gathered, fetched = [], [], []
+        for lv, (c0, c1, r0, r1) in enumerate(bounds):
+            n_vertices = (self.level_resolutions[lv] + 1)**2
+            if self.level_hashed[lv] and n_vertices * Fdim * xs.element_size() > MATERIALISE_MAX_BYTES:
+                fetched.append(lv)
+            elif max(c1 - c0, r1 - r0) + 2 <= SEPARABLE_MATMUL_MAX:  # a few vertices a tile
+                small.append(lv)
+            else:
+                gathered.append(lv)
+        if small:  # both passes as batched matrix products over the levels' touched vertices
+            kc = max(bounds[lv][1] - bounds[lv][0] for lv in small) + 2
+            kr = max(bounds[lv][3] - bounds[lv][2] for lv in small) + 2
+            subs = xs.new_zeros(len(small), Fdim, kr, kc)
+            for g, lv in enumerate(small):
+                c0, c1, r0, r1 = bounds[lv]
+                subs[g, :, :r1 - r0 + 2, :c1 - c0 + 2] = self._level_view(lv, blocks[lv])[:, r0:r1 + 2, c0:c1 + 2]
+            lo = torch.tensor([bounds[lv][::2] for lv in small], device=dev)  # (G, 2): c0, r0
+            idx = torch.tensor(small, device=dev)
+            mx = _lerp_matrices(i0[idx] - lo[:, :1], fx[idx], kc)  # (G, W, kc)
+            my = _lerp_matrices(j0[idx] - lo[:, 1:], fy[idx], kr)  # (G, H, kr)
+            across = subs @ mx.transpose(1, 2).unsqueeze(1)  # (G, F, kr, W)
+            feats[idx] = my.unsqueeze(1) @ across  # (G, F, H, W)
+        for lv in gathered:
+            c0, c1, r0, r1 = bounds[lv]
+            sub = self._level_view(lv, blocks[lv])[:, r0:r1 + 2, c0:c1 + 2]  # (F, r, c)
+            ic, jr = i0[lv] - c0, j0[lv] - r0
+            across = torch.lerp(sub.index_select(2, ic), sub.index_select(2, ic + 1), fx[lv])
+            torch.lerp(across.index_select(1, jr), across.index_select(1, jr + 1),
+                       fy[lv].unsqueeze(-1), out=feats[lv])
+        if fetched:
+            yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+            u = ((torch.stack((xx, yy), dim=-1).view(-1, 2) + 1) * 0.5).clamp(0, 1)
+            out = self._gather(spans[1], u, fetched, hashed=True)  # (F, G, N)
+            for g, lv in enumerate(fetched):
+                feats[lv] = out[:, g].view(Fdim, H, W)
+        return feats.permute(2, 3, 0, 1).flatten(-2)  # (H, W, L * F), feature-major memory
+
+    def _level_view(self, level: int, block: torch.Tensor) -> torch.Tensor:
+        """A level's (F, R+1, R+1) vertex image, axes (y, x): a view if dense, cached if hashed."""
+        image = self._materialised(level, block) if self.level_hashed[level] else self.level_image(level, block)
+        return image[0]
 
     @staticmethod
     def _sample(image: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
