@@ -150,3 +150,14 @@ def test_separable_render_equals_pointwise_render(convention):
     fast = render(field, (70, 45), 3, convention=convention, tile_pixels=500, **kwargs)
     slow = render(lambda c: field(c), (70, 45), 3, convention=convention, tile_pixels=500, **kwargs)
     np.testing.assert_allclose(fast, slow, atol=1e-6)
+
+
+def test_renderer_keeps_freed_memory_on_glibc():
+    import platform
+    import sys
+
+    from coordsr.memory import keep_freed_memory
+
+    if not (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"):
+        pytest.skip("mallopt tuning is glibc-only")
+    assert keep_freed_memory()  # both mallopt calls accepted
