@@ -72,6 +72,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
     p.add_argument("--json", type=Path, default=None, help="also write the reported rows as JSON")
     p.add_argument("--report-only", action="store_true", help="run nothing; rewrite from the cache")
+    p.add_argument("--anchor", action="store_true",
+                   help="also run the speed anchor (benchmarks/siren_speed.py: our SIREN against "
+                        "siren-pytorch, side by side) into --results")
+    p.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results",
+                   help="folder of the speed scripts' JSON (siren_speed.json, fields_speed.json), "
+                        "reported in their own sections")
     return p.parse_args(argv)
 
 
@@ -125,6 +131,73 @@ def dataset_table(dataset: str, rows: list[dict], n_images: int, scales: list[fl
     return lines
 
 
+def _load(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _num(v, spec: str, unit: str = "") -> str:
+    return "not reached" if v is None else f"{format(v, spec)}{unit}"
+
+
+def speed_sections(results: Path) -> list[str]:
+    """The speed scripts' last measurements (their JSON in ``results``), as markdown sections."""
+    lines = []
+    anchor = _load(results / "siren_speed.json")
+    if anchor:
+        a, img, env = anchor["args"], anchor["image"], anchor["environment"]
+        lines += [
+            "## Speed anchor: our SIREN against siren-pytorch",
+            "",
+            f"Both fitted side by side in one run (`python benchmarks/siren_speed.py`, or this script's "
+            f"`--anchor`): {img['width']}x{img['height']} RGB crop of the bundled astronaut, width "
+            f"{a['width']}, {a['depth']} sine layers, w0 {a['w0']:g}, Adam lr {a['lr']:g}, full batch, "
+            f"{a['steps']} steps, same seed, interleaved blocks of {a['eval_every']} steps; render of a "
+            f"{a['render_size']}x{a['render_size']} grid, best of {a['repeats']}. Device {anchor['device']}, "
+            f"torch {env['torch']} with {env['torch_threads']} threads, {env['date']}.",
+            "",
+            "| network | parameters | s / step | final PSNR | time to the common PSNR | render MP/s |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in anchor["rows"]:
+            to = ("not reached" if r["seconds_to_target"] is None else
+                  f"{r['seconds_to_target']:.1f} s ({r['steps_to_target']} steps, {r['target_psnr']:.2f} dB)")
+            lines.append(f"| {r['network']} | {r['params']} | {r['seconds_per_step']:.3f} | "
+                         f"{r['final_psnr']:.2f} | {to} | {r['render_mpixels_per_s']:.2f} |")
+        sp = anchor.get("speedup") or {}
+        if sp:
+            lines += ["", "coordsr against the reference: " + ", ".join(
+                f"{k.replace('_', ' ')} {_num(v, '.2f', 'x')}" for k, v in sp.items())
+                + " (above 1: coordsr faster)."]
+        lines.append("")
+    fields = _load(results / "fields_speed.json")
+    if fields:
+        lines += [
+            "## Per-image presets: time to fit, render speed, memory",
+            "",
+            f"`python benchmarks/fields_speed.py` ({fields['date']}, torch {fields['torch']}, "
+            f"{fields['cpus']} threads; up to {fields['max_steps']} steps; render: best of several). "
+            "Fit on the image's own pixels (point model) until the full-image PSNR reaches the target.",
+            "",
+            "| preset | fit 64x64 to 30 dB | fit 256x256 to 30 dB | seed's job: 64x64 to 35 dB, drawn at 1024x1024 | render MP/s | peak RSS MB |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in fields["rows"]:
+            lines.append(f"| {r['method']} | {_num(r['fit64_30db_s'], '.2f', ' s')} ({r['fit64_steps']} steps) | "
+                         f"{_num(r['fit256_30db_s'], '.2f', ' s')} ({r['fit256_steps']} steps) | "
+                         f"{_num(r['seed_job_s'], '.2f', ' s')} | {r['render_mpx_s']:.2f} | {r['peak_rss_mb']:.0f} |")
+        big = fields.get("big_render")
+        if big:
+            lines += ["", f"Drawing {big['size']}x{big['size']} RGB 8-bit in tiles (hashgrid): {big['seconds']:.1f} s, "
+                          f"{big['mpx_s']:.1f} MP/s, output array {big['output_mb']:.0f} MB, peak RSS "
+                          f"{big['peak_rss_mb']:.0f} MB: {big['beyond_output_mb']:.0f} MB beyond the output "
+                          "array and the process before the render."]
+        lines.append("")
+    return lines
+
+
 def git_state() -> str:
     try:
         out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True,
@@ -135,7 +208,7 @@ def git_state() -> str:
 
 
 def write_markdown(path: Path, tables: dict[str, list[str]], env: dict, command: str,
-                   errors: list[str]) -> None:
+                   errors: list[str], results: Path) -> None:
     lines = [
         "# Benchmarks",
         "",
@@ -161,6 +234,7 @@ def write_markdown(path: Path, tables: dict[str, list[str]], env: dict, command:
     ]
     for dataset, table in tables.items():
         lines += [f"## {dataset}", "", *table, ""]
+    lines += speed_sections(results)
     if errors:
         lines += ["## Errors", "", *[f"- {e}" for e in errors], ""]
     tmp = path.with_name(f".{path.name}.tmp")
@@ -181,7 +255,7 @@ def report(args, datasets: dict[str, list[Path]], scales: list[float], command: 
             tables[title] = dataset_table(dataset, rows, len(images), cols)
             for s in summarize(rows):
                 errors += [f"{dataset} {s['method']} x{s['scale']:g}: {e}" for e in s["errors"]]
-    write_markdown(args.out, tables, environment(), command, errors)
+    write_markdown(args.out, tables, environment(), command, errors, args.results)
     if args.json:
         write_json(everything, args.json, meta={"command": command})
     return everything
@@ -211,6 +285,10 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"dataset folder not found: {folder}")
         datasets[name] = find_images(folder)
     command = shlex.join(["python", "benchmarks/make_benchmarks_md.py", *(sys.argv[1:] if argv is None else argv)])
+    if args.anchor and not args.report_only:
+        import siren_speed  # benchmarks/ is on sys.path when run as a script
+
+        siren_speed.main(["--json", str(args.results / "siren_speed.json")])
     if not args.report_only:
         start = time.perf_counter()
 

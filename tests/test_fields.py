@@ -152,12 +152,38 @@ def test_separable_render_equals_pointwise_render(convention):
     np.testing.assert_allclose(fast, slow, atol=1e-6)
 
 
-def test_renderer_keeps_freed_memory_on_glibc():
+def test_reusing_memory_nests_and_restores_glibc_defaults(monkeypatch):
+    from coordsr import memory
+
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, param, value):
+            calls.append((param, value))
+            return 1
+
+        def malloc_trim(self, pad):
+            calls.append(("trim", pad))
+            return 1
+
+    monkeypatch.setattr(memory, "_libc", lambda: FakeLibc())
+    with memory.reusing_memory():
+        with memory.reusing_memory():  # nested: no second switch
+            assert calls == [(memory.M_MMAP_MAX, 0), (memory.M_TRIM_THRESHOLD, memory.TRIM_THRESHOLD)]
+        assert len(calls) == 2
+    assert calls[2:] == [(memory.M_MMAP_MAX, memory.DEFAULT_MMAP_MAX),
+                         (memory.M_TRIM_THRESHOLD, memory.DEFAULT_TRIM_THRESHOLD), ("trim", 0)]
+    assert memory._depth == 0
+
+
+def test_glibc_allocator_is_tunable_here():
     import platform
     import sys
 
-    from coordsr.memory import keep_freed_memory
+    from coordsr import memory
 
     if not (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"):
         pytest.skip("mallopt tuning is glibc-only")
-    assert keep_freed_memory()  # both mallopt calls accepted
+    assert memory.tunable()
+    with memory.reusing_memory():
+        assert memory._depth == 1

@@ -21,8 +21,10 @@ from torch import nn
 
 from coordsr.coords import axis_centers, pixel_centers
 from coordsr.errors import Cancelled
+from coordsr.memory import reusing_memory
 from coordsr.progress import Progress, ProgressCallback
 from coordsr.resize import resize_matrix
+
 
 Observation = Literal["point", "consistent"]
 OBSERVATIONS: tuple[str, ...] = ("point", "consistent")
@@ -151,6 +153,7 @@ def preview(field: nn.Module, size: tuple[int, int], convention: str, max_side: 
     return render(field, (h, w), channels, convention=convention)
 
 
+@reusing_memory()
 def fit(field: nn.Module, image: np.ndarray, cfg: FitConfig, *, out_size: tuple[int, int] | None = None,
         convention: str = "cell", progress: ProgressCallback | None = None) -> FitResult:
     """Optimise ``field`` (in place) so that its observation matches ``image`` (H, W, C).

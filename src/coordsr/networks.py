@@ -218,6 +218,8 @@ class MLP(nn.Module):
                 h = torch.addmm(m.bias, h, m.weight.t()) if m.bias is not None else h @ m.weight.t()
             elif isinstance(m, nn.ReLU):
                 h = h.relu_()
+            elif isinstance(m, Sine):
+                h = h.mul_(m.w0).sin_()
             else:
                 h = m(h)
         return h

@@ -17,7 +17,7 @@ import torch
 
 from coordsr.coords import FULL_BOX, Box, Convention, axis_centers
 from coordsr.errors import CoordsrError
-from coordsr.memory import keep_freed_memory
+from coordsr.memory import reusing_memory
 
 TILE_PIXELS = 1 << 16
 """Pixels per tile: 65536 points x 256 hidden x 4 bytes is 64 MB per activation."""
@@ -68,6 +68,7 @@ def _quantize(x: torch.Tensor, dtype) -> np.ndarray:
 
 
 @torch.no_grad()
+@reusing_memory()
 def render(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, int], channels: int, *,
            box: Box = FULL_BOX, convention: Convention = "cell", dtype=np.float32,
            device=None, tile_pixels: int = TILE_PIXELS,
@@ -82,7 +83,6 @@ def render(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, int],
     if h < 1 or w < 1:
         raise CoordsrError(f"output size must be at least 1x1, got {w}x{h}")
     check_fits_in_memory(h, w, channels, dtype)
-    keep_freed_memory()
     if device is None:
         device = next((p.device for p in getattr(field, "parameters", lambda: [])()), torch.device("cpu"))
     out = np.empty((h, w, channels), dtype=dtype)

@@ -1,0 +1,42 @@
+"""The benchmark scripts of benchmarks/ run and report what they measured (tiny settings)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def scripts(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    return lambda name: importlib.import_module(name)
+
+
+def test_siren_anchor_runs_both_networks_and_reports_ratios(scripts, tmp_path, one_thread, capsys):
+    out = tmp_path / "siren.json"
+    assert scripts("siren_speed").main(["--size", "16", "--width", "16", "--steps", "4", "--eval-every", "2",
+                                        "--render-size", "32", "--repeats", "1", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert [r["network"] for r in doc["rows"]] == ["siren-pytorch (reference)", "coordsr"]
+    # Same width, depth and seed-initialised shapes: the parameter counts agree.
+    assert doc["rows"][0]["params"] == doc["rows"][1]["params"]
+    assert all(r["steps"] == 4 and r["render_mpixels_per_s"] > 0 for r in doc["rows"])
+    assert set(doc["speedup"]) == {"fit_time_to_target", "seconds_per_step", "render"}
+    assert "speed-up over the reference" in capsys.readouterr().out
+
+
+def test_speed_sections_report_the_json_rows(scripts, tmp_path):
+    md = scripts("make_benchmarks_md")
+    assert md.speed_sections(tmp_path) == []  # nothing measured: no section
+    (tmp_path / "fields_speed.json").write_text(json.dumps({
+        "date": "2026-01-02", "torch": "2.13.0", "cpus": 2, "max_steps": 100, "big_render": None,
+        "rows": [{"method": "hashgrid", "fit64_30db_s": 1.25, "fit64_steps": 30, "fit256_30db_s": None,
+                  "fit256_steps": 100, "seed_job_s": 0.5, "render_mpx_s": 7.5, "peak_rss_mb": 500.2}]}))
+    text = "\n".join(md.speed_sections(tmp_path))
+    assert "| hashgrid | 1.25 s (30 steps) | not reached (100 steps) | 0.50 s | 7.50 | 500 |" in text
