@@ -145,11 +145,13 @@ def _num(v, spec: str, unit: str = "") -> str:
 def speed_sections(results: Path) -> list[str]:
     """The speed scripts' last measurements (their JSON in ``results``), as markdown sections."""
     lines = []
-    anchor = _load(results / "siren_speed.json")
-    if anchor:
+    for path in sorted(results.glob("siren_speed*.json")):  # one section per measured size
+        anchor = _load(path)
+        if not anchor:
+            continue
         a, img, env = anchor["args"], anchor["image"], anchor["environment"]
         lines += [
-            "## Speed anchor: our SIREN against siren-pytorch",
+            f"## Speed anchor: our SIREN against siren-pytorch, {anchor['image']['width']}x{anchor['image']['height']} pixels",
             "",
             f"Both fitted side by side in one run (`python benchmarks/siren_speed.py`, or this script's "
             f"`--anchor`): {img['width']}x{img['height']} RGB crop of the bundled astronaut, width "
@@ -169,7 +171,7 @@ def speed_sections(results: Path) -> list[str]:
         sp = anchor.get("speedup") or {}
         if sp:
             lines += ["", "coordsr against the reference: " + ", ".join(
-                f"{k.replace('_', ' ')} {_num(v, '.2f', 'x')}" for k, v in sp.items())
+                f"{k.replace('_', ' ')} {'n/a' if v is None else format(v, '.2f') + 'x'}" for k, v in sp.items())
                 + " (above 1: coordsr faster)."]
         lines.append("")
     fields = _load(results / "fields_speed.json")

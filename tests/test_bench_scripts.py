@@ -40,3 +40,21 @@ def test_speed_sections_report_the_json_rows(scripts, tmp_path):
                   "fit256_steps": 100, "seed_job_s": 0.5, "render_mpx_s": 7.5, "peak_rss_mb": 500.2}]}))
     text = "\n".join(md.speed_sections(tmp_path))
     assert "| hashgrid | 1.25 s (30 steps) | not reached (100 steps) | 0.50 s | 7.50 | 500 |" in text
+
+
+def test_speed_sections_report_the_anchor(scripts, tmp_path):
+    md = scripts("make_benchmarks_md")
+    row = {"params": 10, "steps": 4, "seconds_per_step": 0.5, "final_psnr": 30.0, "target_psnr": 29.0,
+           "steps_to_target": 4, "seconds_to_target": 2.0, "render_mpixels_per_s": 1.5}
+    (tmp_path / "siren_speed.json").write_text(json.dumps({
+        "args": {"width": 16, "depth": 3, "w0": 30.0, "lr": 1e-4, "steps": 4, "eval_every": 2,
+                 "render_size": 32, "repeats": 1},
+        "image": {"width": 16, "height": 16, "channels": 3}, "device": "cpu",
+        "environment": {"torch": "2.13.0", "torch_threads": 2, "date": "2026-01-02"},
+        "speedup": {"fit_time_to_target": 1.25, "seconds_per_step": 1.25, "render": None},
+        "rows": [{**row, "network": "siren-pytorch (reference)", "seconds_per_step": 0.625},
+                 {**row, "network": "coordsr"}]}))
+    text = "\n".join(md.speed_sections(tmp_path))
+    assert "## Speed anchor: our SIREN against siren-pytorch, 16x16 pixels" in text
+    assert "| coordsr | 10 | 0.500 | 30.00 | 2.0 s (4 steps, 29.00 dB) | 1.50 |" in text
+    assert "fit time to target 1.25x" in text and "render not reached" not in text
