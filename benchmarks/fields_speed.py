@@ -4,7 +4,7 @@ For each preset (point fitting, on its own pixels):
 - seconds to fit a 64x64 and a 256x256 photo to 30 dB (stopped as soon as the full-image
   training PSNR reaches it; 'not reached' within --max-steps);
 - the seed's job: a 64x64 photo fitted to 35 dB, then drawn at 1024x1024 (fit + render seconds);
-- render speed in megapixels per second (1024x1024, after a warm-up);
+- render speed in megapixels per second (1024x1024, after a warm-up, best of 3 draws);
 - peak resident memory of the process that did all of the above.
 Also the tiled renderer's memory at 8192x8192 (peak RSS beyond the 8-bit output array).
 
