@@ -93,7 +93,7 @@ class Field(nn.Module):
         ``forward_grid`` (the multiresolution grid) use it: the renderer's fast path."""
         sx, sy = self.coord_scale.to(xs.dtype)
         xs, ys = xs * sx, ys * sy
-        if hasattr(self.encoding, "forward_grid"):  # a field's encoding always takes (x, y)
+        if hasattr(self.encoding, "forward_grid") and getattr(self.encoding, "in_dim", 2) == 2:
             feats = self.encoding.forward_grid(xs, ys)
         else:
             yy, xx = torch.meshgrid(ys, xs, indexing="ij")
