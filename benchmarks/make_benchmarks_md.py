@@ -131,6 +131,36 @@ def dataset_table(dataset: str, rows: list[dict], n_images: int, scales: list[fl
     return lines
 
 
+def versus_bicubic(dataset: str, rows: list[dict], n_images: int, scales: list[float]) -> list[str]:
+    """The seed's question on one dataset: each learned method's gain over the measured bicubic row.
+
+    For every (method, observation model), the budget with the highest mean PSNR over ``scales``
+    among those measured on every image at every scale; empty when bicubic is not measured.
+    """
+    summary = summarize(rows)
+    bicubic = {s["scale"]: s["psnr"] for s in summary if s["method"] == "bicubic" and s["ok"] == n_images}
+    if any(bicubic.get(sc) is None for sc in scales):
+        return []
+    labels = budget_labels(summary)
+    budgets: dict[tuple[str, str], dict[str, dict[float, dict]]] = {}
+    for s in summary:
+        if METHODS[s["method"]].family == "interpolation" or s["ok"] < n_images:
+            continue
+        key = (s["method"], s["settings"].get("fit") or "-")
+        label = labels[(s["method"], json.dumps(s["settings"], sort_keys=True))]
+        budgets.setdefault(key, {}).setdefault(label, {})[s["scale"]] = s
+    lines = [f"### {dataset}", "", "| method | best budget | " + " | ".join(f"x{s:g}" for s in scales) + " |",
+             "|---|---|" + "---|" * len(scales)]
+    for (method, _fit), by_label in budgets.items():
+        complete = {lab: cells for lab, cells in by_label.items() if all(sc in cells for sc in scales)}
+        if not complete:
+            continue
+        label, cells = max(complete.items(), key=lambda kv: sum(kv[1][sc]["psnr"] for sc in scales))
+        deltas = [f"{cells[sc]['psnr'] - bicubic[sc]:+.2f}" for sc in scales]
+        lines.append(f"| {method} | {label} | " + " | ".join(deltas) + " |")
+    return lines if len(lines) > 4 else []
+
+
 def _load(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -210,7 +240,7 @@ def git_state() -> str:
 
 
 def write_markdown(path: Path, tables: dict[str, list[str]], env: dict, command: str,
-                   errors: list[str], results: Path) -> None:
+                   errors: list[str], results: Path, verdicts: list[str] = ()) -> None:
     lines = [
         "# Benchmarks",
         "",
@@ -236,6 +266,11 @@ def write_markdown(path: Path, tables: dict[str, list[str]], env: dict, command:
     ]
     for dataset, table in tables.items():
         lines += [f"## {dataset}", "", *table, ""]
+    if verdicts:
+        lines += ["## Against bicubic: which methods beat it, and with which fitting", "",
+                  "Y-PSNR gain (dB) over the measured bicubic row; for each method and observation model, "
+                  "its best budget measured on every image at every scale (highest mean over the scales).",
+                  "", *verdicts]
     lines += speed_sections(results)
     if errors:
         lines += ["## Errors", "", *[f"- {e}" for e in errors], ""]
@@ -245,7 +280,7 @@ def write_markdown(path: Path, tables: dict[str, list[str]], env: dict, command:
 
 
 def report(args, datasets: dict[str, list[Path]], scales: list[float], command: str) -> list[dict]:
-    tables, errors, everything = {}, [], []
+    tables, errors, everything, verdicts = {}, [], [], []
     ood = [float(s) for s in args.ood_scales.split(",") if s.strip()]
     for dataset, paths in datasets.items():
         images = [p.stem for p in paths]
@@ -255,9 +290,11 @@ def report(args, datasets: dict[str, list[Path]], scales: list[float], command: 
                 continue
             everything += rows
             tables[title] = dataset_table(dataset, rows, len(images), cols)
+            if cols is scales and (verdict := versus_bicubic(dataset, rows, len(images), cols)):
+                verdicts += [*verdict, ""]
             for s in summarize(rows):
                 errors += [f"{dataset} {s['method']} x{s['scale']:g}: {e}" for e in s["errors"]]
-    write_markdown(args.out, tables, environment(), command, errors, args.results)
+    write_markdown(args.out, tables, environment(), command, errors, args.results, verdicts)
     if args.json:
         write_json(everything, args.json, meta={"command": command})
     return everything

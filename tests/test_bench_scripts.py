@@ -58,3 +58,30 @@ def test_speed_sections_report_the_anchor(scripts, tmp_path):
     assert "## Speed anchor: our SIREN against siren-pytorch, 16x16 pixels" in text
     assert "| coordsr | 10 | 0.500 | 30.00 | 2.0 s (4 steps, 29.00 dB) | 1.50 |" in text
     assert "fit time to target 1.25x" in text and "render not reached" not in text
+
+
+def _row(method, settings, image, scale, psnr):
+    return {"dataset": "D", "image": image, "method": method, "settings": settings, "scale": scale,
+            "psnr": psnr, "ssim": 0.5, "seconds": 1.0, "error": None}
+
+
+def test_versus_bicubic_reports_each_fits_best_complete_budget(scripts):
+    md = scripts("make_benchmarks_md")
+    short = {"fit": "point", "steps": 300, "batch": 4096}
+    long = {"fit": "point", "steps": 2000, "batch": 4096}
+    cons = {"fit": "consistent", "steps": 300, "batch": 0}
+    rows = []
+    for image in ("a", "b"):
+        for scale, bic in ((2.0, 30.0), (4.0, 25.0)):
+            rows += [_row("bicubic", {}, image, scale, bic),
+                     _row("siren", short, image, scale, bic - 1.0),
+                     _row("siren", long, image, scale, bic + 0.5),
+                     _row("siren", cons, image, scale, bic + 0.25)]
+    rows.append(_row("hashgrid", short, "a", 2.0, 40.0))  # one image, one scale: not complete
+    lines = md.versus_bicubic("D", rows, 2, [2.0, 4.0])
+    assert "| siren | fit=point, steps=2000, batch=4096 | +0.50 | +0.50 |" in lines
+    assert "| siren | fit=consistent, steps=300, batch=all | +0.25 | +0.25 |" in lines
+    assert not any("steps=300, batch=4096" in line or "hashgrid" in line for line in lines)
+    # Without a complete bicubic row there is nothing to compare with.
+    assert md.versus_bicubic("D", [r for r in rows if not (r["method"] == "bicubic" and r["image"] == "b")],
+                             2, [2.0, 4.0]) == []

@@ -402,7 +402,10 @@ def progress_bar(console=None) -> Iterator[BenchCallback]:
 
 
 def _fmt_settings(settings: Mapping[str, Any], keys: Sequence[str]) -> str:
-    return ", ".join(f"{k}={settings[k]}" for k in keys if k in settings) or "-"
+    def value(k: str) -> Any:  # batch 0 means every pixel in each step: say so
+        return "all" if k == "batch" and settings[k] == 0 else settings[k]
+
+    return ", ".join(f"{k}={value(k)}" for k in keys if k in settings) or "-"
 
 
 def summarize(rows: Sequence[Mapping[str, Any]]) -> list[dict]:
