@@ -125,3 +125,41 @@ def test_module_entry_point_runs():
 
     r = subprocess.run([sys.executable, "-m", "coordsr", "methods"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "bicubic" in r.stdout
+
+
+@pytest.fixture
+def hr_folder(tmp_path):
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    for k, (h, w) in enumerate(((24, 28), (26, 24))):
+        Image.fromarray((smooth_image(h, w, 3, seed=k) * 255).astype(np.uint8)).save(folder / f"im{k}.png")
+    return folder
+
+
+def test_bench_writes_table_json_and_figures(tmp_path, hr_folder, capsys):
+    import json
+
+    out, figs = tmp_path / "rows.json", tmp_path / "figs"
+    code, text, err = run(capsys, "bench", hr_folder, "--scales", "2", "--methods", "bicubic,hashgrid",
+                          "--steps", 3, "--set", "batch=16", "--json", out, "--figures", figs)
+    assert code == 0, err
+    assert "bicubic" in text and "hashgrid" in text
+    rows = json.loads(out.read_text())["rows"]
+    assert {(r["method"], r["image"]) for r in rows} == {(m, i) for m in ("bicubic", "hashgrid") for i in ("im0", "im1")}
+    assert all(r["error"] is None and r["psnr"] > 0 and r["seconds"] >= 0 for r in rows)
+    fitted = [r["settings"] for r in rows if r["method"] == "hashgrid"]
+    assert all(s["batch"] == 16 and s["steps"] == 3 for s in fitted)
+    assert any(p.suffix == ".png" for p in figs.iterdir())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "nonsense=1"], "--set nonsense: none of the methods"),
+    (["--set", "batch=many"], "setting batch: expected int"),
+    (["--set", "batch"], "expected NAME=VALUE"),
+])
+def test_bench_bad_settings_give_one_line_and_no_output(tmp_path, hr_folder, capsys, args, message):
+    out = tmp_path / "rows.json"
+    code, _, err = run(capsys, "bench", hr_folder, "--scales", "2", "--methods", "bicubic,hashgrid",
+                       "--steps", 2, "--json", out, *args)
+    assert code != 0 and message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

@@ -104,6 +104,16 @@ def build_method(name: str, settings: dict[str, str], device: str):
     return method
 
 
+def _typed_settings(name: str, raw: dict[str, str]) -> dict:
+    """The settings in ``raw`` that method ``name`` has, converted to its field types."""
+    from coordsr.methods import get_method
+
+    cls = get_method(name)
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    return {k: _convert(v, hints.get(k, str), k) for k, v in raw.items() if k in known}
+
+
 def collect_settings(steps, seed, fit, extra: list[str] | None) -> dict[str, str]:
     settings: dict[str, str] = {}
     for item in extra or []:
@@ -339,6 +349,8 @@ def bench(
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write every row to this JSON file.")] = None,
     figures: Annotated[Optional[Path], typer.Option(help="Folder for crop comparisons and the speed plot.")] = None,
     cache: Annotated[Optional[Path], typer.Option(help="Folder of finished rows: a rerun resumes.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option(
+        "--set", help="NAME=VALUE for every method that has the setting, e.g. batch=4096 (repeatable).")] = None,
     device: Device = "auto",
 ):
     """Score methods on the SR protocol: mod-crop, MATLAB bicubic LR, Y-PSNR/SSIM with shaved borders."""
@@ -355,9 +367,13 @@ def bench(
     for out_path in (json_path,):
         if out_path is not None and not out_path.parent.is_dir():
             raise CoordsrError(f"{out_path}: folder {out_path.parent} does not exist")
+    extra = collect_settings(None, None, None, set_)
     try:
-        chosen = {n: {**runner.settings_for(n, steps=steps, fit=fit),
+        chosen = {n: {**runner.settings_for(n, steps=steps, fit=fit), **_typed_settings(n, extra),
                       **({"device": device} if device != "auto" else {})} for n in names}
+        unused = sorted(set(extra) - {k for n in names for k in _typed_settings(n, extra)})
+        if unused:
+            raise CoordsrError(f"--set {unused[0]}: none of the methods {', '.join(names)} has this setting")
         paths = runner.find_images(folder)
         outputs = (cache or figures) / "outputs" if figures else None
         if figures:
