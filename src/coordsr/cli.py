@@ -87,14 +87,12 @@ def build_method(name: str, settings: dict[str, str], device: str):
         cls = get_method(name)
     except ValueError as e:
         raise CoordsrError(str(e)) from None
-    hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {"device": device}
-    for key, value in settings.items():
+    for key in settings:
         if key not in known:
             raise CoordsrError(f"method {name} has no setting {key!r}; its settings: "
                                f"{', '.join(sorted(known - {'device'})) or 'none'}")
-        kwargs[key] = _convert(value, hints.get(key, str), key)
+    kwargs = {"device": device, **_typed_settings(name, settings)}
     try:
         method = cls(**kwargs)
     except (ValueError, TypeError) as e:
