@@ -301,16 +301,10 @@ def report(args, datasets: dict[str, list[Path]], scales: list[float], command: 
 
 
 def extra_settings(name: str, pairs: list[str]) -> dict:
-    """--set NAME=VALUE pairs, typed like the method's field (ints, floats, strings)."""
-    import dataclasses
+    """--set NAME=VALUE pairs that method ``name`` has, typed like its fields (as the CLI does)."""
+    from coordsr.cli import collect_settings, typed_settings
 
-    types = {f.name: f.type for f in dataclasses.fields(METHODS[name])}
-    out = {}
-    for pair in pairs:
-        key, value = pair.split("=", 1)
-        kind = {"int": int, "float": float}.get(str(types.get(key)), str)
-        out[key] = kind(value)
-    return out
+    return typed_settings(name, collect_settings(None, None, None, pairs))
 
 
 def main(argv: list[str] | None = None) -> int:

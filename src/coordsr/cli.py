@@ -92,7 +92,7 @@ def build_method(name: str, settings: dict[str, str], device: str):
         if key not in known:
             raise CoordsrError(f"method {name} has no setting {key!r}; its settings: "
                                f"{', '.join(sorted(known - {'device'})) or 'none'}")
-    kwargs = {"device": device, **_typed_settings(name, settings)}
+    kwargs = {"device": device, **typed_settings(name, settings)}
     try:
         method = cls(**kwargs)
     except (ValueError, TypeError) as e:
@@ -102,7 +102,7 @@ def build_method(name: str, settings: dict[str, str], device: str):
     return method
 
 
-def _typed_settings(name: str, raw: dict[str, str]) -> dict:
+def typed_settings(name: str, raw: dict[str, str]) -> dict:
     """The settings in ``raw`` that method ``name`` has, converted to its field types."""
     from coordsr.methods import get_method
 
@@ -367,9 +367,10 @@ def bench(
             raise CoordsrError(f"{out_path}: folder {out_path.parent} does not exist")
     extra = collect_settings(None, None, None, set_)
     try:
-        chosen = {n: {**runner.settings_for(n, steps=steps, fit=fit), **_typed_settings(n, extra),
+        typed = {n: typed_settings(n, extra) for n in names}
+        chosen = {n: {**runner.settings_for(n, steps=steps, fit=fit), **typed[n],
                       **({"device": device} if device != "auto" else {})} for n in names}
-        unused = sorted(set(extra) - {k for n in names for k in _typed_settings(n, extra)})
+        unused = sorted(set(extra) - {k for n in names for k in typed[n]})
         if unused:
             raise CoordsrError(f"--set {unused[0]}: none of the methods {', '.join(names)} has this setting")
         paths = runner.find_images(folder)
