@@ -108,7 +108,7 @@ def app_factory(tmp_path):
     def make(data_dir: Path = tmp_path / "data", workers: int = 1, **limits) -> TestClient:
         app = create_app(data_dir, workers, Limits(**limits))
         app.state.manager.preview_interval = 0.0  # a preview with every report: tests see several
-        client = TestClient(app)
+        client = TestClient(app, base_url="http://127.0.0.1:7860")  # a Host the server answers
         client.__enter__()
         clients.append(client)
         return client
@@ -531,3 +531,322 @@ def test_seed_convention_fields_are_tiled_in_the_house_convention(tmp_path):
     assert np.abs(drawn.astype(int) - expected.astype(int)).max() <= 1
     half = tiles._render_field("0" * 16, tmp_path, (-1.0, -1.0, 0.0, 0.0), (12, 16))
     assert not np.array_equal(half, drawn)  # the box is honoured, not ignored
+
+
+# --- who may ask: Host (DNS rebinding) and Origin (CSRF) -------------------------------------------
+
+
+def test_unknown_host_headers_are_refused(client):
+    for host in ("127.0.0.1:7860", "localhost:7860", "[::1]:7860", "LOCALHOST", "127.0.0.1"):
+        assert client.get("/api/jobs", headers={"host": host}).status_code == 200, host
+    for host in ("attacker.example", "attacker.example:7860", "127.0.0.1.attacker.example", "[::1", "a b"):
+        r = client.get("/api/jobs", headers={"host": host})
+        assert r.status_code == 400, host
+        assert isinstance(r.json()["detail"], str) and "host" in r.json()["detail"].lower()
+    r = client.get("/", headers={"host": "attacker.example"})  # the page too, not only the API
+    assert r.status_code == 400 and "--allow-host attacker.example" in r.json()["detail"]
+
+
+def test_allow_host_adds_names(tmp_path):
+    app = create_app(tmp_path / "data", 1, Limits(), allow_hosts=["coordsr.lan", "*.example.org"])
+    with TestClient(app, base_url="http://coordsr.lan:7860") as client:
+        assert client.get("/api/methods").status_code == 200
+        assert client.get("/api/methods", headers={"host": "a.b.example.org"}).status_code == 200
+        assert client.get("/api/methods", headers={"host": "example.org.evil"}).status_code == 400
+    app = create_app(tmp_path / "data", 1, Limits(), allow_hosts=["*"])
+    with TestClient(app, base_url="http://anything.example") as client:
+        assert client.get("/api/methods").status_code == 200
+
+
+def test_default_hosts_follow_the_bound_address():
+    from coordsr.server.guards import default_allowed_hosts, split_host
+
+    assert default_allowed_hosts("127.0.0.1") == ["localhost", "127.0.0.1", "::1"]
+    assert "10.1.2.3" in default_allowed_hosts("10.1.2.3")
+    import socket
+
+    assert socket.gethostname().lower() in default_allowed_hosts("0.0.0.0")
+    assert split_host("[::1]:7860") == ("::1", 7860) and split_host("x:99999") is None
+
+
+@pytest.mark.parametrize("headers", [
+    {"origin": "http://attacker.example"},
+    {"origin": "http://localhost:3000"},  # same site, another origin (port)
+    {"origin": "null"},  # a sandboxed frame or a file: page
+    {"sec-fetch-site": "cross-site"},
+    {"sec-fetch-site": "same-site"},
+    {"referer": "http://attacker.example/page.html"},
+], ids=lambda h: ",".join(f"{k}={v}" for k, v in h.items()))
+def test_cross_origin_writes_are_refused(client, headers):
+    files = {"file": ("in.png", png(16, 16), "image/png")}
+    r = client.post("/api/jobs", files=files, data={"method": "bicubic"}, headers=headers)
+    assert r.status_code == 403 and "cross-origin" in r.json()["detail"], r.text
+    assert client.get("/api/jobs").json()["jobs"] == []  # nothing was started
+
+
+def test_same_origin_and_non_browser_writes_pass(client):
+    files = {"file": ("in.png", png(16, 16), "image/png")}
+    page = {"origin": "http://127.0.0.1:7860", "sec-fetch-site": "same-origin",
+            "referer": "http://127.0.0.1:7860/"}
+    job = client.post("/api/jobs", files=files, data={"method": "bicubic"}, headers=page).json()
+    wait(client, job["id"])
+    assert client.delete(f"/api/jobs/{job['id']}", headers={"origin": "http://attacker.example"}).status_code == 403
+    assert client.get(f"/api/jobs/{job['id']}").status_code == 200  # still there
+    curl = client.post("/api/jobs", files=files, data={"method": "bicubic"})  # no Origin: curl, a script
+    assert curl.status_code == 202
+    wait(client, curl.json()["id"])
+    assert client.delete(f"/api/jobs/{job['id']}", headers=page).status_code == 204
+    # Reads from anywhere are answered (the Host check is what stops a rebound name from reading).
+    assert client.get("/api/jobs", headers={"origin": "http://attacker.example"}).status_code == 200
+
+
+def test_serve_passes_allow_host_to_the_server(monkeypatch, tmp_path):
+    import coordsr.server.app as server_app
+    from coordsr.cli import main
+
+    seen = {}
+    monkeypatch.setattr(server_app, "serve", lambda *args, **kw: seen.update(args=args, **kw))
+    assert main(["serve", "--data-dir", str(tmp_path), "--allow-host", "a.lan", "--allow-host", "b.lan"]) == 0
+    assert seen["allow_hosts"] == ["a.lan", "b.lan"]
+
+
+# --- one server per data folder --------------------------------------------------------------------
+
+
+def test_a_second_server_on_the_same_data_dir_is_refused_and_changes_nothing(app_factory, tmp_path,
+                                                                              test_methods):
+    import os
+
+    from coordsr.server.lock import DataDirBusy
+
+    data = tmp_path / "data"
+    first = app_factory(data, queue_size=2)
+    running = upload(first, method="waiter").json()["id"]
+    wait(first, running, statuses=("running",))
+    queued = upload(first, method="waiter").json()["id"]
+    with pytest.raises(DataDirBusy, match=rf"in use by another coordsr server \(pid {os.getpid()}\b"):
+        create_app(data, 1, Limits())
+    assert first.get(f"/api/jobs/{running}").json()["status"] == "running"
+    assert first.get(f"/api/jobs/{queued}").json()["status"] == "queued"
+    RELEASE.set()
+    assert wait(first, queued)["status"] == "done"
+    first.__exit__(None, None, None)  # the lock goes with the server
+    assert app_factory(data).get(f"/api/jobs/{running}").json()["status"] == "done"
+
+
+def test_coordsr_serve_on_a_locked_dir_says_who_holds_it(tmp_path, capsys):
+    import os
+
+    from coordsr.cli import main
+    from coordsr.server.lock import DataDirLock
+
+    holder = DataDirLock.acquire(tmp_path, address="http://127.0.0.1:7861/")
+    try:
+        assert main(["serve", "--data-dir", str(tmp_path), "--port", "0"]) != 0
+    finally:
+        holder.release()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("coordsr: "), err
+    assert f"pid {os.getpid()}" in err[0] and "http://127.0.0.1:7861/" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["serve.lock"]  # no database, no jobs folder
+
+
+def test_a_lock_left_by_a_killed_server_is_taken_over(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from coordsr.server.lock import DataDirLock
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from coordsr.server.lock import DataDirLock; "
+         "lock = DataDirLock.acquire(sys.argv[1], 'http://127.0.0.1:1/'); print('held', flush=True); time.sleep(60)",
+         str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        from coordsr.server.lock import DataDirBusy
+
+        with pytest.raises(DataDirBusy, match=f"pid {holder.pid}"):
+            DataDirLock.acquire(tmp_path)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert f'"pid": {holder.pid}' in (tmp_path / "serve.lock").read_text()  # the dead holder's note
+    lock = DataDirLock.acquire(tmp_path, address="http://127.0.0.1:2/")
+    assert f'"pid": {os.getpid()}' in (tmp_path / "serve.lock").read_text()
+    lock.release()
+
+
+# --- uploads: refused before they are read, decoded one at a time ------------------------------------
+
+
+def test_admission_counts_waiting_jobs_and_uploads_in_flight(tmp_path):
+    from coordsr.server.jobs import JobManager
+
+    manager = JobManager(Store(tmp_path / "data"), workers=1, queue_size=2)
+    try:
+        assert manager.admit() and manager.admit()
+        assert not manager.admit()  # two uploads on their way fill a queue of two
+        manager.admitted_done()
+        assert manager.admit()
+    finally:
+        manager.stop()
+
+
+def test_a_full_queue_refuses_an_upload_without_reading_it(app_factory, test_methods):
+    client = app_factory(workers=1, queue_size=1)
+    running = upload(client, method="waiter").json()["id"]
+    wait(client, running, statuses=("running",))
+    upload(client, method="waiter")  # the one queued job
+    read = []
+
+    def body():  # the server would have to pull this to read the upload
+        read.append(True)
+        yield b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\n"
+        yield png(16, 16) + b"\r\n--x--\r\n"
+
+    r = client.post("/api/jobs", content=body(), headers={"content-type": "multipart/form-data; boundary=x"})
+    assert r.status_code == 503 and "queue is full" in r.json()["detail"] and r.headers["retry-after"]
+    assert read == []
+    RELEASE.set()
+
+
+def test_uploads_are_decoded_one_at_a_time(client, monkeypatch):
+    import coordsr.images
+
+    decode, inside, most = coordsr.images.decode_image_bytes, [0], [0]
+    lock = threading.Lock()
+
+    def counting(*args, **kwargs):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.05)
+        try:
+            return decode(*args, **kwargs)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(coordsr.images, "decode_image_bytes", counting)
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(upload(client, png(16, 16), method="bicubic")))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status_code for r in answers) == [202] * 4
+    assert most[0] == 1
+
+
+@pytest.fixture
+def real_server(tmp_path, test_methods):
+    """create_app under uvicorn on a free loopback port (a thread); yields (host, port, app)."""
+    import socket
+
+    import uvicorn
+
+    app = create_app(tmp_path / "data", 1, Limits(queue_size=1, max_upload_mb=1))
+    sock = socket.create_server(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    yield "127.0.0.1", sock.getsockname()[1], app
+    RELEASE.set()
+    server.should_exit = True
+    thread.join(10)
+
+
+def raw_request(host: str, port: int, head: str, timeout: float = 5.0) -> tuple[int, dict]:
+    """Send only ``head`` (request line and headers, no body) and read the answer: (status, JSON)."""
+    import socket
+
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(head.encode())
+        data = b""
+        while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < int(
+                dict(line.split(b": ", 1) for line in data.split(b"\r\n\r\n")[0].split(b"\r\n")[1:]
+                     if b": " in line).get(b"content-length", b"0")):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    status = int(data.split(b" ", 2)[1])
+    return status, json.loads(data.split(b"\r\n\r\n", 1)[1] or b"null")
+
+
+def test_real_server_answers_before_the_body_arrives(real_server):
+    """Over a real socket: the answers come while the client has sent headers only."""
+    import urllib.request
+
+    host, port, app = real_server
+    post = (f"POST /api/jobs HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: multipart/form-data; "
+            f"boundary=x\r\nContent-Length: {{n}}\r\n\r\n")
+    status, body = raw_request(host, port, post.format(n=50 << 20))  # 50 MiB declared, 1 MiB allowed
+    assert status == 413 and "upload too large" in body["detail"]
+    rebinding = "GET /api/jobs HTTP/1.1\r\nHost: attacker.example\r\n\r\n"
+    assert raw_request(host, port, rebinding)[0] == 400
+
+    def send(form: dict) -> dict:
+        boundary = "b0undary"
+        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n' for k, v in form.items()]
+        payload = "".join(parts).encode() + (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+            f"Content-Type: image/png\r\n\r\n").encode() + png(16, 16) + f"\r\n--{boundary}--\r\n".encode()
+        req = urllib.request.Request(f"http://{host}:{port}/api/jobs", data=payload, method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    running = send({"method": "waiter"})["id"]
+    while app.state.store.get(running).status != "running":
+        time.sleep(0.02)
+    send({"method": "waiter"})  # queued: the queue (1) is full
+    start = time.monotonic()
+    status, body = raw_request(host, port, post.format(n=10 << 10))  # a body that never comes
+    assert status == 503 and "queue is full" in body["detail"]
+    assert time.monotonic() - start < 3
+
+
+# --- files, docs ----------------------------------------------------------------------------------
+
+
+def test_job_files_are_written_with_the_umask(client, tmp_path):
+    from coordsr.server.storage import new_file_mode
+
+    job = upload(client, png(16, 16), **FAST).json()
+    assert wait(client, job["id"])["status"] == "done"
+    folder = tmp_path / "data" / "jobs" / job["id"]
+    expected = new_file_mode()
+    assert expected == 0o666 & ~int(Path("/proc/self/status").read_text().split("Umask:")[1].split()[0], 8)
+    for name in ("field.safetensors", "result.png", "input.png", "history.json"):
+        assert (folder / name).stat().st_mode & 0o777 == expected, name
+
+
+def test_api_docs_are_served_without_a_cdn(client):
+    import re
+
+    for url in ("/docs", "/redoc"):
+        page = client.get(url)
+        assert page.status_code == 200
+        links = re.findall(r'(?:src|href)="([^"]+)"', page.text) + re.findall(r"url: '([^']+)'", page.text)
+        assert links, url
+        for link in links:
+            assert link.startswith("/") and not link.startswith("//"), (url, link)
+            assert client.get(link).status_code == 200, link
+        assert "cdn" not in page.text.lower() and "https://" not in page.text
+    assert "SwaggerUIBundle" in client.get("/static-offline-docs/swagger-ui-bundle.js").text[:200_000]
+
+
+def test_web_docs_name_the_default_method():
+    from coordsr.methods import DEFAULT_METHOD
+
+    text = " ".join((Path(__file__).resolve().parents[1] / "docs" / "web.md").read_text().split())
+    assert f"(default: the registry's default, `{DEFAULT_METHOD}`)" in text
+    assert f'{{"default":"{DEFAULT_METHOD}",' in text

@@ -402,6 +402,9 @@ def serve(
     max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", help="Largest upload (MiB).")] = 20.0,
     max_pixels: Annotated[int, typer.Option("--max-pixels", help="Most pixels of an uploaded image.")] = 2048 * 2048,
     max_output_pixels: Annotated[int, typer.Option("--max-output-pixels", help="Most pixels of an output.")] = 4096 * 4096,
+    allow_host: Annotated[Optional[list[str]], typer.Option(
+        "--allow-host", help="Also answer this Host name (repeatable; '*' answers any). The bound address "
+                             "and localhost, 127.0.0.1, ::1 always are.")] = None,
 ):
     """Run the web page (upload, watch the fit, compare, zoom without end) and its JSON API."""
     try:
@@ -411,7 +414,7 @@ def serve(
     if workers < 1:
         raise CoordsrError(f"--workers must be at least 1, got {workers}")
     limits = Limits(max_upload_mb=max_upload_mb, max_pixels=max_pixels, max_output_pixels=max_output_pixels)
-    run_server(host, port, data_dir.expanduser(), workers, limits)
+    run_server(host, port, data_dir.expanduser(), workers, limits, allow_hosts=allow_host or [])
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

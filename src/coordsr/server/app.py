@@ -14,6 +14,9 @@ import asyncio
 import json
 import logging
 import math
+import socket
+import tempfile
+import threading
 import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, fields
@@ -24,10 +27,13 @@ from fastapi import FastAPI, File, Form, HTTPException, Path as PathParam, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
-from coordsr.errors import ImageError
+from coordsr.errors import CoordsrError, ImageError
+from coordsr.server.guards import RequestGuard, default_allowed_hosts
 from coordsr.server.jobs import FINAL, JobManager, QueueFull, read_history
+from coordsr.server.lock import DataDirLock
 from coordsr.server.storage import ID_RE, JobRecord, Store, new_job_id, safe_label
 from coordsr.server.tiles import Pyramid, TileRangeError, TileRenderer
 
@@ -55,6 +61,8 @@ class Limits:
     """Jobs that may wait for a worker; one more is refused with 503."""
     tile_cache_mb: int = 64
     """Memory for rendered viewer tiles (LRU)."""
+    decode_slots: int = 1
+    """Uploads decoded at the same time; the others wait their turn (bounds the memory of a burst)."""
 
     @property
     def max_upload_bytes(self) -> int:
@@ -250,28 +258,71 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+class UploadGate:
+    """ASGI middleware: refuse a new job (503) before its upload is read when the queue has no room.
+
+    ``JobManager.admit`` counts the jobs waiting and the uploads still being received, so a burst
+    of uploads is refused at once instead of being read and decoded first, and at most
+    ``queue_size`` uploads are ever inside the server (their bodies spooled to disk past 1 MiB by
+    the multipart parser).
+    """
+
+    def __init__(self, app, manager: JobManager, queue_size: int):
+        self.app, self.manager, self.queue_size = app, manager, queue_size
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].rstrip("/") != "/api/jobs":
+            return await self.app(scope, receive, send)
+        if not self.manager.admit():
+            detail = f"the job queue is full ({self.queue_size} waiting or arriving); try again later"
+            return await JSONResponse({"detail": detail}, 503, headers={"Retry-After": "30"})(scope, receive, send)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.manager.admitted_done()
+
+
 # --- the app -----------------------------------------------------------------------------------
 
 
-def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None) -> FastAPI:
-    """The FastAPI app, with its job workers started and interrupted jobs marked failed."""
+def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *,
+               host: str = "127.0.0.1", allow_hosts: list[str] | tuple[str, ...] = (),
+               lock: DataDirLock | None = None) -> FastAPI:
+    """The FastAPI app, with its job workers started and interrupted jobs marked failed.
+
+    ``host`` is the address the server is bound to: it and the loopback names are the Host
+    headers answered, with ``allow_hosts`` (``"*"``: any). The data folder is locked for the
+    app's life (``lock``, when the caller holds it already; DataDirBusy when another has it)
+    before any job in it is touched.
+    """
     from coordsr.methods import DEFAULT_METHOD, METHODS, get_method
     from coordsr.methods.base import resolve_device
 
     limits = limits or Limits()
-    store = Store(Path(data_dir))
-    manager = JobManager(store, workers=workers, queue_size=limits.queue_size)
+    lock = lock or DataDirLock.acquire(Path(data_dir), address="(in-process app)")
+    try:
+        store = Store(Path(data_dir))
+        manager = JobManager(store, workers=workers, queue_size=limits.queue_size)
+    except BaseException:
+        lock.release()
+        raise
     tiles = TileRenderer(cache_bytes=limits.tile_cache_mb << 20, device=str(resolve_device("auto")))
+    decoding = threading.BoundedSemaphore(max(1, limits.decode_slots))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
         await asyncio.to_thread(manager.stop)
         store.close()
+        lock.release()
 
-    app = FastAPI(title="coordsr", version="1", lifespan=lifespan,
-                  summary="Upscale images with coordinate-based neural networks; zoom without end.")
+    # FastAPIOffline: /docs and /redoc from assets shipped in the package, no CDN (and no badge
+    # fetched from the Swagger validator).
+    app = FastAPIOffline(title="coordsr", version="1", lifespan=lifespan,
+                         summary="Upscale images with coordinate-based neural networks; zoom without end.",
+                         swagger_ui_parameters={"validatorUrl": None})
     app.state.store, app.state.manager, app.state.tiles, app.state.limits = store, manager, tiles, limits
+    app.state.lock = lock
     # The body limit wraps the whole app (at the end): 64 KiB of slack for the multipart envelope.
     body_limit = limits.max_upload_bytes + (64 << 10)
 
@@ -337,33 +388,37 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None) -
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         settings = method_settings(cls, steps, seed, fit, limits)
-        data = file.file.read(limits.max_upload_bytes + 1)
-        if len(data) > limits.max_upload_bytes:
-            raise HTTPException(413, f"upload too large: the limit is {limits.max_upload_mb:g} MiB")
-        if not data:
-            raise HTTPException(422, "the uploaded file is empty")
-        label = safe_label(file.filename)
         try:
-            image = decode_image_bytes(data, label, max_pixels=limits.max_pixels)
-        except ImageError as exc:
-            raise HTTPException(422, str(exc)) from None
-        oh, ow = output_size(image.height, image.width, scale, width, height, limits)
-        try:
-            cls(device="cpu", **settings)  # the settings' own checks, before anything is stored
+            cls(device="cpu", **settings)  # the settings' own checks, before anything is decoded
         except (TypeError, ValueError) as exc:
             raise HTTPException(422, f"bad settings for {method}: {exc}") from None
-        if manager.waiting() >= limits.queue_size:
-            raise HTTPException(503, f"the job queue is full ({limits.queue_size} waiting); try again later",
-                                headers={"Retry-After": "30"})
-
-        rec = JobRecord(id=new_job_id(), label=label, method=method, settings=settings,
-                        in_width=image.width, in_height=image.height, channels=image.channels,
-                        mode=image.mode, bit_depth=image.bit_depth, out_width=ow, out_height=oh,
-                        created=created)
-        folder = store.job_dir(rec.id)
-        folder.mkdir(parents=True)
-        write_image(folder / "input.png", image.pixels, bit_depth=image.bit_depth)
-        write_image(folder / "thumb.png", thumbnail(image.pixels), bit_depth=8)
+        label = safe_label(file.filename)
+        # One upload decoded at a time (decode_slots): the bytes, the decoded pixels and their PNG
+        # copies of a burst of uploads never sit in memory together.
+        with decoding:
+            data = file.file.read(limits.max_upload_bytes + 1)
+            if len(data) > limits.max_upload_bytes:
+                raise HTTPException(413, f"upload too large: the limit is {limits.max_upload_mb:g} MiB")
+            if not data:
+                raise HTTPException(422, "the uploaded file is empty")
+            try:
+                image = decode_image_bytes(data, label, max_pixels=limits.max_pixels)
+            except ImageError as exc:
+                raise HTTPException(422, str(exc)) from None
+            del data
+            oh, ow = output_size(image.height, image.width, scale, width, height, limits)
+            if manager.waiting() >= limits.queue_size:
+                raise HTTPException(503, f"the job queue is full ({limits.queue_size} waiting); try again later",
+                                    headers={"Retry-After": "30"})
+            rec = JobRecord(id=new_job_id(), label=label, method=method, settings=settings,
+                            in_width=image.width, in_height=image.height, channels=image.channels,
+                            mode=image.mode, bit_depth=image.bit_depth, out_width=ow, out_height=oh,
+                            created=created)
+            folder = store.job_dir(rec.id)
+            folder.mkdir(parents=True)
+            write_image(folder / "input.png", image.pixels, bit_depth=image.bit_depth)
+            write_image(folder / "thumb.png", thumbnail(image.pixels), bit_depth=8)
+            del image
         store.insert(rec)
         try:
             manager.submit(rec)
@@ -508,7 +563,10 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None) -
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
+    # The last added is the outermost: who may ask, then how much, then whether there is room.
+    app.add_middleware(UploadGate, manager=manager, queue_size=limits.queue_size)
     app.add_middleware(BodyLimit, limit=body_limit, limit_mb=limits.max_upload_mb)
+    app.add_middleware(RequestGuard, allowed_hosts=[*default_allowed_hosts(host), *allow_hosts])
     return app
 
 
@@ -525,22 +583,60 @@ def thumbnail(pixels, side: int = 192):
     return out[..., None] if out.ndim == 2 else out
 
 
-def serve(host: str, port: int, data_dir: Path, workers: int, limits: Limits) -> None:
-    """Run the web page and its API with uvicorn until interrupted."""
-    import uvicorn
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port; CoordsrError (one line) when it cannot be had."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        raise CoordsrError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
+
+def use_spool_dir(data_dir: Path) -> Path:
+    """Uploads past 1 MiB are spooled to a temporary file by the multipart parser: keep those in
+    ``<data-dir>/spool`` (emptied here, under the data folder's lock) rather than the system's temp
+    folder, which is often memory (tmpfs)."""
+    spool = data_dir / "spool"
+    spool.mkdir(exist_ok=True)
+    for leftover in spool.iterdir():  # from a server that was killed mid-upload
+        if leftover.is_file():
+            leftover.unlink(missing_ok=True)
+    tempfile.tempdir = str(spool)
+    return spool
+
+
+def serve(host: str, port: int, data_dir: Path, workers: int, limits: Limits,
+          allow_hosts: list[str] | tuple[str, ...] = ()) -> None:
+    """Run the web page and its API with uvicorn until interrupted.
+
+    In this order, so that a refusal changes nothing: lock the data folder (DataDirBusy names the
+    server that holds it), take the port, then open the jobs (marking interrupted ones failed).
+    """
     import os
 
     import torch
+    import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(name)s: %(message)s")
-    # Each worker fits with its share of the cores: oversubscribed thread pools crawl.
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(workers, 1)))
     data_dir = Path(data_dir).expanduser()
-    app = create_app(data_dir, workers, limits)
     shown = f"[{host}]" if ":" in host else host
-    log.info("coordsr: serving http://%s:%d/ (data in %s, %d worker(s))", shown, port, data_dir, workers)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("listening on %s: anyone who can reach this port can upload and run jobs "
-                    "(there is no authentication)", host)
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=3)
+    lock = DataDirLock.acquire(data_dir, address=f"http://{shown}:{port}/")
+    try:
+        sock = listen(host, port)
+        port = sock.getsockname()[1]  # the real one when asked for port 0
+        lock.set_address(f"http://{shown}:{port}/")
+        # Each worker fits with its share of the cores: oversubscribed thread pools crawl.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(workers, 1)))
+        use_spool_dir(data_dir)
+        app = create_app(data_dir, workers, limits, host=host, allow_hosts=allow_hosts, lock=lock)
+        log.info("coordsr: serving http://%s:%d/ (data in %s, %d worker(s))", shown, port, data_dir, workers)
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            log.warning("listening on %s: anyone who can reach this port can upload and run jobs "
+                        "(there is no authentication)", host)
+        if "*" not in allow_hosts:
+            log.info("answering Host names: %s (more with --allow-host)",
+                     ", ".join([*default_allowed_hosts(host), *allow_hosts]))
+        config = uvicorn.Config(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=3)
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        lock.release()

@@ -27,7 +27,7 @@ import numpy as np
 
 from coordsr.errors import Cancelled, CoordsrError
 from coordsr.progress import Progress
-from coordsr.server.storage import JobRecord, Store
+from coordsr.server.storage import JobRecord, Store, new_file_mode
 
 log = logging.getLogger("coordsr.server")
 
@@ -109,6 +109,8 @@ class JobManager:
         self.preview_interval = PREVIEW_INTERVAL
         """Seconds between two previews of a job (tests shorten it)."""
         self._queue: queue.Queue[str | None] = queue.Queue(maxsize=max(1, queue_size))
+        self._receiving = 0  # uploads admitted by ``admit`` whose request has not ended
+        self._admit_lock = threading.Lock()
         self._live: dict[str, LiveJob] = {}
         self._live_lock = threading.Lock()
         self._finish_lock = threading.Lock()  # a queued job can be settled by a click and a worker
@@ -154,6 +156,23 @@ class JobManager:
 
     def waiting(self) -> int:
         return self._queue.qsize()
+
+    def admit(self) -> bool:
+        """Reserve room for one upload before its body is read; False when the jobs waiting and
+        the uploads still being received would fill the queue. Each True needs one ``admitted_done``.
+
+        This is what keeps a burst of uploads from being read, decoded and then refused: the
+        refusal comes first, and at most ``queue_size`` uploads are ever in the server at once.
+        """
+        with self._admit_lock:
+            if self._queue.qsize() + self._receiving >= self._queue.maxsize:
+                return False
+            self._receiving += 1
+            return True
+
+    def admitted_done(self) -> None:
+        with self._admit_lock:
+            self._receiving = max(0, self._receiving - 1)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the workers: running jobs are interrupted and marked failed."""
@@ -230,6 +249,7 @@ class JobManager:
                 fitted, result = upscaler.fit_field(pixels, size, bit_depth=rec.bit_depth, progress=report)
                 psnr = result.psnr
                 fitted.save(folder / "field.safetensors", method=rec.method, settings=rec.settings)
+                (folder / "field.safetensors").chmod(new_file_mode())  # saved 0600 by mkstemp
                 has_field = True
                 depth = np.uint16 if rec.bit_depth == 16 else np.uint8  # quantized tile by tile: 1/4 the memory
                 out = render_field(fitted, size, dtype=depth, progress=self._render_reporter(live, report))
