@@ -610,6 +610,31 @@ def test_serve_passes_allow_host_to_the_server(monkeypatch, tmp_path):
     assert seen["allow_hosts"] == ["a.lan", "b.lan"]
 
 
+@pytest.mark.parametrize("args, words", [
+    (["--port", "70000"], "--port must be between 0 and 65535"),
+    (["--max-upload-mb", "-1"], "--max-upload-mb must be a positive number"),
+    (["--max-pixels", "0"], "--max-pixels must be a positive number"),
+])
+def test_serve_refuses_bad_ports_and_limits_before_starting(tmp_path, capsys, args, words):
+    from coordsr.cli import main
+
+    assert main(["serve", "--data-dir", str(tmp_path / "web"), *args]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("coordsr: ") and words in err[0], err
+    assert not (tmp_path / "web").exists()
+
+
+def test_a_port_in_use_is_refused_in_one_line():
+    import socket
+
+    from coordsr.errors import CoordsrError
+    from coordsr.server.app import listen
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        with pytest.raises(CoordsrError, match=r"cannot listen on 127.0.0.1:\d+: Address already in use$"):
+            listen("127.0.0.1", taken.getsockname()[1])
+
+
 # --- one server per data folder --------------------------------------------------------------------
 
 

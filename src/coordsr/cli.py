@@ -413,7 +413,12 @@ def serve(
         raise CoordsrError(f"the web page needs the 'web' extra: pip install 'coordsr[web]' ({e.name} missing)") from None
     if workers < 1:
         raise CoordsrError(f"--workers must be at least 1, got {workers}")
-    limits = Limits(max_upload_mb=max_upload_mb, max_pixels=max_pixels, max_output_pixels=max_output_pixels)
+    if not 0 <= port <= 65535:
+        raise CoordsrError(f"--port must be between 0 and 65535, got {port}")
+    try:
+        limits = Limits(max_upload_mb=max_upload_mb, max_pixels=max_pixels, max_output_pixels=max_output_pixels)
+    except ValueError as e:  # name the option, not the field
+        raise CoordsrError("--" + str(e).replace("_", "-")) from None
     run_server(host, port, data_dir.expanduser(), workers, limits, allow_hosts=allow_host or [])
 
 

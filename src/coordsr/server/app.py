@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import math
+import os
 import socket
 import tempfile
 import threading
@@ -63,6 +64,15 @@ class Limits:
     """Memory for rendered viewer tiles (LRU)."""
     decode_slots: int = 1
     """Uploads decoded at the same time; the others wait their turn (bounds the memory of a burst)."""
+
+    def __post_init__(self):
+        for name in ("max_upload_mb", "max_pixels", "max_output_pixels", "max_scale", "max_steps", "queue_size",
+                     "decode_slots"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if self.tile_cache_mb < 0:
+            raise ValueError(f"tile_cache_mb must be 0 or more, got {self.tile_cache_mb!r}")
 
     @property
     def max_upload_bytes(self) -> int:
@@ -588,8 +598,9 @@ def listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         return socket.create_server((host, port), family=family, backlog=2048)
-    except OSError as exc:
-        raise CoordsrError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    except (OSError, OverflowError) as exc:  # OverflowError: a port outside 0-65535
+        why = os.strerror(exc.errno) if getattr(exc, "errno", None) else str(exc)
+        raise CoordsrError(f"cannot listen on {host}:{port}: {why}") from None
 
 
 def use_spool_dir(data_dir: Path) -> Path:
@@ -612,8 +623,6 @@ def serve(host: str, port: int, data_dir: Path, workers: int, limits: Limits,
     In this order, so that a refusal changes nothing: lock the data folder (DataDirBusy names the
     server that holds it), take the port, then open the jobs (marking interrupted ones failed).
     """
-    import os
-
     import torch
     import uvicorn
 
