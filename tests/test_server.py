@@ -839,6 +839,20 @@ def test_real_server_answers_before_the_body_arrives(real_server):
     assert time.monotonic() - start < 3
 
 
+def test_an_upload_that_cannot_be_stored_leaves_no_half_job(client, monkeypatch, tmp_path):
+    import coordsr.images
+    from coordsr.errors import ImageError
+
+    def full_disk(path, *args, **kwargs):
+        raise ImageError(f"{path}: cannot write: No space left on device")
+
+    monkeypatch.setattr(coordsr.images, "write_image", full_disk)
+    r = upload(client, png(16, 16), method="bicubic")
+    assert r.status_code == 507 and "No space left on device" in r.json()["detail"]
+    assert client.get("/api/jobs").json()["jobs"] == []
+    assert list((tmp_path / "data" / "jobs").iterdir()) == []
+
+
 # --- files, docs ----------------------------------------------------------------------------------
 
 

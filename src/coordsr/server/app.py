@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -151,7 +152,7 @@ class JobsOut(BaseModel):
     jobs: list[JobOut]
 
 
-ERRORS = {code: {"model": ErrorOut} for code in (404, 409, 413, 422, 503)}
+ERRORS = {code: {"model": ErrorOut} for code in (400, 403, 404, 409, 413, 422, 503, 507)}
 
 
 def job_json(rec: JobRecord) -> dict:
@@ -425,9 +426,14 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
                             mode=image.mode, bit_depth=image.bit_depth, out_width=ow, out_height=oh,
                             created=created)
             folder = store.job_dir(rec.id)
-            folder.mkdir(parents=True)
-            write_image(folder / "input.png", image.pixels, bit_depth=image.bit_depth)
-            write_image(folder / "thumb.png", thumbnail(image.pixels), bit_depth=8)
+            try:
+                folder.mkdir(parents=True)
+                write_image(folder / "input.png", image.pixels, bit_depth=image.bit_depth)
+                write_image(folder / "thumb.png", thumbnail(image.pixels), bit_depth=8)
+            except (OSError, ImageError) as exc:  # a full or read-only disk: no half-made job is left
+                shutil.rmtree(folder, ignore_errors=True)
+                log.error("job %s: cannot store the upload: %s", rec.id, exc)
+                raise HTTPException(507, f"cannot store the upload: {' '.join(str(exc).split())}") from None
             del image
         store.insert(rec)
         try:
