@@ -853,6 +853,22 @@ def test_an_upload_that_cannot_be_stored_leaves_no_half_job(client, monkeypatch,
     assert list((tmp_path / "data" / "jobs").iterdir()) == []
 
 
+def test_uploads_spool_into_the_data_dir(tmp_path, monkeypatch):
+    import tempfile
+
+    from coordsr.server.app import use_spool_dir
+
+    monkeypatch.setattr(tempfile, "tempdir", tempfile.tempdir)  # restored after the test
+    (tmp_path / "spool").mkdir()
+    (tmp_path / "spool" / "tmpleft").write_bytes(b"half an upload from a killed server")
+    spool = use_spool_dir(tmp_path)
+    assert spool == tmp_path / "spool" and list(spool.iterdir()) == []
+    with tempfile.SpooledTemporaryFile(max_size=10) as f:  # what the multipart parser uses
+        f.write(b"more than ten bytes")
+        f.rollover()
+        assert Path(f"/proc/self/fd/{f.fileno()}").resolve().parent == spool.resolve()
+
+
 # --- files, docs ----------------------------------------------------------------------------------
 
 
