@@ -87,17 +87,30 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser(server):
     shutil.rmtree(ARTIFACTS, ignore_errors=True)  # one run's pictures, not a mix of runs
     ARTIFACTS.mkdir(parents=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1200, "height": 1000}, accept_downloads=True)
-        page = context.new_page()
-        page.on("console", lambda m: print(f"[browser {m.type}] {m.text}") if m.type in ("error", "warning") else None)
-        yield page
-        context.close()
+        yield browser
         browser.close()
+
+
+def new_page(browser, **context):
+    """A fresh browser context (its own storage, viewport and colour scheme) and a page in it."""
+    context = browser.new_context(**{"viewport": {"width": 1200, "height": 1000}, "accept_downloads": True,
+                                     **context})
+    page = context.new_page()
+    page.on("console", lambda m: print(f"[browser {m.type}] {m.text}") if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: print(f"[browser exception] {e}"))
+    return page
+
+
+@pytest.fixture
+def page(browser):
+    page = new_page(browser)
+    yield page
+    page.context.close()
 
 
 def drop_file(page, data: bytes, name: str, mime: str = "image/png") -> None:
@@ -136,7 +149,11 @@ def test_upload_watch_compare_zoom_download(server, page):
     options = page.eval_on_selector_all("#method option", "els => els.map(e => e.value)")
     assert options == list(METHODS)
     page.select_option("#method", "hashgrid")
-    assert "hash grid" in page.inner_text("#method-description").lower()
+    from coordsr.server.page_api import method_notes
+
+    notes = page.inner_text("#method-description")
+    assert method_notes()["hashgrid"]["plain"] in notes and method_notes()["hashgrid"]["measured"] in notes
+    assert page.input_value("#steps") == str(method_notes()["hashgrid"]["page_steps"])
 
     # A bad upload is answered with the server's message, shown in the page.
     drop_file(page, b"this is not an image", "notes.txt", "text/plain")
@@ -147,7 +164,8 @@ def test_upload_watch_compare_zoom_download(server, page):
 
     # 2. Upload by drag-and-drop and start; the live view fills with events pushed by the server.
     drop_file(page, pattern_png(), "pattern.png")
-    assert "pattern.png" in page.inner_text("#drop-text")
+    page.wait_for_function("document.getElementById('chosen').innerText.includes('32×32 → 128×128')")
+    assert "pattern.png" in page.inner_text("#chosen")
     page.fill("#scale", "4")
     page.fill("#steps", "400")
     shot("02-form.png", "the form: file dropped, hashgrid chosen with its description, scale 4, 400 steps")
@@ -170,7 +188,7 @@ def test_upload_watch_compare_zoom_download(server, page):
                            "document.getElementById('before').naturalWidth === 128")
     page.fill("#slider", "30")
     page.dispatch_event("#slider", "input")
-    assert "30%" in page.get_attribute("#after", "style")
+    assert "30%" in page.get_attribute("#after-layer", "style")
     page.wait_for_function("window.coordsr.tilesDrawn > 0 && "
                            "window.coordsr.viewer.world.getItemAt(0).getFullyLoaded()", timeout=30_000)
     page.locator("#result").scroll_into_view_if_needed()
@@ -231,6 +249,13 @@ def test_upload_watch_compare_zoom_download(server, page):
     from coordsr.field import Field
 
     assert Field.load(field_path).meta.width == 32
+    page.select_option("#format", "jpeg")
+    with page.expect_download() as info:
+        page.click("#download-result")
+    assert info.value.suggested_filename == "pattern-hashgrid-128x128.jpg"
+    jpeg_path = ARTIFACTS / info.value.suggested_filename
+    info.value.save_as(jpeg_path)
+    assert read_image(jpeg_path).format == "JPEG"
 
     # 6. The gallery holds the job; the page reloaded re-opens it from the URL.
     page.reload()
