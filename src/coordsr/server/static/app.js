@@ -197,6 +197,8 @@ function updateChosen() {
 }
 
 $("file").addEventListener("change", (e) => { chooseFiles(e.target.files); e.target.value = ""; });
+// Space opens the dialog natively; Enter would submit the form instead: make it open the dialog too.
+$("file").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); $("file").click(); } });
 const drop = $("drop");
 for (const name of ["dragenter", "dragover"]) {
   drop.addEventListener(name, (e) => { e.preventDefault(); drop.classList.add("over"); });
