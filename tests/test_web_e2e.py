@@ -166,9 +166,11 @@ def test_upload_watch_compare_zoom_download(server, page):
     drop_file(page, pattern_png(), "pattern.png")
     page.wait_for_function("document.getElementById('chosen').innerText.includes('32×32 → 128×128')")
     assert "pattern.png" in page.inner_text("#chosen")
+    assert page.is_hidden("#error")  # a new choice clears the old error: no stale banner
     page.fill("#scale", "4")
     page.fill("#steps", "400")
     shot("02-form.png", "the form: file dropped, hashgrid chosen with its description, scale 4, 400 steps")
+    page.locator("#new").screenshot(path=str(ARTIFACTS / "02-form-card.png"))
     start = time.monotonic()
     page.click("#start")
     page.wait_for_function("window.coordsr.previews >= 1", timeout=60_000)
@@ -178,6 +180,7 @@ def test_upload_watch_compare_zoom_download(server, page):
     assert page.evaluate("window.coordsr.progressEvents") >= 2
     assert re.search(r"step \d+ / 400", page.inner_text("#stats")) or not page.is_hidden("#result")
     shot("03-live.png", "fitting: live preview, loss/PSNR curve, step count and time left, cancel button")
+    page.locator("#job").screenshot(path=str(ARTIFACTS / "03-live-card.png"))
 
     # 3. Done: before/after slider, downloads, and the viewer drawing tiles.
     page.wait_for_selector("#result:not([hidden])", timeout=120_000)
@@ -429,6 +432,17 @@ def test_field_link_comparison_navigation_belong_to_the_job_shown(server, page):
     assert field_job in page.get_attribute("#download-field", "href")
     label = page.get_attribute(f".job-card[data-id='{field_job}'] button.open", "aria-label")
     assert "nav" in label and "hashgrid" in label
+    # the form's settings survive a reload (this job's hashgrid and 40 steps were saved on start)
+    page.select_option("#method", "hashgrid")
+    page.fill("#steps", "40")
+    page.fill("#scale", "3")
+    page.dispatch_event("#scale", "change")
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.input_value("#method") == "hashgrid" and page.input_value("#steps") == "40"
+    assert page.input_value("#scale") == "3"
+    page.wait_for_selector("#result:not([hidden])")  # and the URL's job is shown again
+    assert field_job in page.get_attribute("#download-field", "href")
     # Back shows the pretrained job again (view, not only the hash); Forward the field job
     page.go_back()
     page.wait_for_function(f"location.hash === '#job/{plain_job}'")
@@ -527,9 +541,12 @@ def test_labels_names_and_dark_mode(server, browser):
     page = new_page(browser, color_scheme="dark")
     try:
         wait_ready(page, base)
-        drop_file(page, small_png(), "dark.png")
+        page.click("#examples button:text('chelsea')")  # a real photo, the default method, x4
+        page.wait_for_function("document.getElementById('chosen').innerText.includes('chelsea.png')")
+        page.locator("#new").screenshot(path=str(ARTIFACTS / "16-dark-form.png"))
         page.click("#start")
         page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+        page.wait_for_function("document.getElementById('after').complete && document.getElementById('before').complete")
         unnamed = page.evaluate("""() => [...document.querySelectorAll('input, select, button, a[href], canvas, img')]
             .filter((e) => (e.offsetParent !== null || e.id === 'file') && !e.closest('#viewer'))  // the viewer is one labelled image
             .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.alt
@@ -542,6 +559,7 @@ def test_labels_names_and_dark_mode(server, browser):
         bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
         r, g, b = (int(v) for v in re.findall(r"\d+", bg)[:3])
         assert max(r, g, b) < 60, bg  # the system asked for dark, the page is dark
-        page.screenshot(path=str(ARTIFACTS / "15-dark.png"))
+        page.click("#cmp-in")  # twice the fitted size: the difference shows in the fur
+        page.locator("#job").screenshot(path=str(ARTIFACTS / "15-dark-job.png"))
     finally:
         page.context.close()
