@@ -359,7 +359,7 @@ function openJob(job) {
   $("stats").textContent = "";
   $("bar").value = 0;
   $("live").hidden = false;
-  $("cancel").disabled = false; $("cancel").textContent = "Cancel";
+  $("cancel").hidden = false; $("cancel").disabled = false; $("cancel").textContent = "Cancel";
   $("keep").hidden = !method.fits_field; $("keep").disabled = false;
   $("keep").textContent = "Stop and keep the current result";
   $("curve").closest("figure").hidden = !method.fits_field;
@@ -771,7 +771,12 @@ async function loadGallery() {
   state.jobs = jobs;
   const ids = new Set(jobs.map((j) => j.id));
   for (const id of [...state.selected]) if (!ids.has(id)) state.selected.delete(id);
-  renderGallery(queue);
+  // Redraw only when something changed: a redraw under a keyboard user's focus would lose it.
+  const signature = JSON.stringify([jobs.map((j) => [j.id, j.status, j.finished]), queue.queued]);
+  if (signature !== state.gallerySignature) {
+    state.gallerySignature = signature;
+    renderGallery(queue);
+  }
   updateBatch();
   const active = jobs.some((j) => j.status === "queued" || j.status === "running");
   if (active && !state.galleryPoll) state.galleryPoll = setInterval(loadGallery, 3000);
@@ -791,6 +796,8 @@ function shownJobs() {
 
 function renderGallery(queue) {
   const box = $("gallery");
+  const focused = document.activeElement && document.activeElement.closest(".job-card") ? document.activeElement : null;
+  const refocus = focused && [focused.closest(".job-card").dataset.id, focused.dataset.role];
   box.innerHTML = "";
   const jobs = shownJobs();
   $("gallery-empty").hidden = jobs.length > 0;
@@ -800,7 +807,7 @@ function renderGallery(queue) {
     card.className = "job-card";
     card.dataset.id = job.id;
     const pick = document.createElement("input");
-    pick.type = "checkbox"; pick.className = "pick";
+    pick.type = "checkbox"; pick.className = "pick"; pick.dataset.role = "pick";
     pick.checked = state.selected.has(job.id);
     pick.setAttribute("aria-label", `Select ${jobName(job)}`);
     pick.addEventListener("change", () => {
@@ -829,11 +836,11 @@ function renderGallery(queue) {
     const row = document.createElement("div");
     row.className = "row";
     const open = document.createElement("button");
-    open.type = "button"; open.className = "secondary open small"; open.textContent = "Open";
+    open.type = "button"; open.className = "secondary open small"; open.dataset.role = "open"; open.textContent = "Open";
     open.setAttribute("aria-label", `Open ${jobName(job)}`);
     open.addEventListener("click", () => showJob(job.id));
     const del = document.createElement("button");
-    del.type = "button"; del.className = "danger delete small"; del.textContent = "Delete";
+    del.type = "button"; del.className = "danger delete small"; del.dataset.role = "delete"; del.textContent = "Delete";
     del.setAttribute("aria-label", `Delete ${jobName(job)}`);
     del.addEventListener("click", () => deleteJobs([job.id], `Delete ${jobName(job)}?`));
     row.append(open, del);
@@ -841,6 +848,10 @@ function renderGallery(queue) {
     top.className = "row"; top.append(pick, badge);
     card.append(top, img, name, meta, when, row);
     box.append(card);
+  }
+  if (refocus) {  // the same control of the same job keeps the focus across a redraw
+    const again = box.querySelector(`.job-card[data-id="${refocus[0]}"] [data-role="${refocus[1]}"]`);
+    if (again) again.focus();
   }
   updateSelection();
 }
