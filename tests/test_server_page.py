@@ -150,6 +150,9 @@ def test_bicubic_now_and_result_thumb(client):
     job = wait(client, upload(client, method="nearest", scale=8).json()["id"])
     r = client.get(f"/api/jobs/{job['id']}/bicubic-now.png")
     assert Image.open(io.BytesIO(r.content)).size == (256, 192)
+    job = wait(client, upload(client, method="nearest", scale=32).json()["id"])  # 1024x768 output
+    r = client.get(f"/api/jobs/{job['id']}/bicubic-now.png")
+    assert Image.open(io.BytesIO(r.content)).size == (512, 384)
     r = client.get(f"/api/jobs/{job['id']}/result-thumb.png")
     assert r.status_code == 200 and max(Image.open(io.BytesIO(r.content)).size) == 240
 

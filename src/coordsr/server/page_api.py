@@ -25,6 +25,8 @@ from coordsr.server.storage import ID_RE, JobRecord, Store
 NOTES = Path(__file__).with_name("method_notes.json")
 SAMPLE_SIDE = 256
 """Example images are shrunk to at most this many pixels on their longer side: quick to fit."""
+BICUBIC_NOW_SIDE = 512
+"""The bicubic shown at once fills a 200-pixel box (400 on a dense screen): no need for more."""
 FORMATS = {  # name -> (media type, file suffix)
     "png": ("image/png", "png"),
     "png16": ("image/png", "png"),
@@ -201,8 +203,8 @@ def add_page_routes(app: FastAPI, store: Store, manager) -> None:
     @app.get("/api/jobs/{job_id}/bicubic-now.png", response_class=Response, tags=["page"],
              responses={200: {"content": {"image/png": {}}}})
     def bicubic_now(job_id: str):
-        """Bicubic of the input at the output size (at most 1024 pixels on the longer side), for
-        any job, at once: what the page shows while a method works."""
+        """Bicubic of the input at the output size (at most BICUBIC_NOW_SIDE pixels on the longer
+        side), for any job, at once: what the page shows while a method works."""
         from coordsr.images import encode_image_bytes, read_image
         from coordsr.methods.interpolation import bicubic
 
@@ -211,7 +213,7 @@ def add_page_routes(app: FastAPI, store: Store, manager) -> None:
             pixels = read_image(store.job_dir(rec.id) / "input.png").pixels
         except Exception:
             raise HTTPException(404, f"job {job_id} has no input") from None
-        k = max(1.0, max(rec.out_width, rec.out_height) / 1024)
+        k = max(1.0, max(rec.out_width, rec.out_height) / BICUBIC_NOW_SIDE)
         size = (max(1, round(rec.out_height / k)), max(1, round(rec.out_width / k)))
         return Response(encode_image_bytes(bicubic(device="cpu").upscale(pixels, size), "PNG", 8),
                         media_type="image/png", headers={"Cache-Control": "public, max-age=3600"})
