@@ -424,10 +424,22 @@ def test_field_link_comparison_navigation_belong_to_the_job_shown(server, page):
     page.screenshot(path=str(ARTIFACTS / "13-compare-two-jobs.png"), clip={
         **{k: v for k, v in page.locator("#result").bounding_box().items() if k in ("x", "y", "width")},
         "height": 560})
+    # side by side: a second deep-zoom viewer of the hashgrid result moves with the first
+    page.select_option("#twin-choice", field_job)
+    page.wait_for_function("window.coordsr.twin && window.coordsr.twin.world.getItemCount() === 1")
+    page.evaluate("window.coordsr.viewer.viewport.zoomTo(window.coordsr.viewer.viewport.getZoom() * 8, null, true)")
+    page.wait_for_function("""() => {
+        const a = window.coordsr.viewer.viewport.getBounds(true), b = window.coordsr.twin.viewport.getBounds(true);
+        return Math.abs(a.width - b.width) < 1e-6 * Math.max(1, a.width) && Math.abs(a.x - b.x) < 1e-6 + 1e-3 * a.width;
+    }""")
+    page.wait_for_function("window.coordsr.twin.world.getItemAt(0).getFullyLoaded() && "
+                           "window.coordsr.viewer.world.getItemAt(0).getFullyLoaded()", timeout=30_000)
+    page.locator(".viewers").screenshot(path=str(ARTIFACTS / "17-side-by-side.png"))
     # gallery Open of the field job: scrolled to, focused, its own field link
     page.click(f".job-card[data-id='{field_job}'] button.open")
     page.wait_for_function(f"location.hash === '#job/{field_job}'")
-    page.wait_for_selector("#result:not([hidden])")
+    page.wait_for_function("document.getElementById('job-title').innerText.includes('Hash grid')")
+    page.wait_for_selector("#download-field:not([hidden])")
     page.wait_for_function("document.activeElement.id === 'job-title'")
     assert field_job in page.get_attribute("#download-field", "href")
     label = page.get_attribute(f".job-card[data-id='{field_job}'] button.open", "aria-label")
@@ -468,6 +480,7 @@ def test_stop_and_keep_cancelling_and_queue_position(server, page):
     page.wait_for_function(f"location.hash !== '#job/{running}'")
     queued = shown_job_id(page)
     page.wait_for_function("document.getElementById('job-status').innerText.includes('1st in line')")
+    assert page.is_disabled("#keep")  # a waiting job has nothing to keep yet
     assert page.get_attribute("#job-status", "aria-live") == "polite"
     page.click("#cancel")
     assert "Cancelling" in page.inner_text("#cancel")

@@ -353,14 +353,16 @@ function openJob(job) {
   $("input-img").src = job.urls.input;
   $("input-img").alt = `The input, ${job.label}, ${job.input.width}×${job.input.height}`;
   $("input-caption").textContent = `input ${job.input.width}×${job.input.height}`;
-  $("preview").src = `/api/jobs/${job.id}/bicubic-now.png`;
-  $("preview").alt = `Bicubic upscale of ${job.label}, shown while ${job.method} works`;
-  $("preview-caption").textContent = "bicubic, while the method works";
+  if (job.status !== "done") {  // a finished job shows its result as soon as its events answer
+    $("preview").src = `/api/jobs/${job.id}/bicubic-now.png`;
+    $("preview").alt = `Bicubic upscale of ${job.label}, shown while ${job.method} works`;
+    $("preview-caption").textContent = "bicubic, while the method works";
+  }
   $("stats").textContent = "";
   $("bar").value = 0;
   $("live").hidden = false;
   $("cancel").hidden = false; $("cancel").disabled = false; $("cancel").textContent = "Cancel";
-  $("keep").hidden = !method.fits_field; $("keep").disabled = false;
+  $("keep").hidden = !method.fits_field; $("keep").disabled = job.status !== "running";  // nothing to keep yet
   $("keep").textContent = "Stop and keep the current result";
   $("curve").closest("figure").hidden = !method.fits_field;
   setStatus(job);
@@ -375,6 +377,7 @@ function openJob(job) {
     if (state.job.id !== job.id) return;
     state.job = data.job;
     state.history = data.history || [];
+    if (data.job.status === "running" && !$("cancel").disabled) $("keep").disabled = false;
     if (data.preview) setPreview(data.preview);
     if (data.last) showProgress(data.last);
     setStatus(data.job);
@@ -382,7 +385,10 @@ function openJob(job) {
   });
   es.addEventListener("status", (e) => {
     state.job.status = JSON.parse(e.data).status;
-    if (state.job.status === "running") { if (state.queuePoll) { clearInterval(state.queuePoll); state.queuePoll = null; } }
+    if (state.job.status === "running") {
+      if (state.queuePoll) { clearInterval(state.queuePoll); state.queuePoll = null; }
+      if ($("keep").textContent.startsWith("Stop and keep") && !$("cancel").disabled) $("keep").disabled = false;
+    }
     setStatus(state.job);
   });
   es.addEventListener("progress", (e) => {
@@ -558,6 +564,9 @@ function resetResult() {
   $("download-result").removeAttribute("href");
   $("before").removeAttribute("src"); $("after").removeAttribute("src");
   $("before-choice").innerHTML = "";
+  $("twin-choice").length = 1;
+  $("twin-choice").closest("label").hidden = true;
+  closeTwin();
   if (state.viewer) { state.viewer.destroy(); state.viewer = null; }
 }
 
@@ -635,6 +644,7 @@ async function setupComparison(job) {
   try {
     const { peers } = await api(`/api/jobs/${job.id}/peers`);
     if (!state.job || state.job.id !== job.id) return;
+    fillTwinChoice(job, peers);
     for (const p of peers) {
       const steps = p.settings && p.settings.steps ? `, ${p.settings.steps} steps` : "";
       const o = new Option(`${p.method}${steps} (another job of this image)`, p.result);
@@ -720,12 +730,10 @@ window.addEventListener("resize", () => { if (!$("result").hidden && cmp.w) fitC
 
 // --- the deep-zoom viewer ---------------------------------------------------------------------------
 
-function openViewer(job) {
-  if (state.viewer) { state.viewer.destroy(); state.viewer = null; }
-  const v = job.viewer;
+function makeViewer(element, v) {
   const template = v.tiles;
-  state.viewer = OpenSeadragon({
-    element: $("viewer"),
+  return OpenSeadragon({
+    element,
     prefixUrl: "/static/vendor/openseadragon/images/",
     drawer: "canvas",
     showNavigator: true,
@@ -740,6 +748,14 @@ function openViewer(job) {
         template.replace("{level}", level).replace("{x}", x).replace("{y}", y),
     },
   });
+}
+
+function openViewer(job) {
+  closeTwin();
+  if (state.viewer) { state.viewer.destroy(); state.viewer = null; }
+  const v = job.viewer;
+  state.viewer = makeViewer($("viewer"), v);
+  state.viewer.addHandler("animation", () => syncViewers(state.viewer, state.twin));
   window.coordsr.viewer = state.viewer;
   state.viewer.addHandler("tile-loaded", () => { window.coordsr.tilesLoaded += 1; });
   state.viewer.addHandler("tile-drawn", () => { window.coordsr.tilesDrawn += 1; });
@@ -759,6 +775,46 @@ $("osd-in").addEventListener("click", () => state.viewer && state.viewer.viewpor
 $("osd-out").addEventListener("click", () => state.viewer && state.viewer.viewport.zoomBy(0.5));
 $("osd-home").addEventListener("click", () => state.viewer && state.viewer.viewport.goHome());
 $("osd-full").addEventListener("click", () => state.viewer && state.viewer.setFullScreen(true));
+
+// A second viewer of another result of the same image, moving with the first (either leads).
+function syncViewers(from, to) {
+  if (!from || !to || state.syncing) return;
+  state.syncing = true;
+  to.viewport.fitBounds(from.viewport.getBounds(true), true);
+  state.syncing = false;
+}
+
+function closeTwin() {
+  if (state.twin) { state.twin.destroy(); state.twin = null; }
+  $("twin").hidden = true;
+  window.coordsr.twin = null;
+}
+
+async function fillTwinChoice(job, peers) {
+  const choice = $("twin-choice");
+  choice.length = 1;  // keep "nothing"
+  for (const p of peers) {
+    const o = new Option(`${p.method}${p.settings && p.settings.steps ? `, ${p.settings.steps} steps` : ""}`, p.id);
+    choice.add(o);
+  }
+  choice.closest("label").hidden = peers.length === 0;
+  choice.value = "";
+}
+
+$("twin-choice").addEventListener("change", async () => {
+  closeTwin();
+  const id = $("twin-choice").value;
+  if (!id || !state.viewer) return;
+  let other;
+  try { other = await api(`/api/jobs/${id}`); } catch (err) { showError(err.message); return; }
+  if (!other.viewer) return;
+  $("twin").hidden = false;
+  state.twin = makeViewer($("twin"), other.viewer);
+  window.coordsr.twin = state.twin;
+  state.twin.addHandler("open", () => syncViewers(state.viewer, state.twin));
+  state.twin.addHandler("animation", () => syncViewers(state.twin, state.viewer));
+  $("twin").setAttribute("aria-label", `Deep zoom viewer of ${other.method}'s result, moving with the first`);
+});
 
 // --- gallery ------------------------------------------------------------------------------------
 
