@@ -160,6 +160,7 @@ def test_upload_watch_compare_zoom_download(server, page):
     page.click("#start")
     page.wait_for_selector("#error:not([hidden])")
     assert "not an image" in page.inner_text("#error-text")
+    assert page.locator("#chosen .no-preview").count() == 1  # no broken-image icon for it
     shot("01-error.png", "a non-image upload refused: the server's 422 detail in the red banner")
 
     # 2. Upload by drag-and-drop and start; the live view fills with events pushed by the server.

@@ -177,6 +177,11 @@ function updateChosen() {
     const li = document.createElement("li");
     const img = document.createElement("img");
     img.src = c.url; img.alt = `Preview of ${c.file.name}`;
+    img.onerror = () => {  // TIFF, or not an image at all: a plain box instead of a broken icon
+      const none = document.createElement("span");
+      none.className = "no-preview"; none.textContent = "no preview";
+      img.replaceWith(none);
+    };
     const text = document.createElement("span");
     const size = c.width ? `${c.width}×${c.height} → ${outputSize(c.width, c.height).join("×")}` : "size known after upload";
     text.textContent = `${c.file.name} · ${(c.file.size / 1024).toFixed(1)} KiB · ${size}`;
@@ -261,7 +266,8 @@ $("job-form").addEventListener("submit", async (e) => {
       try {
         started.push(await api("/api/jobs", { method: "POST", body: form }));
       } catch (err) {
-        showError(`${c.file.name}: ${err.message}`);
+        // the server's message names the file already; in a batch, say which upload it was
+        showError(state.files.length > 1 ? `Image ${i + 1} of ${state.files.length}: ${err.message}` : err.message);
         break;
       }
     }
