@@ -87,17 +87,30 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser(server):
     shutil.rmtree(ARTIFACTS, ignore_errors=True)  # one run's pictures, not a mix of runs
     ARTIFACTS.mkdir(parents=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1200, "height": 1000}, accept_downloads=True)
-        page = context.new_page()
-        page.on("console", lambda m: print(f"[browser {m.type}] {m.text}") if m.type in ("error", "warning") else None)
-        yield page
-        context.close()
+        yield browser
         browser.close()
+
+
+def new_page(browser, **context):
+    """A fresh browser context (its own storage, viewport and colour scheme) and a page in it."""
+    context = browser.new_context(**{"viewport": {"width": 1200, "height": 1000}, "accept_downloads": True,
+                                     **context})
+    page = context.new_page()
+    page.on("console", lambda m: print(f"[browser {m.type}] {m.text}") if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: print(f"[browser exception] {e}"))
+    return page
+
+
+@pytest.fixture
+def page(browser):
+    page = new_page(browser)
+    yield page
+    page.context.close()
 
 
 def drop_file(page, data: bytes, name: str, mime: str = "image/png") -> None:
@@ -136,21 +149,29 @@ def test_upload_watch_compare_zoom_download(server, page):
     options = page.eval_on_selector_all("#method option", "els => els.map(e => e.value)")
     assert options == list(METHODS)
     page.select_option("#method", "hashgrid")
-    assert "hash grid" in page.inner_text("#method-description").lower()
+    from coordsr.server.page_api import method_notes
+
+    notes = page.inner_text("#method-description")
+    assert method_notes()["hashgrid"]["plain"] in notes and method_notes()["hashgrid"]["measured"] in notes
+    assert page.input_value("#steps") == str(method_notes()["hashgrid"]["page_steps"])
 
     # A bad upload is answered with the server's message, shown in the page.
     drop_file(page, b"this is not an image", "notes.txt", "text/plain")
     page.click("#start")
     page.wait_for_selector("#error:not([hidden])")
     assert "not an image" in page.inner_text("#error-text")
+    assert page.locator("#chosen .no-preview").count() == 1  # no broken-image icon for it
     shot("01-error.png", "a non-image upload refused: the server's 422 detail in the red banner")
 
     # 2. Upload by drag-and-drop and start; the live view fills with events pushed by the server.
     drop_file(page, pattern_png(), "pattern.png")
-    assert "pattern.png" in page.inner_text("#drop-text")
+    page.wait_for_function("document.getElementById('chosen').innerText.includes('32×32 → 128×128')")
+    assert "pattern.png" in page.inner_text("#chosen")
+    assert page.is_hidden("#error")  # a new choice clears the old error: no stale banner
     page.fill("#scale", "4")
     page.fill("#steps", "400")
     shot("02-form.png", "the form: file dropped, hashgrid chosen with its description, scale 4, 400 steps")
+    page.locator("#new").screenshot(path=str(ARTIFACTS / "02-form-card.png"))
     start = time.monotonic()
     page.click("#start")
     page.wait_for_function("window.coordsr.previews >= 1", timeout=60_000)
@@ -160,6 +181,7 @@ def test_upload_watch_compare_zoom_download(server, page):
     assert page.evaluate("window.coordsr.progressEvents") >= 2
     assert re.search(r"step \d+ / 400", page.inner_text("#stats")) or not page.is_hidden("#result")
     shot("03-live.png", "fitting: live preview, loss/PSNR curve, step count and time left, cancel button")
+    page.locator("#job").screenshot(path=str(ARTIFACTS / "03-live-card.png"))
 
     # 3. Done: before/after slider, downloads, and the viewer drawing tiles.
     page.wait_for_selector("#result:not([hidden])", timeout=120_000)
@@ -170,7 +192,7 @@ def test_upload_watch_compare_zoom_download(server, page):
                            "document.getElementById('before').naturalWidth === 128")
     page.fill("#slider", "30")
     page.dispatch_event("#slider", "input")
-    assert "30%" in page.get_attribute("#after", "style")
+    assert "30%" in page.get_attribute("#after-layer", "style")
     page.wait_for_function("window.coordsr.tilesDrawn > 0 && "
                            "window.coordsr.viewer.world.getItemAt(0).getFullyLoaded()", timeout=30_000)
     page.locator("#result").scroll_into_view_if_needed()
@@ -231,6 +253,13 @@ def test_upload_watch_compare_zoom_download(server, page):
     from coordsr.field import Field
 
     assert Field.load(field_path).meta.width == 32
+    page.select_option("#format", "jpeg")
+    with page.expect_download() as info:
+        page.click("#download-result")
+    assert info.value.suggested_filename == "pattern-hashgrid-128x128.jpg"
+    jpeg_path = ARTIFACTS / info.value.suggested_filename
+    info.value.save_as(jpeg_path)
+    assert read_image(jpeg_path).format == "JPEG"
 
     # 6. The gallery holds the job; the page reloaded re-opens it from the URL.
     page.reload()
@@ -251,3 +280,300 @@ def test_upload_watch_compare_zoom_download(server, page):
                "tile_requests_after_zoom": len(new), "screenshots": shots}
     (ARTIFACTS / "timings.json").write_text(json.dumps(timings, indent=2))
     print(json.dumps(timings, indent=2))
+
+
+# --- the issue's defects, one test each ------------------------------------------------------------
+
+
+def small_png(w: int = 24, h: int = 16, seed: int = 0) -> bytes:
+    from coordsr.images import encode_image_bytes
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    img = np.stack([np.sin(7 * xx + k) * np.cos(4 * yy) * 0.4 + 0.5 for k in range(3)], -1)
+    return encode_image_bytes((img + 0.05 * rng.random((h, w, 3))).astype(np.float32))
+
+
+def wait_ready(page, base: str) -> None:
+    page.goto(base)
+    page.wait_for_selector("body[data-ready='1']")
+
+
+def shown_job_id(page) -> str:
+    return page.evaluate("location.hash").split("/")[-1]
+
+
+def wait_end(app, job_id: str, limit: float = 120) -> str:
+    deadline = time.monotonic() + limit
+    while True:
+        rec = app.state.store.get(job_id)
+        if rec.status in ("done", "failed", "cancelled"):
+            return rec.status
+        assert time.monotonic() < deadline, f"job {job_id} stuck in {rec.status}"
+        time.sleep(0.05)
+
+
+def test_keyboard_only_upload_and_start(server, page):
+    base, app = server
+    chosen = []
+    # registered before any key is pressed: Playwright's interception starts with the first handler
+    page.on("filechooser", lambda fc: (chosen.append(fc), fc.set_files(
+        files=[{"name": "keys.png", "mimeType": "image/png", "buffer": small_png()}])))
+    wait_ready(page, base)
+    for _ in range(6):  # the file button comes within the first few stops of Tab
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "file":
+            break
+    assert page.evaluate("document.activeElement.id") == "file"
+    page.keyboard.press("Enter")  # the dialog opens; the handler above plays the user choosing a file
+    page.wait_for_function("document.getElementById('chosen').innerText.includes('24×16 → 96×64')")
+    assert len(chosen) == 1
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "start":
+            break
+    assert page.evaluate("document.activeElement.id") == "start"
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#job:not([hidden])")
+    # the job is scrolled to and its title focused, so a keyboard user continues from there
+    page.wait_for_function("document.activeElement.id === 'job-title'")
+    assert "keys" in page.inner_text("#job-title")
+    assert wait_end(app, shown_job_id(page)) == "done"
+    page.wait_for_selector("#result:not([hidden])")
+    page.screenshot(path=str(ARTIFACTS / "10-keyboard.png"))
+
+
+def test_phone_layout_has_no_horizontal_overflow(server, browser):
+    base, app = server
+    page = new_page(browser, viewport={"width": 390, "height": 844}, device_scale_factor=1, is_mobile=True,
+                    has_touch=True)
+    try:
+        wait_ready(page, base)
+        overflow = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        assert page.evaluate(overflow) <= 0
+        page.select_option("#method", "hashgrid")  # the longest notes and every setting shown
+        drop_file(page, pattern_png(), "phone.png")
+        page.fill("#steps", "30")
+        assert page.evaluate(overflow) <= 0
+        page.screenshot(path=str(ARTIFACTS / "11-phone-form.png"), full_page=True)
+        page.click("#start")
+        page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+        page.wait_for_function("window.coordsr.tilesDrawn > 0", timeout=30_000)
+        assert page.evaluate(overflow) <= 0
+        wide = page.evaluate("""() => [...document.querySelectorAll('body *')]
+            .filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+            .map((e) => e.id || e.className || e.tagName)""")
+        assert wide == []
+        page.locator("#job").screenshot(path=str(ARTIFACTS / "12-phone-result.png"))
+    finally:
+        page.context.close()
+
+
+def test_every_method_starts_with_its_own_defaults(server, page):
+    from coordsr.methods import METHODS
+
+    base, app = server
+    wait_ready(page, base)
+    drop_file(page, small_png(16, 12), "each.png")
+    page.fill("#scale", "2")
+    started = {}
+    for name, cls in METHODS.items():
+        page.select_option("#method", name)
+        assert page.evaluate("document.getElementById('job-form').checkValidity()"), name
+        before = page.evaluate("window.coordsr.opened")
+        page.click("#start")
+        page.wait_for_function(f"window.coordsr.opened > {before}")
+        assert page.is_hidden("#error"), page.inner_text("#error-text")
+        job_id = shown_job_id(page)
+        rec = app.state.store.get(job_id)
+        assert rec.method == name
+        started[name] = job_id
+        if cls.fits_field:  # startable is the point here: do not spend the machine on the fit
+            app.state.manager.cancel(job_id)
+    for name, job_id in started.items():
+        assert wait_end(app, job_id) == ("cancelled" if METHODS[name].fits_field else "done"), name
+    # the registry's own default for zeroshot (steps -1, its preset) was not overridden
+    assert app.state.store.get(started["zeroshot"]).settings.get("steps") is None
+
+
+def test_field_link_comparison_navigation_belong_to_the_job_shown(server, page):
+    base, app = server
+    wait_ready(page, base)
+    drop_file(page, small_png(20, 20, seed=3), "nav.png")
+    page.select_option("#method", "hashgrid")
+    page.fill("#steps", "40")
+    page.click("#start")
+    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    field_job = shown_job_id(page)
+    assert page.is_visible("#download-field")
+    assert field_job in page.get_attribute("#download-field", "href")
+    page.select_option("#method", "pretrained")
+    page.click("#start")
+    page.wait_for_function(f"location.hash !== '#job/{field_job}'")
+    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    plain_job = shown_job_id(page)
+    # no field: the link is hidden and points nowhere (it used to keep the hashgrid job's)
+    assert page.is_hidden("#download-field") and page.get_attribute("#download-field", "href") is None
+    # the comparison offers the other finished job of the same image
+    page.wait_for_function("document.querySelectorAll('#before-choice option').length >= 2")
+    page.select_option("#before-choice", index=1)
+    assert field_job in page.get_attribute("#before", "src")
+    assert page.inner_text("#before-tag") == "hashgrid"
+    page.click("#cmp-in")
+    page.click("#cmp-in")
+    assert "scale(" in page.get_attribute("#after", "style")
+    page.screenshot(path=str(ARTIFACTS / "13-compare-two-jobs.png"), clip={
+        **{k: v for k, v in page.locator("#result").bounding_box().items() if k in ("x", "y", "width")},
+        "height": 560})
+    # side by side: a second deep-zoom viewer of the hashgrid result moves with the first
+    page.select_option("#twin-choice", field_job)
+    page.wait_for_function("window.coordsr.twin && window.coordsr.twin.world.getItemCount() === 1")
+    page.evaluate("window.coordsr.viewer.viewport.zoomTo(window.coordsr.viewer.viewport.getZoom() * 8, null, true)")
+    page.wait_for_function("""() => {
+        const a = window.coordsr.viewer.viewport.getBounds(true), b = window.coordsr.twin.viewport.getBounds(true);
+        return Math.abs(a.width - b.width) < 1e-6 * Math.max(1, a.width) && Math.abs(a.x - b.x) < 1e-6 + 1e-3 * a.width;
+    }""")
+    page.wait_for_function("window.coordsr.twin.world.getItemAt(0).getFullyLoaded() && "
+                           "window.coordsr.viewer.world.getItemAt(0).getFullyLoaded()", timeout=30_000)
+    page.locator(".viewers").screenshot(path=str(ARTIFACTS / "17-side-by-side.png"))
+    # gallery Open of the field job: scrolled to, focused, its own field link
+    page.click(f".job-card[data-id='{field_job}'] button.open")
+    page.wait_for_function(f"location.hash === '#job/{field_job}'")
+    page.wait_for_function("document.getElementById('job-title').innerText.includes('Hash grid')")
+    page.wait_for_selector("#download-field:not([hidden])")
+    page.wait_for_function("document.activeElement.id === 'job-title'")
+    assert field_job in page.get_attribute("#download-field", "href")
+    label = page.get_attribute(f".job-card[data-id='{field_job}'] button.open", "aria-label")
+    assert "nav" in label and "hashgrid" in label
+    # the form's settings survive a reload (this job's hashgrid and 40 steps were saved on start)
+    page.select_option("#method", "hashgrid")
+    page.fill("#steps", "40")
+    page.fill("#scale", "3")
+    page.dispatch_event("#scale", "change")
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.input_value("#method") == "hashgrid" and page.input_value("#steps") == "40"
+    assert page.input_value("#scale") == "3"
+    page.wait_for_selector("#result:not([hidden])")  # and the URL's job is shown again
+    assert field_job in page.get_attribute("#download-field", "href")
+    # Back shows the pretrained job again (view, not only the hash); Forward the field job
+    page.go_back()
+    page.wait_for_function(f"location.hash === '#job/{plain_job}'")
+    page.wait_for_function("document.getElementById('job-title').innerText.includes('Pretrained')")
+    page.wait_for_selector("#result:not([hidden])")
+    assert page.is_hidden("#download-field")
+    page.go_forward()
+    page.wait_for_function("document.getElementById('job-title').innerText.includes('Hash grid')")
+    page.wait_for_selector("#download-field:not([hidden])")
+    assert field_job in page.get_attribute("#download-field", "href")
+
+
+def test_stop_and_keep_cancelling_and_queue_position(server, page):
+    base, app = server
+    wait_ready(page, base)
+    drop_file(page, pattern_png(), "long.png")
+    page.select_option("#method", "hashgrid")
+    page.fill("#steps", "20000")
+    page.click("#start")
+    page.wait_for_function("window.coordsr.previews >= 1", timeout=60_000)
+    running = shown_job_id(page)
+    page.click("#start")  # a second job waits for the only worker
+    page.wait_for_function(f"location.hash !== '#job/{running}'")
+    queued = shown_job_id(page)
+    page.wait_for_function("document.getElementById('job-status').innerText.includes('1st in line')")
+    assert page.is_disabled("#keep")  # a waiting job has nothing to keep yet
+    assert page.get_attribute("#job-status", "aria-live") == "polite"
+    page.click("#cancel")
+    assert "Cancelling" in page.inner_text("#cancel")
+    page.wait_for_function("document.getElementById('job-status').innerText.startsWith('cancelled')")
+    assert app.state.store.get(queued).status == "cancelled"
+    page.click(f".job-card[data-id='{running}'] button.open")
+    page.wait_for_function(f"location.hash === '#job/{running}'")
+    page.wait_for_selector("#keep:not([hidden]):not([disabled])")
+    page.click("#keep")
+    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    status = page.inner_text("#job-status")
+    assert re.search(r"stopped at step \d+ of 20000", status), status
+    assert "fit to the input" in status and "not the output's quality" in status
+    rec = app.state.store.get(running)
+    assert rec.status == "done" and rec.has_field and rec.step < 20000
+
+
+def test_paste_examples_batch_zip_and_multi_delete(server, page):
+    base, app = server
+    wait_ready(page, base)
+    page.evaluate("""(b64) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], "image.png", { type: "image/png" }));
+        document.dispatchEvent(new ClipboardEvent("paste", { clipboardData: dt, bubbles: true }));
+    }""", base64.b64encode(small_png(30, 20)).decode())
+    page.wait_for_function("document.getElementById('chosen').innerText.includes('30×20 → 120×80')")
+    assert "pasted-1.png" in page.inner_text("#chosen")
+    page.wait_for_selector("#examples button")
+    page.click("#examples button:text('chelsea')")
+    page.wait_for_function("document.getElementById('chosen').innerText.includes('chelsea.png')")
+    from coordsr.server.page_api import sample_size
+
+    w, h = sample_size("chelsea")
+    assert f"{w}×{h} → {4 * w}×{4 * h}" in page.inner_text("#chosen")
+    # a batch: two files at once, bicubic, then one zip of both results
+    page.set_input_files("#file", files=[
+        {"name": "one.png", "mimeType": "image/png", "buffer": small_png(seed=1)},
+        {"name": "two.png", "mimeType": "image/png", "buffer": small_png(seed=2)}])
+    page.select_option("#method", "bicubic")
+    assert page.inner_text("#start") == "Start 2 jobs"
+    page.click("#start")
+    page.wait_for_selector("#batch:not([hidden])")
+    page.wait_for_selector("#batch-zip:text('2 finished results')", timeout=30_000)
+    with page.expect_download() as info:
+        page.click("#batch-zip")
+    zip_path = ARTIFACTS / "batch.zip"
+    info.value.save_as(zip_path)
+    import zipfile
+
+    assert sorted(zipfile.ZipFile(zip_path).namelist()) == ["one-bicubic-96x64.png", "two-bicubic-96x64.png"]
+    # the gallery shows results with method, scale, time and duration; filter, select, delete
+    card = page.locator(".job-card", has_text="one").first
+    assert "bicubic · ×4 · 96×64" in card.inner_text() and "took" in card.inner_text()
+    assert "result-thumb" in card.locator("img").get_attribute("src")
+    page.fill("#gallery-filter", "bicubic")
+    page.wait_for_function("[...document.querySelectorAll('.job-card')].every((c) => "
+                           "c.querySelector('.meta').innerText.startsWith('bicubic'))")
+    page.locator("#gallery-section").screenshot(path=str(ARTIFACTS / "14-gallery.png"))
+    page.click("#select-all")
+    n = page.locator(".job-card").count()
+    assert page.inner_text("#selection-note").startswith(f"{n} selected")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#delete-selected")
+    page.wait_for_function("document.querySelectorAll('.job-card').length === 0")
+    assert not [r for r in app.state.store.list(1000) if r.method == "bicubic"]
+
+
+def test_labels_names_and_dark_mode(server, browser):
+    base, app = server
+    page = new_page(browser, color_scheme="dark")
+    try:
+        wait_ready(page, base)
+        page.click("#examples button:text('chelsea')")  # a real photo, the default method, x4
+        page.wait_for_function("document.getElementById('chosen').innerText.includes('chelsea.png')")
+        page.locator("#new").screenshot(path=str(ARTIFACTS / "16-dark-form.png"))
+        page.click("#start")
+        page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+        page.wait_for_function("document.getElementById('after').complete && document.getElementById('before').complete")
+        unnamed = page.evaluate("""() => [...document.querySelectorAll('input, select, button, a[href], canvas, img')]
+            .filter((e) => (e.offsetParent !== null || e.id === 'file') && !e.closest('#viewer'))  // the viewer is one labelled image
+            .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.alt
+                           && !(e.textContent || '').trim())
+            .map((e) => e.outerHTML.slice(0, 80))""")
+        assert unnamed == []
+        generic = page.evaluate("[...document.querySelectorAll('img')].filter((i) => i.offsetParent && "
+                                "['upscaled', 'bicubic', 'current reconstruction', ''].includes(i.alt)).length")
+        assert generic == 0
+        bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        r, g, b = (int(v) for v in re.findall(r"\d+", bg)[:3])
+        assert max(r, g, b) < 60, bg  # the system asked for dark, the page is dark
+        page.click("#cmp-in")  # twice the fitted size: the difference shows in the fur
+        page.locator("#job").screenshot(path=str(ARTIFACTS / "15-dark-job.png"))
+    finally:
+        page.context.close()

@@ -17,3 +17,12 @@ class FieldFileError(CoordsrError):
 
 class Cancelled(Exception):
     """Raised by a progress callback to stop a fit early (the web page's cancel button)."""
+
+
+class StopEarly(Exception):
+    """Raised by a progress callback to end a fit now and keep the field as it is (the web page's
+    "stop and keep" button); ``FieldUpscaler.fit_field`` returns that field."""
+
+    def __init__(self, step: int, psnr: float | None):
+        super().__init__(f"stopped at step {step}")
+        self.step, self.psnr = step, psnr

@@ -8,11 +8,13 @@ degradation operator).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
 
+from coordsr.errors import StopEarly
 from coordsr.field import Field, FieldConfig, ImageMeta
 from coordsr.fit import FitConfig, FitResult, fit
 from coordsr.methods.base import Upscaler, check_image, check_size, resolve_device
@@ -65,7 +67,9 @@ class FieldUpscaler(Upscaler):
 
     def fit_field(self, image: np.ndarray, size: tuple[int, int], *, bit_depth: int = 8,
                   progress: ProgressCallback | None = None) -> tuple[Field, FitResult]:
-        """Fit a field to ``image`` for drawing at ``size``; returns the field and the fit's record."""
+        """Fit a field to ``image`` for drawing at ``size``; returns the field and the fit's record.
+
+        ``progress`` may raise ``StopEarly`` to end the fit there and keep the field as it is."""
         image = check_image(image)
         size = check_size(size)
         h, w, c = image.shape
@@ -73,8 +77,12 @@ class FieldUpscaler(Upscaler):
         torch.manual_seed(self.seed)
         cfg = self.field_config(meta, size)
         field = Field(cfg, meta).to(resolve_device(self.device))
-        result = fit(field, image, self.fit_config(), out_size=size, convention=cfg.convention,
-                     progress=progress)
+        start = time.perf_counter()
+        try:
+            result = fit(field, image, self.fit_config(), out_size=size, convention=cfg.convention,
+                         progress=progress)
+        except StopEarly as stop:  # the caller asked to keep the field as it is now
+            result = FitResult(steps=stop.step, psnr=stop.psnr, seconds=time.perf_counter() - start)
         field.eval()
         return field, result
 

@@ -36,6 +36,7 @@ from coordsr.errors import CoordsrError, ImageError
 from coordsr.server.guards import RequestGuard, default_allowed_hosts
 from coordsr.server.jobs import FINAL, JobManager, QueueFull, read_history
 from coordsr.server.lock import DataDirLock
+from coordsr.server.page_api import add_page_routes
 from coordsr.server.storage import ID_RE, JobRecord, Store, new_job_id, safe_label
 from coordsr.server.tiles import Pyramid, TileRangeError, TileRenderer
 
@@ -570,6 +571,8 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
                 raise HTTPException(404, f"no job {job_id!r}") from None
             raise HTTPException(404, f"cannot draw tile: {exc}") from None
         return Response(data, media_type="image/png", headers={"Cache-Control": "public, max-age=86400"})
+
+    add_page_routes(app, store, manager)  # notes, examples, queue, stop and keep, formats, zip
 
     # --- the page ----------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coordsr.errors import Cancelled, CoordsrError
+from coordsr.errors import Cancelled, CoordsrError, StopEarly
 from coordsr.progress import Progress
 from coordsr.server.storage import JobRecord, Store, new_file_mode
 
@@ -54,6 +54,8 @@ class LiveJob:
     id: str
     created: float
     cancel: threading.Event = field(default_factory=threading.Event)
+    keep: threading.Event = field(default_factory=threading.Event)
+    """Set by "stop and keep": the fit ends at its next report and the field is drawn as it is."""
     history: list[dict] = field(default_factory=list)
     """Every fit progress report so far (no previews): the loss / PSNR curve."""
     preview: str | None = None
@@ -152,6 +154,15 @@ class JobManager:
         rec = self.store.get(job_id)
         if rec is not None and rec.status == "queued":  # never started: settle it now
             self._finish(live, "cancelled", error="cancelled before it started")
+        return True
+
+    def keep_current(self, job_id: str) -> bool:
+        """Ask a running fit to stop at its next report and finish with the field as it is;
+        False when the job is not active."""
+        live = self.live(job_id)
+        if live is None:
+            return False
+        live.keep.set()
         return True
 
     def waiting(self) -> int:
@@ -297,6 +308,8 @@ class JobManager:
                     changes["first_preview_s"] = time.time() - rec.created
                 self.store.update(rec.id, **changes)
             live.publish("progress", event)
+            if live.keep.is_set() and p.stage == "fit":  # after the publish: the curve ends here
+                raise StopEarly(p.step, p.psnr)  # fit_field returns the field as it is now
 
         return report
 
