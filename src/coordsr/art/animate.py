@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from coordsr.art.generator import CPPN
-from coordsr.art.scene import Blend, Scene, View, check_morphable, frame_box, lerp_weights, source_channels
+from coordsr.art.scene import Blend, Scene, View, check_morphable, frame_box, lerp_weights
 from coordsr.art.writers import open_writer
 from coordsr.render import render
 
@@ -147,7 +147,3 @@ def write_animation(path: Path, source: nn.Module, size: tuple[int, int], view: 
 def _chain(first, rest):
     yield first
     yield from rest
-
-
-def channels_of(source: nn.Module) -> int:
-    return source_channels(source)

@@ -54,7 +54,7 @@ def config_from_record(record: dict, where: str) -> tuple[ArtConfig | None, View
     return cfg, view
 
 
-def save_art_field(net: CPPN, path: str | os.PathLike, view: View = View()) -> None:
+def save_art_field(net: CPPN, path: str | os.PathLike, view: View | None = None) -> None:
     """Write the CPPN (settings and weights) as one self-describing file, atomically."""
     from safetensors.torch import save_file
 
@@ -63,7 +63,7 @@ def save_art_field(net: CPPN, path: str | os.PathLike, view: View = View()) -> N
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata={"coordsr": json.dumps(art_record(net.cfg, view))})
+        save_file(tensors, tmp, metadata={"coordsr": json.dumps(art_record(net.cfg, view or View()))})
         publish(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -74,13 +74,11 @@ def source_channels(source) -> int:
 class Scene:
     """Callable (..., 2) physical coordinates -> (..., C) colours of ``source`` under ``view``."""
 
-    def __init__(self, source: Callable[[torch.Tensor], torch.Tensor], view: View = View(),
+    def __init__(self, source: Callable[[torch.Tensor], torch.Tensor], view: View | None = None,
                  z: torch.Tensor | None = None):
-        self.source, self.view, self.z = source, view.check(), z
+        self.source, self.view, self.z = source, (view or View()).check(), z
         self.channels = source_channels(source)
         self.aspect = source_aspect(source)
-        device = next((p.device for p in getattr(source, "parameters", lambda: [])()), torch.device("cpu"))
-        self.device = device
 
     def parameters(self):  # render() reads the device from here
         return getattr(self.source, "parameters", lambda: iter(()))()
