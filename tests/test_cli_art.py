@@ -76,7 +76,7 @@ def test_fitted_field_zoom_rotate_warp_and_morph(tmp_path, fitted, capsys):
     code, _, err = run(capsys, "art", "-o", tmp_path / "again.png", "--from", beyond)
     assert code == 2 and "give that field to --from" in err
     morph = tmp_path / "morph"
-    assert run(capsys, "art", "-o", morph, "--from", fitted, "--to", fitted, "--animate", "morph",
+    assert run(capsys, "art", "-o", morph, "--from", fitted, "--to", fitted,  # --to implies the morph
                "--morph", "weights", "--frames", 2, "--size", "18x12", "-q")[0] == 0
     assert len(list(morph.iterdir())) == 2
 
@@ -113,7 +113,8 @@ def test_bad_sources_and_outputs(tmp_path, capsys, fitted):
         (("-o", tmp_path / "o.png", "--from", tmp_path / "missing.field"), "no such file"),
         (("-o", tmp_path / "o.png", "--from", fitted, "--palette", "fire"), "come from --from"),
         (("-o", tmp_path / "o.gif", "--from", fitted, "--animate", "latent"), "latent walk needs a CPPN"),
-        (("-o", tmp_path / "o.png", "--to", fitted), "--to is the end of a morph"),
+        (("-o", tmp_path / "o.gif", "--to", fitted, "--animate", "zoom"), "--to is the end of a morph"),
+        (("-o", tmp_path / "o.png", "--from", fitted, "--to", fitted), "an animation is written as"),
         (("-o", tmp_path / "o.txt"), "unknown output type '.txt'"),
         (("-o", tmp_path / "o.png", "--animate", "latent"), "an animation is written as"),
         (("-o", tmp_path / "o.mp4", "--animate", "latent", "--size", "15x16"), "even width and height"),

@@ -456,7 +456,7 @@ def art(
     warp_frequency: Annotated[Optional[float], typer.Option("--warp-frequency", help="Waves per unit of the warp (default 3).")] = None,
     jitter: Annotated[float, typer.Option(help="Seeded noise on every weight, relative to its spread (e.g. 0.05).")] = 0.0,
     from_: Annotated[Optional[Path], typer.Option("--from", help="A field (coordsr fit, or an art .field) or a PNG from coordsr art.")] = None,
-    to: Annotated[Optional[Path], typer.Option("--to", help="Second field of --animate morph.")] = None,
+    to: Annotated[Optional[Path], typer.Option("--to", help="Morph --from into this field (implies --animate morph).")] = None,
     animate: Annotated[Optional[str], typer.Option(help="latent, zoom, pan, rotate or morph.")] = None,
     frames: Annotated[int, typer.Option(help="Frames of the animation.")] = 120,
     fps: Annotated[float, typer.Option(help="Frames per second.")] = 30.0,
@@ -491,8 +491,10 @@ def art(
                                           warp_frequency=warp_frequency).items() if v is not None}
     if center is not None:
         view_changes["center"] = _pair(center, "--center")
-    if animate is None and to is not None:
-        raise CoordsrError("--to is the end of a morph: give --animate morph too")
+    if to is not None:  # --to is the end of a morph, as in: coordsr art -o m.mp4 --from a --to b
+        if animate not in (None, "morph"):
+            raise CoordsrError(f"--to is the end of a morph, not of --animate {animate}")
+        animate = "morph"
     if animate is not None:
         if animation_kind(output) == "frames" and output.exists():  # .gif, .mp4 or a folder
             if not output.is_dir() or any(output.iterdir()):
