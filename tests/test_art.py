@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from coordsr.art import CPPN, ArtConfig, Scene, View, draw, load_source, save_art_field
 from coordsr.art.files import art_record
@@ -176,7 +177,6 @@ def test_png_record_rebuilds_the_cppn(tmp_path):
 
 
 def test_sources_that_are_not_ours_get_one_line_errors(tmp_path):
-    from PIL import Image
     from safetensors.torch import save_file
 
     Image.new("RGB", (4, 4)).save(tmp_path / "plain.png")
@@ -190,3 +190,18 @@ def test_sources_that_are_not_ours_get_one_line_errors(tmp_path):
             load_source(tmp_path / name)
         assert str(info.value).startswith(str(tmp_path / name)) and "\n" not in str(info.value)
     assert issubclass(FieldFileError, CoordsrError)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_png_rows_writer_is_lossless_and_keeps_the_record(tmp_path, channels):
+    from coordsr.art.writers import write_png_rows
+
+    rng = np.random.default_rng(channels)
+    frame = rng.integers(0, 256, (150, 37, channels), dtype=np.uint8)  # bands of 64 rows, and a rest
+    frame[:70] = frame[:1]  # long runs too, so 'Up' filtering wraps around 0 both ways
+    write_png_rows(tmp_path / "a.png", frame, {"format": "coordsr-art", "note": "x"}, band_rows=64)
+    with Image.open(tmp_path / "a.png") as im:
+        back = np.asarray(im)
+        assert json.loads(im.text["coordsr-art"])["note"] == "x"
+    np.testing.assert_array_equal(back.reshape(frame.shape), frame)
+    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]

@@ -17,7 +17,7 @@ from coordsr.art.animate import Animation, draw, write_animation
 from coordsr.art.files import art_record, load_source, save_art_field
 from coordsr.art.generator import CPPN, ArtConfig
 from coordsr.art.scene import Scene, View, perturbed
-from coordsr.art.writers import animation_kind, png_bytes, write_atomic
+from coordsr.art.writers import animation_kind, write_png_rows
 from coordsr.errors import CoordsrError
 
 MAX_SIDE = 32768
@@ -113,7 +113,7 @@ def make_art(output: Path, *, cfg: ArtConfig | None = None, source: Path | None 
 
 def _write_still(path: Path, pixels: np.ndarray, record: dict) -> None:
     if path.suffix.lower() == ".png":
-        write_atomic(path, png_bytes(pixels, record))
+        write_png_rows(path, pixels, record)  # memory: the array and one band of rows
     else:
         from coordsr.images import write_image
 
