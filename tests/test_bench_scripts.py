@@ -85,3 +85,14 @@ def test_versus_bicubic_reports_each_fits_best_complete_budget(scripts):
     # Without a complete bicubic row there is nothing to compare with.
     assert md.versus_bicubic("D", [r for r in rows if not (r["method"] == "bicubic" and r["image"] == "b")],
                              2, [2.0, 4.0]) == []
+
+
+def test_art_speed_reports_poster_and_animation_rows(scripts, tmp_path, capsys):
+    out = tmp_path / "art.json"
+    assert scripts("art_speed").main(["--threads", "1", "--poster", "48x32", "--frame", "16x16", "--frames", "3",
+                                      "--format", "gif", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert [r["case"] for r in doc["rows"]] == ["poster 48x32 PNG", "animation 3 x 16x16 GIF",
+                                                "animation 1 x 16x16 GIF"]
+    assert all(r["mpx_per_s"] > 0 and r["peak_rss_mb"] > 0 and "loadavg_before" in r for r in doc["rows"])
+    assert "| poster 48x32 PNG | 1 |" in capsys.readouterr().out

@@ -438,6 +438,114 @@ def train(ctx: typer.Context):
     if code:
         raise typer.Exit(code)
 
+@app.command()
+def art(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Image (.png keeps the settings), .field, "
+                                         ".gif, .mp4, or a folder (no suffix) of PNG frames.")],
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the CPPN (default 0); with --from, of --jitter.")] = None,
+    size: Annotated[Optional[str], typer.Option("--size", help="WIDTHxHEIGHT (default 1024x1024, "
+                                                "512x512 animated; a field's aspect, an art PNG's size).")] = None,
+    depth: Annotated[Optional[int], typer.Option(help="Hidden layers (default 8).")] = None,
+    width: Annotated[Optional[int], typer.Option("--width", help="Units per layer (default 32).")] = None,
+    activation: Annotated[Optional[str], typer.Option(help="tanh, sin, gauss, relu, abs; a list "
+                                                      "cycled over layers (tanh,sin); or mix (per unit).")] = None,
+    weight_scale: Annotated[Optional[float], typer.Option("--weight-scale", help="Weight spread (default 1): larger is busier.")] = None,
+    input_scale: Annotated[Optional[float], typer.Option("--input-scale", help="Base frequency of x, y, r (default 2).")] = None,
+    latent: Annotated[Optional[int], typer.Option(help="Length of the latent vector z (default 8).")] = None,
+    palette: Annotated[Optional[str], typer.Option(help="rgb, hsv, or a gradient: mono, sunset, ocean, "
+                                                   "forest, fire, ice, neon, earth, candy.")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="grey, rgb or rgba.")] = None,
+    symmetry: Annotated[Optional[str], typer.Option(help="none, mirror-x, mirror-y, mirror-xy, radial, kaleido, tile.")] = None,
+    fold: Annotated[Optional[int], typer.Option(help="Order of radial/kaleido, tiles per axis of tile (default 6).")] = None,
+    zoom: Annotated[Optional[float], typer.Option(help="Magnification; below 1 draws beyond the field's support.")] = None,
+    center: Annotated[Optional[str], typer.Option(help="X,Y at the middle of the picture.")] = None,
+    rotate: Annotated[Optional[float], typer.Option(help="Rotation of the view, degrees.")] = None,
+    warp: Annotated[Optional[float], typer.Option(help="Sine warp of the coordinates (e.g. 0.1).")] = None,
+    warp_frequency: Annotated[Optional[float], typer.Option("--warp-frequency", help="Waves per unit of the warp (default 3).")] = None,
+    jitter: Annotated[float, typer.Option(help="Seeded noise on every weight, relative to its spread (e.g. 0.05).")] = 0.0,
+    from_: Annotated[Optional[Path], typer.Option("--from", help="A field (coordsr fit, or an art .field) or a PNG from coordsr art.")] = None,
+    to: Annotated[Optional[Path], typer.Option("--to", help="Morph --from into this field (implies --animate morph).")] = None,
+    animate: Annotated[Optional[str], typer.Option(help="latent, zoom, pan, rotate or morph.")] = None,
+    frames: Annotated[int, typer.Option(help="Frames of the animation.")] = 120,
+    fps: Annotated[float, typer.Option(help="Frames per second.")] = 30.0,
+    radius: Annotated[float, typer.Option(help="latent: radius of the loop in z, relative to |z|.")] = 0.5,
+    zoom_to: Annotated[float, typer.Option("--zoom-to", help="zoom: magnification of the last frame.")] = 8.0,
+    pan: Annotated[str, typer.Option(help="pan: DX,DY the centre moves over the animation.")] = "1,0",
+    turns: Annotated[float, typer.Option(help="rotate: full turns.")] = 1.0,
+    morph: Annotated[str, typer.Option(help="morph: outputs (any two fields) or weights (same networks).")] = "outputs",
+    device: Device = "auto", force: Force = False, quiet: Quiet = False,
+):
+    """Draw a random CPPN, or a saved field, as a poster or an animation (docs/ART.md).
+
+    coordsr art -o a.png --seed 7 --palette sunset --symmetry mirror-x --size 7680x4320
+    coordsr art -o walk.mp4 --seed 7 --animate latent --frames 240
+    coordsr art -o zoom.gif --from photo.field --animate zoom --frames 120
+    """
+    from coordsr.art import Animation, ArtConfig, make_art
+    from coordsr.art.writers import animation_kind
+    from coordsr.images import SUFFIXES
+    from coordsr.methods.base import resolve_device
+
+    cppn = {k: v for k, v in dict(seed=seed, depth=depth, width=width, activation=activation,
+                                  weight_scale=weight_scale, input_scale=input_scale, latent=latent,
+                                  palette=palette, mode=mode, symmetry=symmetry, fold=fold).items()
+            if v is not None}
+    if from_ is not None:
+        given = sorted(k for k in cppn if k != "seed")
+        if given:
+            raise CoordsrError(f"--{given[0].replace('_', '-')}: the picture's settings come from --from {from_}; "
+                               "drop it, or draw a new CPPN without --from")
+    view_changes = {k: v for k, v in dict(zoom=zoom, angle=rotate, warp=warp,
+                                          warp_frequency=warp_frequency).items() if v is not None}
+    if center is not None:
+        view_changes["center"] = _pair(center, "--center")
+    if to is not None:  # --to is the end of a morph, as in: coordsr art -o m.mp4 --from a --to b
+        if animate not in (None, "morph"):
+            raise CoordsrError(f"--to is the end of a morph, not of --animate {animate}")
+        animate = "morph"
+    if animate is not None:
+        if animation_kind(output) == "frames" and output.exists():  # .gif, .mp4 or a folder
+            if not output.is_dir() or any(output.iterdir()):
+                raise CoordsrError(f"{output}: already exists; the frames go to a new or empty folder")
+        else:
+            check_output(output, [p for p in (from_, to) if p], force)
+    else:
+        check_output(output, [p for p in (from_,) if p], force)
+        if output.suffix.lower() not in (*SUFFIXES, ".field"):
+            raise CoordsrError(f"{output}: unknown output type {output.suffix or '(no suffix)'!r}; a still is "
+                               f"one of {', '.join(SUFFIXES)} or .field (animations: --animate)")
+    out_size = parse_size(size) if size is not None else None
+    try:
+        animation = Animation(kind=animate, frames=frames, fps=fps, radius=radius, zoom_to=zoom_to,
+                              pan_by=_pair(pan, "--pan"), turns=turns, morph=morph).check() if animate else None
+        cfg = ArtConfig(**cppn).check() if from_ is None else None
+        bars: list[ProgressBar] = []  # opened at the first step: a bad setting is one line, no bar
+
+        def on_step(done: int, total: int) -> None:
+            if not bars:
+                bars.append(ProgressBar(f"art {'frames' if animate else 'pixels'}", quiet).__enter__())
+            bars[0].bar.update(bars[0].task, completed=done, total=total, info=animate or "render")
+
+        try:
+            made = make_art(output, cfg=cfg, source=from_, to=to, size=out_size, view_changes=view_changes,
+                            animation=animation, jitter=jitter, jitter_seed=seed or 0,
+                            device=resolve_device(device), progress=on_step)
+        finally:
+            if bars:
+                bars[0].__exit__(*sys.exc_info())
+    except ValueError as e:
+        raise CoordsrError(str(e)) from None
+    h, w = made.size
+    _say(f"wrote {made.path} ({w}x{h}" + (f", {made.frames} frames" if animate else "") + ")", quiet)
+
+
+def _pair(text: str, option: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise CoordsrError(f"{option} {text!r}: expected two numbers X,Y, e.g. 0.5,-0.2") from None
+    return x, y
+
 
 def _say(text: str, quiet: bool) -> None:
     if not quiet:

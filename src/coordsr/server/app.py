@@ -580,6 +580,8 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
     def index():
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
+    from coordsr.server.art import router as art_router  # the Art tab (server/art.py)
+    app.include_router(art_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     # The last added is the outermost: who may ask, then how much, then whether there is room.
