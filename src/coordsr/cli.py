@@ -85,7 +85,7 @@ def output_size(h: int, w: int, *, scale: float | None, size: str | None, width:
     if min(h, w) * scale < 1:
         raise CoordsrError(f"--scale {scale:g}: a {w}x{h} input would be less than one pixel wide")
     if max(h, w) * scale > MAX_SIDE:  # also an overflow to inf
-        raise CoordsrError(f"--scale {scale:g}: a {w}x{h} input would give an output side over {MAX_SIDE}")
+        raise CoordsrError(f"--scale {scale:g}: a {w}x{h} input would exceed the longest side allowed, {MAX_SIDE}")
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
