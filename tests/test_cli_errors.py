@@ -316,3 +316,17 @@ def test_every_method_estimates_more_than_its_output():
         m = cls(device="cpu")
         small, large = m.peak_bytes((20, 20, 3), (80, 80)), m.peak_bytes((20, 20, 3), (800, 800))
         assert small >= 2 * 4 * 3 * 80 * 80 and large > small, name
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["demo", "--scale", "0", "-m", "bicubic"], "--scale must be between 2 and 32"),
+    (["demo", "--scale", "999", "-m", "bicubic"], "--scale must be between 2 and 32"),
+    (["bench", ".", "--scales", "inf"], "--scales 'inf'"),
+    (["bench", ".", "--scales", "1"], "--scales '1'"),
+    (["bench", ".", "--device", "bogus"], "unknown device"),
+])
+def test_demo_and_bench_options_are_checked_first(tmp_path, capsys, monkeypatch, args, needle):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, *args, *(["--out", "demo"] if args[0] == "demo" else []))
+    assert_one_line_error(code, err, needle, status=2)
+    assert list(tmp_path.iterdir()) == []

@@ -393,6 +393,10 @@ def demo(
     from coordsr.demo import run_demo
 
     method_name = method or _default_method()
+    if not 2 <= scale <= 32:  # the bundled photo is 451x300: x32 leaves a 14x9 input
+        raise CoordsrError(f"--scale must be between 2 and 32 for the demo, got {scale}")
+    if out.exists() and not out.is_dir():
+        raise CoordsrError(f"{out}: is a file; --out takes a folder")
     upscaler = build_method(method_name, {}, device)
     with ProgressBar(f"demo: {method_name} x{scale}", quiet) as bar:
         report = run_demo(upscaler, method_name, out, scale=scale, progress=bar)
@@ -422,7 +426,10 @@ def bench(
     try:
         scale_list = [float(v) for v in scales.split(",") if v.strip()]
     except ValueError:
-        raise CoordsrError(f"--scales {scales!r}: expected numbers like 2,3,4") from None
+        scale_list = []
+    if not scale_list or not all(math.isfinite(v) and 1 < v <= 64 for v in scale_list):
+        raise CoordsrError(f"--scales {scales!r}: expected numbers between 1 and 64 like 2,3,4")
+    device_of(device)
     names = list(METHODS) if methods_ == "all" else [m.strip() for m in methods_.split(",") if m.strip()]
     for out_path in (json_path,):
         if out_path is not None and not out_path.parent.is_dir():
