@@ -265,6 +265,18 @@ def test_max_pixels_refuses_from_the_header(tmp_path, capsys):
     no_leftovers(tmp_path, "out.png")
 
 
+def test_max_pixels_default_is_the_readers():
+    import coordsr.cli
+    import coordsr.images
+
+    assert coordsr.cli.DEFAULT_MAX_PIXELS == coordsr.images.DEFAULT_MAX_PIXELS
+
+
+def test_max_pixels_must_be_positive(tmp_path, photo, capsys):
+    code, _, err = run(capsys, "upscale", photo, "-o", tmp_path / "out.png", "--max-pixels", 0)
+    assert_one_line_error(code, err, "--max-pixels must be positive")
+
+
 def test_pillow_bomb_warning_is_never_printed(tmp_path, capsys, monkeypatch):
     """Above Pillow's own limit Pillow warns; coordsr decides with --max-pixels and says so in
     one line, whatever the warnings filter says."""

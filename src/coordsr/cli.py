@@ -36,7 +36,13 @@ MAX_SIDE = 1 << 20
 """Longest output side accepted (the memory check decides below it)."""
 
 DEFAULT_MAX_PIXELS = 8192 * 8192
-"""Most pixels of an input image, read from its header before decoding (--max-pixels)."""
+"""Most pixels of an input image, read from its header before decoding (--max-pixels): the value
+of coordsr.images.DEFAULT_MAX_PIXELS, written out so that the CLI starts without the codecs."""
+
+
+def check_max_pixels(max_pixels: int) -> None:
+    if max_pixels < 1:
+        raise CoordsrError(f"--max-pixels must be positive, got {max_pixels}")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -291,6 +297,7 @@ def upscale(
 
     method_name = method or _default_method()  # every option is checked before any work
     check_bit_depth(bit_depth)
+    check_max_pixels(max_pixels)
     check_image_output(output, [input], force)
     upscaler = build_method(method_name, collect_settings(steps, seed, fit, set_), device)
     img = read_image(input, max_pixels=max_pixels)
@@ -321,6 +328,7 @@ def fit_cmd(
     """
     from coordsr.images import read_image
 
+    check_max_pixels(max_pixels)
     check_output(output, [input], force)
     upscaler = build_method(method, collect_settings(steps, seed, fit, set_), device)
     if not getattr(upscaler, "fits_field", False):

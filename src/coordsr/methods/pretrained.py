@@ -56,12 +56,13 @@ class pretrained(Upscaler):
     def peak_bytes(self, in_shape, size):
         """The RGB output (torch) and its numpy copies (grey, alpha: a bicubic channel and its
         float64 operators), the input copy, and one tile's work: the encoder on the tile's LR
-        region (a few feature maps) and one chunk of queries (4 neighbours, each through the MLP)."""
+        region (a few feature maps) and one chunk of queries (4 neighbours, a few activations of
+        the 64-wide MLP each)."""
         (h, w, c), (H, W) = in_shape, size
         t = min(self.tile, H), min(self.tile, W)
         region = min(h, t[0] * h // H + 2 * 3 + 2 * 12) * min(w, t[1] * w // W + 2 * 3 + 2 * 12)
         encoder = 4 * 4 * 64 * region
-        queries = 4 * 4 * min(self.chunk, t[0] * t[1]) * 16 * 64 + 4 * 3 * t[0] * t[1] * 2
+        queries = 4 * 4 * min(self.chunk, t[0] * t[1]) * 4 * 64 + 4 * 3 * t[0] * t[1] * 2
         alpha = (8 + 4) * H * W + 8 * (H * h + W * w) if c in (2, 4) else 0
         return (super().peak_bytes(in_shape, size) + 4 * 3 * H * W + 4 * c * H * W + alpha
                 + 4 * 3 * h * w + encoder + queries)

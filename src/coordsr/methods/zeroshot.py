@@ -81,13 +81,16 @@ class zeroshot(Upscaler):
 
     def peak_bytes(self, in_shape, size):
         """Images at the output size alive at once (the estimate, the previous step, filtered and
-        back-projected copies; the TV refinement's autograd graph), the dense float64 resize
-        operators, and the training copies at the input's size in 8 orientations."""
+        back-projected copies; the TV refinement's autograd graph), one channel's filtering (its
+        patch matrix, the gathered filters and their product: filter_size^2 floats a pixel
+        each), the dense float64 resize operators, and the training copies at the input's size
+        in 8 orientations."""
         (h, w, c), (H, W) = in_shape, size
         stages, steps = self._preset()
         images = 8 + (16 if steps > 0 else 0) + 2 * stages
+        filtering = 4 * self.filter_size**2 * 4 * H * W if stages else 0
         operators = 3 * 8 * (H * h + W * w)
-        return (super().peak_bytes(in_shape, size) + images * 4 * c * H * W + operators
+        return (super().peak_bytes(in_shape, size) + images * 4 * c * H * W + filtering + operators
                 + 16 * (stages + 1) * 4 * c * h * w)
 
     def _preset(self) -> tuple[int, int]:
