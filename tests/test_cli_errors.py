@@ -179,6 +179,8 @@ def rewrite_header(src, dst, change):
     (lambda h: h["config"].update(convention="nonsense"), "convention"),
     (lambda h: h["config"].update(hidden=10**9), "tensors differ"),
     (lambda h: h["config"]["encoding_args"].update(log2_table_size=36), "tensors differ"),
+    (lambda h: h["config"]["encoding_args"].update(n_levels=10**9), "n_levels = 1000000000 is more than"),
+    (lambda h: h["config"].update(layers=10**9), "layers = 1000000000 is more than"),
     (lambda h: h.update(format_version=99), "format version 99"),
     (lambda h: h.update(format="something-else"), "not a coordsr field file"),
     (lambda h: h.pop("config"), "does not match"),

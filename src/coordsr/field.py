@@ -82,6 +82,19 @@ class FieldConfig:
             raise ValueError("encoding_args and activation_args must be mappings")
 
 
+# Counts that the modules loop over in Python: a header may not ask for millions of them (the
+# meta-device check below would hang before it could compare shapes).
+_MAX_COUNT = 4096
+
+
+def _check_counts(cfg: FieldConfig) -> None:
+    counts = {"layers": cfg.layers, **{k: v for k, v in cfg.encoding_args.items()
+                                       if k in ("n_levels", "n_freqs", "in_dim")}}
+    for name, value in counts.items():
+        if isinstance(value, int) and value > _MAX_COUNT:
+            raise ValueError(f"{name} = {value} is more than {_MAX_COUNT}")
+
+
 class Field(nn.Module):
     """f(x, y) -> colour, with the metadata needed to render it later."""
 
@@ -173,6 +186,7 @@ class Field(nn.Module):
                                  f"is not supported (this coordsr reads version {FORMAT_VERSION})")
         try:
             cfg, meta = FieldConfig(**header["config"]), ImageMeta(**header["image"])
+            _check_counts(cfg)
             # Built on the meta device first: a header that asks for a huge network fails the
             # comparison with the file's own tensors before any memory is taken.
             with torch.device("meta"):
