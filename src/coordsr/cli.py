@@ -100,6 +100,11 @@ def check_bit_depth(bit_depth: int | None) -> None:
         raise CoordsrError(f"--bit-depth must be 8 or 16, got {bit_depth}")
 
 
+BOX_LIMIT = 1000.0
+"""Farthest a --box may reach in field coordinates (the image spans -1..1): beyond it, float32
+coordinates no longer tell neighbouring pixels apart and grid encodings leave their tables."""
+
+
 def parse_box(text: str) -> tuple[float, float, float, float]:
     """'x0,y0,x1,y1' -> a region of field coordinates: finite, ordered, within +-BOX_LIMIT."""
     try:
@@ -111,11 +116,6 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
         raise CoordsrError(f"--box {text!r}: expected x0,y0,x1,y1 with x0 < x1 and y0 < y1, "
                            f"finite numbers within +-{BOX_LIMIT:g} (the image is -1..1)")
     return box
-
-
-BOX_LIMIT = 1000.0
-"""Farthest a --box may reach in field coordinates (the image spans -1..1): beyond it, float32
-coordinates no longer tell neighbouring pixels apart and grid encodings leave their tables."""
 
 
 def _convert(value: str, kind, name: str):
