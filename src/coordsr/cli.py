@@ -1,12 +1,18 @@
 """The command line: thin commands over the library, and the one place that turns words into objects.
 
 ``main(argv) -> int`` is the error boundary: a user error (CoordsrError, a bad option) becomes one
-line on stderr and a non-zero status; ``--traceback`` shows the whole story.
+line on stderr and a non-zero status; ``--traceback`` shows the whole story. It uses only typer's
+public exceptions (``typer.Exit``, ``typer.Abort``, ``typer.TyperException``, the base of every
+usage error since typer vendors click, 0.29), so it needs no click. SIGINT and SIGTERM end a
+command through the same unwinding as an error (coordsr.interrupt): temporary files removed,
+one line, status 130 or 143.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import os
 import sys
 import typing
@@ -16,6 +22,7 @@ from typing import Annotated, Optional
 import typer
 
 from coordsr.errors import CoordsrError
+from coordsr.interrupt import stop_on_signals
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Upscale images with coordinate-based neural networks.")
@@ -23,6 +30,19 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 SHOW_TRACEBACK = False
 
 # --- parsing words into values ----------------------------------------------------------------
+
+
+MAX_SIDE = 1 << 20
+"""Longest output side accepted (the memory check decides below it)."""
+
+DEFAULT_MAX_PIXELS = 8192 * 8192
+"""Most pixels of an input image, read from its header before decoding (--max-pixels): the value
+of coordsr.images.DEFAULT_MAX_PIXELS, written out so that the CLI starts without the codecs."""
+
+
+def check_max_pixels(max_pixels: int) -> None:
+    if max_pixels < 1:
+        raise CoordsrError(f"--max-pixels must be positive, got {max_pixels}")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -33,7 +53,13 @@ def parse_size(text: str) -> tuple[int, int]:
         raise CoordsrError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 1920x1080") from None
     if w < 1 or h < 1:
         raise CoordsrError(f"--size {text!r}: width and height must be positive")
+    _check_sides(h, w, f"--size {text}")
     return h, w
+
+
+def _check_sides(h: int, w: int, given: str) -> None:
+    if max(h, w) > MAX_SIDE:
+        raise CoordsrError(f"{given}: gives a {w}x{h} output; the longest side allowed is {MAX_SIDE}")
 
 
 def output_size(h: int, w: int, *, scale: float | None, size: str | None, width: int | None,
@@ -48,15 +74,48 @@ def output_size(h: int, w: int, *, scale: float | None, size: str | None, width:
     if width is not None:
         if width < 1:
             raise CoordsrError(f"--width must be positive, got {width}")
-        return max(1, round(h * width / w)), width
+        _check_sides(1, width, f"--width {width}")
+        out = max(1, round(h * width / w)), width
+        _check_sides(*out, f"--width {width}")
+        return out
     if height is not None:
         if height < 1:
             raise CoordsrError(f"--height must be positive, got {height}")
-        return height, max(1, round(w * height / h))
+        _check_sides(height, 1, f"--height {height}")
+        out = height, max(1, round(w * height / h))
+        _check_sides(*out, f"--height {height}")
+        return out
     scale = 4.0 if scale is None else scale
-    if not scale > 0:
-        raise CoordsrError(f"--scale must be positive, got {scale}")
+    if not (math.isfinite(scale) and scale > 0):
+        raise CoordsrError(f"--scale must be a positive number, got {scale}")
+    if min(h, w) * scale < 1:
+        raise CoordsrError(f"--scale {scale:g}: a {w}x{h} input would be less than one pixel wide")
+    if max(h, w) * scale > MAX_SIDE:  # also an overflow to inf
+        raise CoordsrError(f"--scale {scale:g}: a {w}x{h} input would exceed the longest side allowed, {MAX_SIDE}")
     return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def check_bit_depth(bit_depth: int | None) -> None:
+    if bit_depth not in (None, 8, 16):
+        raise CoordsrError(f"--bit-depth must be 8 or 16, got {bit_depth}")
+
+
+BOX_LIMIT = 1000.0
+"""Farthest a --box may reach in field coordinates (the image spans -1..1): beyond it, float32
+coordinates no longer tell neighbouring pixels apart and grid encodings leave their tables."""
+
+
+def parse_box(text: str) -> tuple[float, float, float, float]:
+    """'x0,y0,x1,y1' -> a region of field coordinates: finite, ordered, within +-BOX_LIMIT."""
+    try:
+        box = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        box = ()
+    if not (len(box) == 4 and all(math.isfinite(v) and abs(v) <= BOX_LIMIT for v in box)
+            and box[0] < box[2] and box[1] < box[3]):
+        raise CoordsrError(f"--box {text!r}: expected x0,y0,x1,y1 with x0 < x1 and y0 < y1, "
+                           f"finite numbers within +-{BOX_LIMIT:g} (the image is -1..1)")
+    return box
 
 
 def _convert(value: str, kind, name: str):
@@ -94,12 +153,19 @@ def build_method(name: str, settings: dict[str, str], device: str):
                                f"{', '.join(sorted(known - {'device'})) or 'none'}")
     kwargs = {"device": device, **typed_settings(name, settings)}
     try:
-        method = cls(**kwargs)
+        return cls(**kwargs)  # checks every setting and the device (Upscaler.validate)
     except (ValueError, TypeError) as e:
         raise CoordsrError(f"method {name}: {e}") from None
-    if "fit" in known and method.fit not in ("point", "consistent"):
-        raise CoordsrError(f"--fit {method.fit!r}: expected point or consistent")
-    return method
+
+
+def device_of(device: str):
+    """--device as a torch.device, checked against this machine."""
+    from coordsr.methods.base import resolve_device
+
+    try:
+        return resolve_device(device)
+    except ValueError as e:
+        raise CoordsrError(f"--device: {e}") from None
 
 
 def typed_settings(name: str, raw: dict[str, str]) -> dict:
@@ -137,6 +203,8 @@ def check_output(path: Path, inputs: list[Path], force: bool) -> None:
         raise CoordsrError(f"{path}: already exists; use --force to overwrite it")
     if not path.parent.is_dir():
         raise CoordsrError(f"{path}: folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise CoordsrError(f"{path}: cannot write to folder {path.parent} (permission denied)")
 
 
 def check_image_output(path: Path, inputs: list[Path], force: bool) -> None:
@@ -195,6 +263,9 @@ Device = Annotated[str, typer.Option("--device", help="auto (CUDA when present),
 Force = Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Method setting NAME=VALUE (repeatable).")]
+MaxPixels = Annotated[int, typer.Option(
+    "--max-pixels", help="Refuse inputs with more pixels (read from the file's header, before decoding).")]
+BitDepth = Annotated[Optional[int], typer.Option("--bit-depth", help="8 or 16 (default: the input's).")]
 
 
 @app.callback()
@@ -218,19 +289,20 @@ def upscale(
     steps: Annotated[Optional[int], typer.Option(help="Fitting steps (per-image methods).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed: the same seed gives the same result.")] = None,
     fit: Annotated[Optional[str], typer.Option("--fit", help="Observation model: point or consistent.")] = None,
-    bit_depth: Annotated[Optional[int], typer.Option("--bit-depth", help="8 or 16 (default: the input's).")] = None,
+    bit_depth: BitDepth = None, max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     set_: Sets = None, device: Device = "auto", force: Force = False, quiet: Quiet = False,
 ):
     """Upscale an image to a larger size with any registered method."""
     from coordsr.images import read_image, write_image
-    from coordsr.render import check_fits_in_memory
 
-    method_name = method or _default_method()
+    method_name = method or _default_method()  # every option is checked before any work
+    check_bit_depth(bit_depth)
+    check_max_pixels(max_pixels)
     check_image_output(output, [input], force)
-    img = read_image(input)
-    out_size = output_size(img.height, img.width, scale=scale, size=size, width=width, height=height)
-    check_fits_in_memory(out_size[0], out_size[1], img.channels)
     upscaler = build_method(method_name, collect_settings(steps, seed, fit, set_), device)
+    img = read_image(input, max_pixels=max_pixels)
+    out_size = output_size(img.height, img.width, scale=scale, size=size, width=width, height=height)
+    upscaler.check_memory(img.pixels.shape, out_size)
     with ProgressBar(f"{method_name} {img.width}x{img.height} -> {out_size[1]}x{out_size[0]}", quiet) as bar:
         result = upscaler.upscale(img.pixels, out_size, progress=bar)
     write_image(output, result, bit_depth=bit_depth or img.bit_depth)
@@ -246,6 +318,7 @@ def fit_cmd(
     steps: Annotated[Optional[int], typer.Option(help="Fitting steps.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed.")] = None,
     fit: Annotated[Optional[str], typer.Option("--fit", help="Observation model: point or consistent.")] = None,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     set_: Sets = None, device: Device = "auto", force: Force = False, quiet: Quiet = False,
 ):
     """Fit a field to an image and save it; draw it later with `coordsr render`.
@@ -255,6 +328,7 @@ def fit_cmd(
     """
     from coordsr.images import read_image
 
+    check_max_pixels(max_pixels)
     check_output(output, [input], force)
     upscaler = build_method(method, collect_settings(steps, seed, fit, set_), device)
     if not getattr(upscaler, "fits_field", False):
@@ -262,8 +336,9 @@ def fit_cmd(
 
         fitting = [n for n, c in METHODS.items() if getattr(c, "fits_field", False)]
         raise CoordsrError(f"method {method} does not fit a field; choose one of: {', '.join(fitting)}")
-    img = read_image(input)
+    img = read_image(input, max_pixels=max_pixels)
     out_size = output_size(img.height, img.width, scale=scale, size=size, width=width, height=height)
+    upscaler.check_memory(img.pixels.shape, out_size)
     with ProgressBar(f"fit {method} {img.width}x{img.height}", quiet) as bar:
         field, result = upscaler.fit_field(img.pixels, out_size, bit_depth=img.bit_depth, progress=bar)
     field.save(output, method=method, settings={**upscaler.settings(), "out_size": list(out_size)})
@@ -277,7 +352,7 @@ def render(
     output: Annotated[Path, typer.Option("--output", "-o", help="Image to write.")],
     scale: Scale = None, size: Size = None, width: Width = None, height: Height = None,
     box: Annotated[Optional[str], typer.Option(help="Region x0,y0,x1,y1 in field coordinates ([-1,1]).")] = None,
-    bit_depth: Annotated[Optional[int], typer.Option("--bit-depth", help="8 or 16 (default: the input's).")] = None,
+    bit_depth: BitDepth = None,
     device: Device = "auto", force: Force = False, quiet: Quiet = False,
 ):
     """Draw a saved field at any size, with no need for the source image."""
@@ -286,21 +361,16 @@ def render(
     from coordsr.coords import FULL_BOX
     from coordsr.field import Field
     from coordsr.images import write_image
-    from coordsr.methods.base import resolve_device
-    from coordsr.render import render_field
+    from coordsr.render import check_fits_in_memory, render_field
 
+    check_bit_depth(bit_depth)
     check_image_output(output, [field_path], force)
-    field = Field.load(field_path, device=resolve_device(device))
+    region = FULL_BOX if box is None else parse_box(box)
+    field = Field.load(field_path, device=device_of(device))
     meta = field.meta
     out_size = output_size(meta.height, meta.width, scale=scale, size=size, width=width, height=height)
-    region = FULL_BOX
-    if box is not None:
-        try:
-            region = tuple(float(v) for v in box.split(","))
-            assert len(region) == 4 and region[0] < region[2] and region[1] < region[3]
-        except (ValueError, AssertionError):
-            raise CoordsrError(f"--box {box!r}: expected x0,y0,x1,y1 with x0 < x1 and y0 < y1") from None
     depth = bit_depth or meta.bit_depth
+    check_fits_in_memory(out_size[0], out_size[1], meta.channels, np.uint16 if depth == 16 else np.uint8)
     with ProgressBar(f"render {out_size[1]}x{out_size[0]}", quiet) as bar:
         pixels = render_field(field, out_size, box=region, dtype=np.uint16 if depth == 16 else np.uint8,
                               progress=bar.tiles)
@@ -331,6 +401,10 @@ def demo(
     from coordsr.demo import run_demo
 
     method_name = method or _default_method()
+    if not 2 <= scale <= 32:  # the bundled photo is 451x300: x32 leaves a 14x9 input
+        raise CoordsrError(f"--scale must be between 2 and 32 for the demo, got {scale}")
+    if out.exists() and not out.is_dir():
+        raise CoordsrError(f"{out}: is a file; --out takes a folder")
     upscaler = build_method(method_name, {}, device)
     with ProgressBar(f"demo: {method_name} x{scale}", quiet) as bar:
         report = run_demo(upscaler, method_name, out, scale=scale, progress=bar)
@@ -360,7 +434,10 @@ def bench(
     try:
         scale_list = [float(v) for v in scales.split(",") if v.strip()]
     except ValueError:
-        raise CoordsrError(f"--scales {scales!r}: expected numbers like 2,3,4") from None
+        scale_list = []
+    if not scale_list or not all(math.isfinite(v) and 1 < v <= 64 for v in scale_list):
+        raise CoordsrError(f"--scales {scales!r}: expected numbers between 1 and 64 like 2,3,4")
+    device_of(device)
     names = list(METHODS) if methods_ == "all" else [m.strip() for m in methods_.split(",") if m.strip()]
     for out_path in (json_path,):
         if out_path is not None and not out_path.parent.is_dir():
@@ -434,7 +511,7 @@ def train(ctx: typer.Context):
     args = list(ctx.args)
     if "--help-train" in args:
         args = ["--help"]
-    code = train_main(args)
+    code = train_main(args, prog="coordsr train")  # prints its own line (and whether a checkpoint was written)
     if code:
         raise typer.Exit(code)
 
@@ -557,37 +634,69 @@ def _say(text: str, quiet: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status instead of exiting (tests call this in-process)."""
-    import click
-
     global SHOW_TRACEBACK
     args = list(sys.argv[1:] if argv is None else argv)
     SHOW_TRACEBACK = "--traceback" in args
+    if not args:  # typer would print the whole help as an "error"
+        return _fail("missing command; try 'coordsr --help'", 2)
+    with stop_on_signals() as stopped, _quiet_pillow_bomb_warning():
+        try:
+            code = _run(args)
+        except KeyboardInterrupt:  # a Ctrl-C that typer did not turn into Exit(130)
+            code = 130
+            if not stopped:
+                typer.echo("coordsr: interrupted", err=True)
+    if stopped:  # typer returns Exit(130) for any KeyboardInterrupt: say which signal it was
+        typer.echo(f"coordsr: {stopped[0].describe()}", err=True)
+        return stopped[0].exit_code
+    return code
+
+
+def _run(args: list[str]) -> int:
     try:
-        app(args=args, prog_name="coordsr", standalone_mode=False)
-        return 0
-    except click.exceptions.Exit as e:
+        result = app(args=args, prog_name="coordsr", standalone_mode=False)
+    except typer.Exit as e:
         return e.exit_code
-    except click.ClickException as e:
+    except typer.Abort:  # end of input at a prompt
+        return _fail("aborted", 1)
+    except typer.TyperException as e:  # usage errors: missing option, bad value, unknown command
         if SHOW_TRACEBACK:
             raise
-        typer.echo(f"coordsr: {e.format_message()}", err=True)
-        return e.exit_code
-    except click.exceptions.Abort:
-        typer.echo("coordsr: interrupted", err=True)
-        return 130
-    except KeyboardInterrupt:
-        typer.echo("coordsr: interrupted", err=True)
-        return 130
+        return _fail(e.format_message(), e.exit_code)
     except CoordsrError as e:
         if SHOW_TRACEBACK:
             raise
-        typer.echo(f"coordsr: {e}", err=True)
-        return e.exit_code
+        return _fail(str(e), e.exit_code)
     except (MemoryError, FloatingPointError) as e:
         if SHOW_TRACEBACK:
             raise
-        typer.echo(f"coordsr: {type(e).__name__}: {e}", err=True)
-        return 1
+        return _fail(f"{type(e).__name__}: {e}", 1)
+    except OSError as e:  # a file the library did not expect to fail (disk full, I/O error)
+        if SHOW_TRACEBACK:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        return _fail(f"{where}{e.strerror or e}", 1)
+    # non-standalone typer returns a typer.Exit's code (--help: 0) or the command's value (None)
+    return result if isinstance(result, int) else 0
+
+
+def _fail(message: str, code: int) -> int:
+    """One line on stderr, whatever the message held."""
+    typer.echo(f"coordsr: {' '.join(str(message).split())}", err=True)
+    return code
+
+
+@contextlib.contextmanager
+def _quiet_pillow_bomb_warning():
+    """Pillow warns about images over its own pixel limit; coordsr checks --max-pixels itself,
+    from the header, so the warning is only noise to a user (issue 11)."""
+    import warnings
+
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
 
 
 def app_main() -> None:

@@ -39,6 +39,20 @@ class ImageMeta:
     bit_depth: int = 8
     """8 or 16: the depth the upscaled image is written with by default."""
 
+    def __post_init__(self):
+        for name in ("height", "width", "channels", "bit_depth"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"image {name} must be an integer, got {value!r}")
+        if self.height < 1 or self.width < 1:
+            raise ValueError(f"image size must be at least 1x1, got {self.width}x{self.height}")
+        if not 1 <= self.channels <= 4:
+            raise ValueError(f"image channels must be 1 to 4, got {self.channels}")
+        if self.mode not in ("L", "LA", "RGB", "RGBA"):
+            raise ValueError(f"image mode must be L, LA, RGB or RGBA, got {self.mode!r}")
+        if self.bit_depth not in (8, 16):
+            raise ValueError(f"image bit_depth must be 8 or 16, got {self.bit_depth!r}")
+
 
 @dataclass
 class FieldConfig:
@@ -60,6 +74,25 @@ class FieldConfig:
     """Coordinate convention of the fit: 'cell' (house) or 'seed' (pixel index / (N-1))."""
     aspect: bool = True
     """Scale (x, y) so that input pixels are square before encoding (isotropic frequencies)."""
+
+    def __post_init__(self):
+        if self.convention not in ("cell", "seed"):
+            raise ValueError(f"convention must be 'cell' or 'seed', got {self.convention!r}")
+        if not isinstance(self.encoding_args, dict) or not isinstance(self.activation_args, dict):
+            raise ValueError("encoding_args and activation_args must be mappings")
+
+
+# Counts that the modules loop over in Python: a header may not ask for millions of them (the
+# meta-device check below would hang before it could compare shapes).
+_MAX_COUNT = 4096
+
+
+def _check_counts(cfg: FieldConfig) -> None:
+    counts = {"layers": cfg.layers, **{k: v for k, v in cfg.encoding_args.items()
+                                       if k in ("n_levels", "n_freqs", "in_dim")}}
+    for name, value in counts.items():
+        if isinstance(value, int) and value > _MAX_COUNT:
+            raise ValueError(f"{name} = {value} is more than {_MAX_COUNT}")
 
 
 class Field(nn.Module):
@@ -115,14 +148,22 @@ class Field(nn.Module):
             raise FieldFileError(f"{path}: folder {path.parent} does not exist")
         meta = self.header({"method": method, "settings": settings or {}})
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
+        tmp = None
         try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
             save_file(tensors, tmp, metadata={"coordsr": json.dumps(meta)})
             os.replace(tmp, path)
+        except OSError as e:  # read-only folder, full disk: one line, and no temporary file left
+            raise FieldFileError(f"{path}: cannot write: {e.strerror or e}") from e
+        except Exception as e:  # safetensors reports a failed write as its own error type
+            raise FieldFileError(f"{path}: cannot write: {e}") from e
         finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            if tmp is not None and os.path.exists(tmp):
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
 
     @classmethod
     def load(cls, path: str | os.PathLike, device=None) -> "Field":
@@ -144,9 +185,20 @@ class Field(nn.Module):
             raise FieldFileError(f"{path}: field format version {header.get('format_version')} "
                                  f"is not supported (this coordsr reads version {FORMAT_VERSION})")
         try:
-            field_ = cls(FieldConfig(**header["config"]), ImageMeta(**header["image"]))
+            cfg, meta = FieldConfig(**header["config"]), ImageMeta(**header["image"])
+            _check_counts(cfg)
+            # Built on the meta device first: a header that asks for a huge network fails the
+            # comparison with the file's own tensors before any memory is taken.
+            with torch.device("meta"):
+                shapes = {k: tuple(v.shape) for k, v in cls(cfg, meta).state_dict().items()}
+            found = {k: tuple(v.shape) for k, v in tensors.items()}
+            if shapes != found:
+                wrong = sorted(set(shapes) ^ set(found)) or [k for k in shapes if shapes[k] != found[k]]
+                raise ValueError(f"tensors differ from the config's, first at {wrong[0]!r}")
+            field_ = cls(cfg, meta)
             field_.load_state_dict(tensors)
-        except (TypeError, KeyError, RuntimeError, ValueError) as e:
-            raise FieldFileError(f"{path}: field file does not match its config ({e})") from None
+        except (TypeError, KeyError, RuntimeError, ValueError, OverflowError) as e:
+            why = " ".join(str(e).split())[:300]
+            raise FieldFileError(f"{path}: field file does not match its config ({why})") from None
         field_.file_header = header
         return field_.to(device) if device is not None else field_

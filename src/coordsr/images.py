@@ -36,6 +36,8 @@ SUFFIXES = {
 }
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # channel count -> mode
 MIN_SIDE = 2  # a field needs at least two pixels each way to be worth fitting
+DEFAULT_MAX_PIXELS = 8192 * 8192
+"""Most pixels ``read_image`` decodes unless told otherwise (checked from the header)."""
 
 _TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")  # classic and BigTIFF, both byte orders
 _EXIF_ORIENTATION = 0x0112
@@ -82,8 +84,12 @@ class ImageData:
 # ---------------------------------------------------------------- reading
 
 
-def read_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> ImageData:
-    """Read a PNG, JPEG, TIFF, WebP or BMP file, with its EXIF orientation applied."""
+def read_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageData:
+    """Read a PNG, JPEG, TIFF, WebP or BMP file, with its EXIF orientation applied.
+
+    An image of more than ``max_pixels`` (None: no limit) is refused from its header, before
+    any pixel is decoded. Pillow refuses formats other than TIFF above twice its own
+    ``Image.MAX_IMAGE_PIXELS`` (179 Mpx) whatever ``max_pixels`` says."""
     path = Path(path)
     if path.is_dir():
         raise ImageError(f"{path}: is a folder, not an image file")
@@ -112,7 +118,9 @@ def _decode(fp, name: str, max_pixels: int | None) -> ImageData:
     except Image.UnidentifiedImageError:
         raise ImageError(f"{name}: not an image (expected PNG, JPEG, TIFF, WebP or BMP)") from None
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{name}: too many pixels, refused as a decompression bomb: {exc}") from exc
+        raise ImageError(f"{name}: too many pixels for Pillow's decoder: {exc}") from exc
+    except MemoryError:
+        raise ImageError(f"{name}: not enough memory to decode this image") from None
     except Exception as exc:  # decoders fail on bad files in many ways (OSError, SyntaxError, ...)
         why = " ".join(str(exc).split())  # one line
         if not isinstance(exc, OSError) or not why:
@@ -246,7 +254,10 @@ def _write_atomic(path: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # a read-only folder: no temporary file was made; keep the real error
+            pass
         if isinstance(exc, OSError):
             raise ImageError(f"{path}: cannot write: {exc.strerror or exc}") from exc
         raise

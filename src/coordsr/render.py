@@ -35,15 +35,21 @@ def available_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")  # pragma: no cover
 
 
-def check_fits_in_memory(h: int, w: int, c: int, dtype=np.float32, *, headroom: int = 1 << 30) -> None:
-    """Refuse an output array that would not fit in the memory available now."""
-    need = h * w * c * np.dtype(dtype).itemsize
+def check_bytes_available(need: int, what: str, *, headroom: int = 1 << 30) -> None:
+    """CoordsrError when ``need`` bytes (for ``what``) exceed the memory available now, less
+    ``headroom`` for the interpreter, the libraries and the estimate's slack."""
     have = available_memory() - headroom
     if need > have:
         raise CoordsrError(
-            f"an output of {w}x{h}x{c} ({np.dtype(dtype).name}) needs {need / 2**30:.1f} GiB, "
-            f"more than the {max(have, 0) / 2**30:.1f} GiB of memory available; "
-            "choose a smaller output (coordsr render can draw a region of a field with --box)")
+            f"{what} needs about {need / 2**30:.1f} GiB, more than the {max(have, 0) / 2**30:.1f} GiB "
+            "of memory available; choose a smaller output (coordsr render can draw a region of a "
+            "field with --box)")
+
+
+def check_fits_in_memory(h: int, w: int, c: int, dtype=np.float32, *, headroom: int = 1 << 30) -> None:
+    """Refuse an output array that would not fit in the memory available now."""
+    check_bytes_available(h * w * c * np.dtype(dtype).itemsize,
+                          f"an output of {w}x{h}x{c} ({np.dtype(dtype).name})", headroom=headroom)
 
 
 def tiles(h: int, w: int, tile_pixels: int = TILE_PIXELS) -> Iterator[tuple[int, int, int, int]]:

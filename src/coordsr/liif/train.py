@@ -6,7 +6,8 @@
 Random crops at random non-integer scales in [scale_min, scale_max], LR made with the
 benchmark's MATLAB-style bicubic, flips and 90-degree rotations, L1 loss on sampled HR pixels.
 Checkpoints (model, optimizer, step, RNG) are written atomically every ``ckpt_every`` steps and
-on Ctrl-C; ``resume=True`` continues from the last one. A NaN/inf loss stops the run before the
+when SIGINT or SIGTERM stops a run that has started its steps (``TrainingInterrupted`` says
+whether one was written); ``resume=True`` continues from the last one. A NaN/inf loss stops the run before the
 weights are touched, leaving the last good checkpoint. Validation Y-PSNR on a held-out part of
 the training folders (split by file-name hash) runs every ``val_every`` steps; the best weights
 are exported to ``out`` (safetensors, loadable by ``load_weights`` and the ``pretrained`` method).
@@ -41,6 +42,25 @@ CHECKPOINT_VERSION = 1
 
 class TrainingDiverged(CoordsrError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """A signal (or Ctrl-C) stopped training; says truthfully what was saved on the way out."""
+
+    def __init__(self, cause: KeyboardInterrupt, step: int | None, checkpoint: Path | None):
+        super().__init__(*cause.args)
+        self.cause = cause
+        self.step = step
+        """Steps done when it stopped; None: stopped before training began (loading images)."""
+        self.checkpoint = checkpoint
+        """The checkpoint written on the way out, or None when none was."""
+
+    def describe(self) -> str:
+        if self.step is None:
+            return "stopped while loading the training images: no checkpoint written"
+        if self.checkpoint is None:
+            return f"stopped at step {self.step}: no checkpoint written by this process"
+        return f"stopped at step {self.step}: checkpoint written to {self.checkpoint} (continue with --resume)"
 
 
 @dataclass
@@ -134,8 +154,12 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
 def _atomic_save(obj, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _save_checkpoint(path: Path, model: LIIF, opt, step: int, best: float | None, cfg: TrainConfig):
@@ -209,8 +233,11 @@ def _train(cfg, progress, device, rank, world, distributed) -> TrainResult:
     train_files, val_files = D.split(files, cfg.val_fraction)
     if not train_files:
         raise CoordsrError(f"no training images in {', '.join(map(str, cfg.data))}")
-    images = [D.load_rgb(p) for p in train_files]  # decoded once, kept as uint8
-    val_pairs = D.validation_pairs([D.load_rgb(p) for p in val_files], cfg.val_scales) if rank == 0 else []
+    try:
+        images = [D.load_rgb(p) for p in train_files]  # decoded once, kept as uint8
+        val_pairs = D.validation_pairs([D.load_rgb(p) for p in val_files], cfg.val_scales) if rank == 0 else []
+    except KeyboardInterrupt as e:
+        raise TrainingInterrupted(e, None, None) from e
 
     state = load_checkpoint(ckpt_path) if cfg.resume and ckpt_path.exists() else None
     torch.manual_seed(cfg.seed)
@@ -236,9 +263,11 @@ def _train(cfg, progress, device, rank, world, distributed) -> TrainResult:
             with open(log_path, "a") as f:
                 f.write(json.dumps(rec) + "\n")
 
-    def checkpoint() -> None:
+    def checkpoint() -> Path | None:
         if rank == 0:
             _save_checkpoint(ckpt_path, model, opt, step, best, cfg)
+            return ckpt_path
+        return None
 
     if rank == 0:
         log({"event": "start", "step": step, "world": world, "train_images": len(train_files),
@@ -297,37 +326,36 @@ def _train(cfg, progress, device, rank, world, distributed) -> TrainResult:
                     dist.barrier()
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
                 checkpoint()
-    except KeyboardInterrupt:
-        checkpoint()
-        log({"event": "interrupted", "step": step})
-        raise
+    except KeyboardInterrupt as e:
+        written = checkpoint()
+        log({"event": "interrupted", "step": step, "checkpoint": str(written) if written else None})
+        raise TrainingInterrupted(e, step, written) from e
     if distributed:
         dist.barrier()
     log({"event": "done", "step": step, "best_psnr": best, "elapsed": time.time() - t0})
     return TrainResult(model=model.eval(), step=step, best_psnr=best, history=history)
 
 
-def _interrupt_on_signals() -> None:
-    """Make SIGINT and SIGTERM raise KeyboardInterrupt, so both write a checkpoint before exiting.
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises a one-line CoordsrError instead of printing usage and exiting."""
 
-    Python leaves SIGINT ignored when it starts ignored (``cmd &`` from a script, nohup), and
-    SIGTERM (torchrun on a failing peer, job schedulers, ``kill``) would otherwise end the
-    process without a checkpoint.
+    def error(self, message: str):
+        raise CoordsrError(f"{self.prog}: {message}")
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m coordsr.liif.train") -> int:
+    """``python -m coordsr.liif.train``: a thin argparse front end over ``train``.
+
+    SIGINT and SIGTERM (torchrun on a failing peer, job schedulers, ``kill``) stop the run with a
+    checkpoint when its steps have begun (coordsr.interrupt; Python would otherwise die on
+    SIGTERM without one, and leaves SIGINT ignored when started with ``cmd &`` from a script);
+    the exit status is 130 or 143 and the last line says whether a checkpoint was written.
     """
-    import signal
+    from coordsr.interrupt import exit_code_of, stop_on_signals
 
-    def handler(signum, frame):
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, handler)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m coordsr.liif.train``: a thin argparse front end over ``train``."""
     defaults = TrainConfig()
     mdef = LIIFConfig()
-    p = argparse.ArgumentParser(prog="python -m coordsr.liif.train", description=__doc__.splitlines()[0])
+    p = _Parser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("--data", nargs="+", required=True)
     p.add_argument("--out", default=defaults.out)
     p.add_argument("--checkpoint", default=None)
@@ -339,7 +367,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("channels", "blocks", "hidden", "mlp_layers"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(mdef, name))
     p.add_argument("--device", default=defaults.device)
-    a = p.parse_args(argv)
+    try:
+        a = p.parse_args(argv)
+    except SystemExit as e:  # --help
+        return int(e.code or 0)
+    except CoordsrError as e:
+        print(f"{prog}: error: {e}" if not str(e).startswith(prog) else str(e), file=sys.stderr)
+        return e.exit_code
     model = LIIFConfig(**{f.name: getattr(a, f.name) for f in fields(LIIFConfig) if hasattr(a, f.name)})
     cfg = TrainConfig(**{f.name: getattr(a, f.name) for f in fields(TrainConfig)
                          if f.name != "model" and hasattr(a, f.name)}, model=model)
@@ -348,15 +382,18 @@ def main(argv: list[str] | None = None) -> int:
         if int(os.environ.get("RANK", "0")) == 0:
             print(f"step {pr.step}/{pr.total} loss {pr.loss:.5f} {pr.elapsed:.0f}s", flush=True)
 
-    _interrupt_on_signals()
-    try:
-        res = train(cfg, show)
-    except KeyboardInterrupt:
-        print("interrupted: checkpoint written", file=sys.stderr)
-        return 130
-    except CoordsrError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+    with stop_on_signals() as stopped:
+        try:
+            res = train(cfg, show)
+        except KeyboardInterrupt as e:
+            cause = stopped[0] if stopped else getattr(e, "cause", e)
+            what = cause.describe() if hasattr(cause, "describe") else "interrupted"
+            detail = e.describe() if isinstance(e, TrainingInterrupted) else "no checkpoint written"
+            print(f"{prog}: {what}; {detail}", file=sys.stderr)
+            return exit_code_of(cause)
+        except CoordsrError as e:
+            print(f"{prog}: error: {e}", file=sys.stderr)
+            return e.exit_code
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"done: step {res.step}, best validation Y-PSNR {res.best_psnr}", flush=True)
     return 0

@@ -8,11 +8,16 @@ description shown by ``coordsr methods``, and ``upscale`` does the work:
 
 Methods that fit a field also offer ``fit(image, size) -> Field``, so the field can be saved and
 rendered later; for them ``upscale`` is ``fit`` then ``render``.
+
+Settings are checked when the upscaler is made (``validate``: a ValueError naming the setting),
+and the memory a call needs is checked before any work (``peak_bytes``: an estimate of every
+large buffer the method allocates, not only the output), so a bad request fails at once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 from typing import ClassVar
 
 import numpy as np
@@ -50,18 +55,39 @@ class Upscaler:
     device: str = "auto"
     """'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'."""
 
+    def __post_init__(self):
+        for f in fields(self):  # no setting is usefully NaN or infinite
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{f.name} must be a finite number, got {value}")
+        resolve_device(self.device)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first setting out of its range (subclasses extend it)."""
+
     @classmethod
     def description(cls) -> str:
         return (cls.__doc__ or cls.__name__).strip().splitlines()[0]
 
+    def peak_bytes(self, in_shape: tuple[int, int, int], size: tuple[int, int]) -> int:
+        """Estimated peak memory of ``upscale`` for an (h, w, c) input and an (H', W') output:
+        the float32 output and its clipped copy; subclasses add their working set."""
+        return 2 * 4 * size[0] * size[1] * in_shape[2]
+
+    def check_memory(self, in_shape: tuple[int, int, int], size: tuple[int, int]) -> None:
+        """CoordsrError when ``peak_bytes`` is more than the memory available now."""
+        from coordsr.render import check_bytes_available
+
+        what = f"{type(self).__name__} from {in_shape[1]}x{in_shape[0]} to {size[1]}x{size[0]}"
+        check_bytes_available(self.peak_bytes(tuple(in_shape), tuple(size)), what)
+
     def upscale(self, image: np.ndarray, size: tuple[int, int], *,
                 progress: ProgressCallback | None = None) -> np.ndarray:
         """Return ``image`` drawn at ``size`` (H', W'), float32 in [0, 1]."""
-        from coordsr.render import check_fits_in_memory
-
         image = check_image(image)
         size = check_size(size)
-        check_fits_in_memory(size[0], size[1], image.shape[2])  # refuse before any work is done
+        self.check_memory(image.shape, size)  # refuse before any work is done
         out = self._upscale(image, size, progress)
         return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
 
@@ -70,9 +96,32 @@ class Upscaler:
         raise NotImplementedError
 
 
+def need(ok: bool, name: str, value, what: str) -> None:
+    """ValueError '<name> must be <what>, got <value>' unless ``ok``: one line per setting check."""
+    if not ok:
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
+MAX_SEED = 2**63 - 1
+"""Largest seed torch's generators take."""
+
+
 def resolve_device(device: str):
+    """'auto', 'cpu', 'cuda', 'cuda:N' -> torch.device; ValueError for a name torch does not know
+    or a device this machine does not have."""
     import torch
 
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type != "cpu":
+        raise ValueError(f"device {device!r}: only cpu and cuda are supported")
+    return dev

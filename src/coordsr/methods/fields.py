@@ -8,6 +8,7 @@ degradation operator).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, fields
 
@@ -16,12 +17,21 @@ import torch
 
 from coordsr.errors import StopEarly
 from coordsr.field import Field, FieldConfig, ImageMeta
-from coordsr.fit import FitConfig, FitResult, fit
-from coordsr.methods.base import Upscaler, check_image, check_size, resolve_device
+from coordsr.fit import OBSERVATIONS, FitConfig, FitResult, fit
+from coordsr.methods.base import MAX_SEED, Upscaler, check_image, check_size, need, resolve_device
 from coordsr.progress import ProgressCallback
-from coordsr.render import render_field
+from coordsr.render import TILE_PIXELS, render_field
+from coordsr.resize import KERNELS
 
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+# Floats a training point keeps per encoding output / per hidden unit of a layer until the
+# backward pass: a grid gathers 4 corners (index, weight, features) per level; Fourier features
+# keep the projection, its sine and cosine; an activation keeps its input and output, and
+# the Gabor wavelet its cosine, Gaussian and their product too. Rough upper bounds, read off
+# the code (a memory check must not refuse what fits, nor let through what cannot).
+_ENCODING_FLOATS = {"MultiresGrid": 12, "FourierFeatures": 3, "RawCoords": 2}
+_ACTIVATION_FLOATS = {"relu": 3, "tanh": 3, "sine": 5, "gabor": 10}
 
 
 @dataclass
@@ -52,6 +62,41 @@ class FieldUpscaler(Upscaler):
 
     def field_config(self, meta: ImageMeta, out_size: tuple[int, int]) -> FieldConfig:
         raise NotImplementedError
+
+    def validate(self) -> None:
+        need(self.steps >= 1, "steps", self.steps, "at least 1")
+        need(self.lr > 0, "lr", self.lr, "positive")
+        need(self.fit in OBSERVATIONS, "fit", self.fit, f"one of {', '.join(OBSERVATIONS)}")
+        need(self.kernel in KERNELS, "kernel", self.kernel, f"one of {', '.join(KERNELS)}")
+        need(self.batch >= 0, "batch", self.batch, "0 (all pixels) or more")
+        need(self.tv_weight >= 0, "tv_weight", self.tv_weight, "0 or more")
+        need(self.patience >= 0, "patience", self.patience, "0 (off) or more")
+        need(self.target_psnr >= 0, "target_psnr", self.target_psnr, "0 (off) or more")
+        need(0 <= self.seed <= MAX_SEED, "seed", self.seed, f"between 0 and {MAX_SEED}")
+        for name in ("hidden", "layers"):  # every preset has them
+            need(getattr(self, name) >= 1, name, getattr(self, name), "at least 1")
+
+    def peak_bytes(self, in_shape, size):
+        """The fit's working set (activations of the pixels drawn in one step, for the backward
+        pass; the consistent model's axis operators), the parameters with their gradients and
+        Adam's two moments, and the render's output with one tile's activations."""
+        (h, w, c), (H, W) = in_shape, size
+        meta = ImageMeta(height=h, width=w, channels=c, mode=MODES[c])
+        with torch.device("meta"):  # the real modules' sizes, nothing allocated
+            field = Field(self.field_config(meta, size), meta)
+        params = sum(p.numel() for p in field.parameters())
+        cfg = field.cfg
+        row = 4 * (_ENCODING_FLOATS.get(cfg.encoding, 3) * field.encoding.out_dim  # bytes a point
+                   + _ACTIVATION_FLOATS.get(cfg.activation, 4) * self.layers * self.hidden + 4 * c)
+        if self.fit == "point":
+            rows, operators = (min(self.batch, h * w) if self.batch else h * w), 0
+        else:  # consistent: the output pixels under the input crop, and the dense (in, out) operators
+            side = math.isqrt(self.batch) if self.batch else max(h, w)
+            rows = min(H, math.ceil(min(side, h) * H / h) + 8) * min(W, math.ceil(min(side, w) * W / w) + 8)
+            operators = (4 + 8) * (h * H + w * W)  # float32 copies + resize's float64 cache
+        fit_bytes = rows * row + operators + 4 * 4 * params
+        render_bytes = TILE_PIXELS * row // 4  # no autograd: a fraction of the training rows
+        return super().peak_bytes(in_shape, size) + 4 * c * h * w * 2 + fit_bytes + render_bytes
 
     def fit_config(self) -> FitConfig:
         return FitConfig(steps=self.steps, lr=self.lr, observation=self.fit, kernel=self.kernel,
@@ -104,6 +149,12 @@ class cppn(FieldUpscaler):
     convention: str = "cell"
     """'cell' (house) or 'seed' (pixel index / (N-1), the seed's half-pixel misalignment)."""
 
+    def validate(self) -> None:
+        super().validate()
+        need(self.convention in ("cell", "seed"), "convention", self.convention, "'cell' or 'seed'")
+        if self.fit == "consistent":
+            need(self.convention == "cell", "convention", self.convention, "'cell' for fit=consistent")
+
     def field_config(self, meta, out_size):
         return FieldConfig(encoding="RawCoords", encoding_args={"radius": True}, activation="tanh",
                            hidden=self.hidden, layers=self.layers, convention=self.convention,
@@ -124,6 +175,11 @@ class fourier(FieldUpscaler):
     hidden: int = 256
     layers: int = 4
 
+    def validate(self) -> None:
+        super().validate()
+        need(self.sigma > 0, "sigma", self.sigma, "positive")
+        need(self.features >= 1, "features", self.features, "at least 1")
+
     def field_config(self, meta, out_size):
         return FieldConfig(encoding="FourierFeatures",
                            encoding_args={"n_features": self.features, "sigma": self.sigma, "seed": self.seed},
@@ -140,6 +196,10 @@ class siren(FieldUpscaler):
     """Frequency of the sine activations."""
     hidden: int = 256
     layers: int = 3
+
+    def validate(self) -> None:
+        super().validate()
+        need(self.w0 > 0, "w0", self.w0, "positive")
 
     def field_config(self, meta, out_size):
         return FieldConfig(encoding="RawCoords", activation="sine", activation_args={"w0": self.w0},
@@ -158,6 +218,11 @@ class wire(FieldUpscaler):
     """Inverse width of the Gabor wavelet's Gaussian envelope."""
     hidden: int = 256
     layers: int = 3
+
+    def validate(self) -> None:
+        super().validate()
+        need(self.omega0 > 0, "omega0", self.omega0, "positive")
+        need(self.s0 > 0, "s0", self.s0, "positive")
 
     def field_config(self, meta, out_size):
         return FieldConfig(encoding="RawCoords", activation="gabor",
@@ -184,6 +249,13 @@ class hashgrid(FieldUpscaler):
 
     def adam_eps(self) -> float:
         return 1e-15
+
+    def validate(self) -> None:
+        super().validate()
+        need(1 <= self.levels <= 64, "levels", self.levels, "between 1 and 64")
+        need(self.base_resolution >= 1, "base_resolution", self.base_resolution, "at least 1")
+        need(self.finest > 0, "finest", self.finest, "positive")
+        need(1 <= self.log2_table_size <= 30, "log2_table_size", self.log2_table_size, "between 1 and 30")
 
     def field_config(self, meta, out_size):
         finest = max(self.base_resolution, round(self.finest * max(meta.height, meta.width)))

@@ -11,11 +11,26 @@ from coordsr.methods.base import Upscaler
 from coordsr.resize import imresize
 
 
+def _resize_bytes(in_shape: tuple[int, int, int], size: tuple[int, int]) -> int:
+    """Peak of ``_resize_hwc``: float64 input, the two dense (out, in) float64 axis matrices
+    (kept in resize's cache), the float64 half-way image and output, the float32 result."""
+    (h, w, c), (H, W) = in_shape, size
+    return 8 * (c * h * w + H * h + W * w + c * max(H * w, h * W) + c * H * W) + 4 * c * H * W
+
+
 def _resize_hwc(image: np.ndarray, size: tuple[int, int], kernel: str) -> np.ndarray:
     x = torch.from_numpy(image).permute(2, 0, 1).double()
     h, w = image.shape[:2]
     y = imresize(x, size, scale=(size[0] / h, size[1] / w), kernel=kernel, antialias=True)
     return y.permute(1, 2, 0).float().numpy()
+
+
+@dataclass
+class Resampler(Upscaler):
+    """Base of the kernel interpolations: their memory is the resize's."""
+
+    def peak_bytes(self, in_shape, size):
+        return super().peak_bytes(in_shape, size) + _resize_bytes(in_shape, size)
 
 
 @dataclass
@@ -30,7 +45,7 @@ class nearest(Upscaler):
 
 
 @dataclass
-class bilinear(Upscaler):
+class bilinear(Resampler):
     """Bilinear interpolation (MATLAB's triangle kernel, antialiased when shrinking)."""
 
     def _upscale(self, image, size, progress):
@@ -38,7 +53,7 @@ class bilinear(Upscaler):
 
 
 @dataclass
-class bicubic(Upscaler):
+class bicubic(Resampler):
     """MATLAB-style bicubic (Keys a=-0.5, antialiased): the benchmark's reference baseline."""
 
     def _upscale(self, image, size, progress):
@@ -46,7 +61,7 @@ class bicubic(Upscaler):
 
 
 @dataclass
-class lanczos(Upscaler):
+class lanczos(Resampler):
     """Lanczos-3 interpolation: sharper than bicubic, with more ringing."""
 
     def _upscale(self, image, size, progress):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.resources
+from pathlib import Path
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import ClassVar
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 
 from coordsr.errors import FieldFileError
-from coordsr.methods.base import Upscaler, resolve_device
+from coordsr.methods.base import Upscaler, need, resolve_device
 from coordsr.progress import Progress
 from coordsr.resize import imresize
 
@@ -45,6 +46,26 @@ class pretrained(Upscaler):
     """Output tile side in pixels: each tile encodes only the LR region it needs (bounded memory)."""
     chunk: int = 16384
     """Queries per MLP call."""
+
+    def validate(self) -> None:
+        need(self.tile >= 1, "tile", self.tile, "at least 1")
+        need(self.chunk >= 1, "chunk", self.chunk, "at least 1")
+        if self.weights is not None and not Path(self.weights).is_file():
+            raise FieldFileError(f"{self.weights}: no such weights file")
+
+    def peak_bytes(self, in_shape, size):
+        """The RGB output (torch) and its numpy copies (grey, alpha: a bicubic channel and its
+        float64 operators), the input copy, and one tile's work: the encoder on the tile's LR
+        region (a few feature maps) and one chunk of queries (4 neighbours, a few activations of
+        the 64-wide MLP each)."""
+        (h, w, c), (H, W) = in_shape, size
+        t = min(self.tile, H), min(self.tile, W)
+        region = min(h, t[0] * h // H + 2 * 3 + 2 * 12) * min(w, t[1] * w // W + 2 * 3 + 2 * 12)
+        encoder = 4 * 4 * 64 * region
+        queries = 4 * 4 * min(self.chunk, t[0] * t[1]) * 4 * 64 + 4 * 3 * t[0] * t[1] * 2
+        alpha = (8 + 4) * H * W + 8 * (H * h + W * w) if c in (2, 4) else 0
+        return (super().peak_bytes(in_shape, size) + 4 * 3 * H * W + 4 * c * H * W + alpha
+                + 4 * 3 * h * w + encoder + queries)
 
     def _upscale(self, image, size, progress):
         from coordsr.liif.model import upscale

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from coordsr.methods.base import Upscaler, resolve_device
+from coordsr.methods.base import MAX_SEED, Upscaler, need, resolve_device
+from coordsr.resize import KERNELS
 from coordsr.progress import Progress
 from coordsr.zeroshot.filters import apply_filters, fit_filters
 from coordsr.zeroshot.internal import InternalConfig, consistent_upscale, make_pairs
@@ -68,8 +69,29 @@ class zeroshot(Upscaler):
     seed: int = 0
     """Seed of the sampling of training pixels (large images): the same seed gives the same image."""
 
-    def __post_init__(self):
+    def validate(self) -> None:
         self._preset()  # an unknown quality is an error now, not after the image is read
+        need(self.steps >= -1, "steps", self.steps, "-1 (the preset) or more")
+        need(self.stages >= -1, "stages", self.stages, "-1 (none), 0 (the preset) or more")
+        need(self.tv_weight >= 0, "tv_weight", self.tv_weight, "0 or more")
+        need(self.max_step > 1, "max_step", self.max_step, "more than 1")
+        need(1 <= self.filter_size <= 31, "filter_size", self.filter_size, "between 1 and 31")
+        need(self.kernel in KERNELS, "kernel", self.kernel, f"one of {', '.join(KERNELS)}")
+        need(0 <= self.seed <= MAX_SEED, "seed", self.seed, f"between 0 and {MAX_SEED}")
+
+    def peak_bytes(self, in_shape, size):
+        """Images at the output size alive at once (the estimate, the previous step, filtered and
+        back-projected copies; the TV refinement's autograd graph), one channel's filtering (its
+        patch matrix, the gathered filters and their product: filter_size^2 floats a pixel
+        each), the dense float64 resize operators, and the training copies at the input's size
+        in 8 orientations."""
+        (h, w, c), (H, W) = in_shape, size
+        stages, steps = self._preset()
+        images = 8 + (16 if steps > 0 else 0) + 2 * stages
+        filtering = 4 * self.filter_size**2 * 4 * H * W if stages else 0
+        operators = 3 * 8 * (H * h + W * w)
+        return (super().peak_bytes(in_shape, size) + images * 4 * c * H * W + filtering + operators
+                + 16 * (stages + 1) * 4 * c * h * w)
 
     def _preset(self) -> tuple[int, int]:
         if self.quality not in PRESETS:
