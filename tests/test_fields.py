@@ -74,6 +74,11 @@ def test_save_load_render_is_identical(tmp_path):
     assert back.meta == field.meta
     assert np.array_equal(render_field(back, (33, 47)), render_field(field, (33, 47)))
     assert np.array_equal(method.upscale(img, (20, 28)), render_field(back, (20, 28)))
+    # the file gets the mode open() would give (not mkstemp's 0600), and no temporary is left
+    from coordsr.atomic import new_file_mode
+
+    assert path.stat().st_mode & 0o777 == new_file_mode()
+    assert [p.name for p in tmp_path.iterdir()] == ["f.field"]
 
 
 def test_bad_field_files(tmp_path):

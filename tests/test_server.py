@@ -873,7 +873,7 @@ def test_uploads_spool_into_the_data_dir(tmp_path, monkeypatch):
 
 
 def test_job_files_are_written_with_the_umask(client, tmp_path):
-    from coordsr.server.storage import new_file_mode
+    from coordsr.atomic import new_file_mode
 
     job = upload(client, png(16, 16), **FAST).json()
     assert wait(client, job["id"])["status"] == "done"

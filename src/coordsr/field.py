@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from coordsr.atomic import atomic_path
 from coordsr.coords import Convention, aspect_scale
 from coordsr.errors import FieldFileError
 
@@ -148,22 +148,13 @@ class Field(nn.Module):
             raise FieldFileError(f"{path}: folder {path.parent} does not exist")
         meta = self.header({"method": method, "settings": settings or {}})
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        tmp = None
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            os.close(fd)
-            save_file(tensors, tmp, metadata={"coordsr": json.dumps(meta)})
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                save_file(tensors, str(tmp), metadata={"coordsr": json.dumps(meta)})
         except OSError as e:  # read-only folder, full disk: one line, and no temporary file left
             raise FieldFileError(f"{path}: cannot write: {e.strerror or e}") from e
         except Exception as e:  # safetensors reports a failed write as its own error type
             raise FieldFileError(f"{path}: cannot write: {e}") from e
-        finally:
-            if tmp is not None and os.path.exists(tmp):
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
 
     @classmethod
     def load(cls, path: str | os.PathLike, device=None) -> "Field":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import numpy as np
 import tifffile
 from PIL import Image
 
+from coordsr.atomic import atomic_path
 from coordsr.errors import ImageError
 
 FORMATS = ("PNG", "JPEG", "TIFF", "WEBP", "BMP")
@@ -245,22 +245,13 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray, *, bit_depth: int =
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")  # same folder: same filesystem
     try:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-        with os.fdopen(os.open(tmp, flags, 0o666), "wb") as f:  # 0o666 less umask, as open() does
+        with atomic_path(path) as tmp, open(tmp, "xb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:  # a read-only folder: no temporary file was made; keep the real error
-            pass
-        if isinstance(exc, OSError):
-            raise ImageError(f"{path}: cannot write: {exc.strerror or exc}") from exc
-        raise
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot write: {exc.strerror or exc}") from exc
 
 
 def encode_image_bytes(pixels: np.ndarray, fmt: str = "PNG", bit_depth: int = 8) -> bytes:

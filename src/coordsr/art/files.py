@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from torch import nn
 
 from coordsr.art.generator import CPPN, ArtConfig
 from coordsr.art.scene import View
-from coordsr.art.writers import publish
+from coordsr.atomic import atomic_path
 from coordsr.errors import CoordsrError, FieldFileError
 
 ART_FORMAT = "coordsr-art"
@@ -60,14 +59,8 @@ def save_art_field(net: CPPN, path: str | os.PathLike, view: View | None = None)
 
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"coordsr": json.dumps(art_record(net.cfg, view or View()))})
-        publish(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"coordsr": json.dumps(art_record(net.cfg, view or View()))})
 
 
 def load_source(path: str | os.PathLike, device=None) -> tuple[nn.Module, View | None]:

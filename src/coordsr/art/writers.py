@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from coordsr.atomic import publish
 from coordsr.errors import CoordsrError
 
 ANIMATION_SUFFIXES = (".gif", ".mp4")
@@ -110,18 +111,6 @@ def write_png_rows(path: Path, frame: np.ndarray, record: dict | None = None, ba
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def publish(tmp: Path | str, path: Path, folder: bool = False) -> None:
-    """Give a temporary file (0600 from mkstemp) or folder the usual permissions, rename it."""
-    os.chmod(tmp, (0o777 if folder else 0o666) & ~_umask())
-    os.replace(tmp, path)
 
 
 class FrameWriter:

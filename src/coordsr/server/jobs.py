@@ -27,7 +27,7 @@ import numpy as np
 
 from coordsr.errors import Cancelled, CoordsrError, StopEarly
 from coordsr.progress import Progress
-from coordsr.server.storage import JobRecord, Store, new_file_mode
+from coordsr.server.storage import JobRecord, Store
 
 log = logging.getLogger("coordsr.server")
 
@@ -260,7 +260,6 @@ class JobManager:
                 fitted, result = upscaler.fit_field(pixels, size, bit_depth=rec.bit_depth, progress=report)
                 psnr = result.psnr
                 fitted.save(folder / "field.safetensors", method=rec.method, settings=rec.settings)
-                (folder / "field.safetensors").chmod(new_file_mode())  # saved 0600 by mkstemp
                 has_field = True
                 depth = np.uint16 if rec.bit_depth == 16 else np.uint8  # quantized tile by tile: 1/4 the memory
                 out = render_field(fitted, size, dtype=depth, progress=self._render_reporter(live, report))

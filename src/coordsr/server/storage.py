@@ -14,7 +14,6 @@ part of a path. A record is the truth about a job; its folder holds what the job
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import shutil
@@ -33,20 +32,6 @@ SCHEMA_VERSION = 1
 def new_job_id() -> str:
     """16 random hex digits: the job's name in URLs and on disk."""
     return secrets.token_hex(8)
-
-
-def new_file_mode() -> int:
-    """The mode open() gives a new file: 0o666 less the process umask (files made with mkstemp are
-    0600, which hides a job's files from the user's other accounts and tools)."""
-    try:  # Linux shows the umask without changing it; os.umask() would, for every thread at once
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def safe_label(name: str | None, default: str = "image") -> str:
