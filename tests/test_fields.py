@@ -187,3 +187,36 @@ def test_glibc_allocator_is_tunable_here():
     assert memory.tunable()
     with memory.reusing_memory():
         assert memory._depth == 1
+
+
+def test_until_words():
+    from coordsr.fit import Until, parse_until
+
+    assert parse_until("auto") == Until("auto") and parse_until("steps") == Until("steps")
+    assert parse_until("PSNR:35.5") == Until("psnr", 35.5)
+    for bad in ("psnr", "psnr:-3", "psnr:x", "auto:3", "soon"):
+        with pytest.raises(ValueError, match="until must be 'auto', 'steps' or 'psnr:DB'"):
+            parse_until(bad)
+    with pytest.raises(ValueError, match="until must be"):
+        METHODS["hashgrid"](until="soon")
+    with pytest.raises(ValueError, match="valid: auto, fp32, bf16"):
+        METHODS["siren"](precision="half")
+
+
+def test_until_steps_runs_the_cap_and_psnr_stops_at_the_target(one_thread):
+    img = smooth_image(16, 16, 3)
+    small = dict(levels=4, log2_table_size=10, device="cpu", precision="fp32")
+    _, full = METHODS["hashgrid"](steps=60, until="steps", **small).fit_field(img, (16, 16))
+    assert full.steps == 60 and full.stopped == "steps"
+    _, target = METHODS["hashgrid"](steps=60, until="psnr:25", **small).fit_field(img, (16, 16))
+    assert target.stopped == "psnr" and target.steps < 60 and target.psnr >= 25
+
+
+def test_auto_stops_once_the_output_stops_changing(one_thread):
+    """A constant image: after a few checks the drawing no longer moves, and the fit ends long
+    before its cap; the result is the one the full run passes through at that step."""
+    img = np.full((12, 12, 3), 0.25, np.float32)
+    small = dict(levels=4, log2_table_size=10, device="cpu", precision="fp32", lr=1e-2)
+    field, auto = METHODS["hashgrid"](steps=2000, until="auto", **small).fit_field(img, (24, 24))
+    assert auto.stopped == "auto" and auto.steps < 2000 and auto.steps % 25 == 0
+    assert psnr(render_field(field, (24, 24)), np.full((24, 24, 3), 0.25)) > 40
