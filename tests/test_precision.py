@@ -71,3 +71,13 @@ def test_every_field_fits_and_renders_in_bf16(method, one_thread):
     assert np.isfinite(drawn[torch.bfloat16]).all()
     diff = float(np.mean((drawn[torch.bfloat16] - drawn[torch.float32]) ** 2))
     assert psnr_from_mse(diff) > 35
+
+
+def test_pretrained_in_bf16_is_close_to_fp32(one_thread):
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:20, 0:20] / 20.0
+    image = np.stack([0.5 + 0.3 * np.sin(7 * xx + 3 * yy), 0.4 + 0.3 * xx, 0.6 - 0.3 * yy], -1)
+    image = (image + 0.02 * rng.standard_normal(image.shape)).clip(0, 1).astype(np.float32)
+    outs = {w: get_method("pretrained")(precision=w, device="cpu").upscale(image, (60, 60)) for w in ("fp32", "bf16")}
+    assert outs["bf16"].dtype == np.float32
+    assert psnr_from_mse(float(np.mean((outs["bf16"] - outs["fp32"]) ** 2))) > 40

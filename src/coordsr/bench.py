@@ -330,13 +330,16 @@ def run_bench(hr_paths: Sequence[str | os.PathLike], scales: Sequence[float],
               methods: Mapping[str, Mapping[str, Any]], *, dataset: str,
               cache_dir: str | os.PathLike | None = None,
               outputs_dir: str | os.PathLike | None = None,
-              progress: BenchCallback | None = None, cached_only: bool = False) -> list[dict]:
+              progress: BenchCallback | None = None, cached_only: bool = False,
+              canaries: bool = True) -> list[dict]:
     """Benchmark ``methods`` (name -> settings) on the HR images at each scale; one row per cell.
 
     ``cache_dir``: rows are read from and appended to ``cache_dir/<dataset>.jsonl`` (resume).
     ``outputs_dir``: each output is kept as an 8-bit PNG at :func:`output_path` (the exact pixels
     scored), for :func:`coordsr.figures.make_figures`; a cached row whose output is missing is run
-    again. ``cached_only``: run nothing, return the rows found in the cache.
+    again. ``cached_only``: run nothing, return the rows found in the cache. ``canaries``: reuse
+    rows of older code or settings that a canary finds unchanged (off to compare two values of a
+    setting finer than the canary's 0.01 dB, or their seconds: a validated row keeps its old ones).
     Rows come in the order image, scale, method. Unknown methods or settings raise ValueError
     before anything runs; an image that cannot be read gives error rows.
     """
@@ -354,7 +357,7 @@ def run_bench(hr_paths: Sequence[str | os.PathLike], scales: Sequence[float],
     cache = cache_file(Path(cache_dir), dataset) if cache_dir is not None else None
     finished = {row_key(r): r for r in read_rows(cache) if r.get("error") is None} if cache else {}
     outputs_dir = Path(outputs_dir) if outputs_dir is not None else None
-    if cache is not None:
+    if cache is not None and canaries:
         for name, upscaler in upscalers.items():
             for row in _validate_older_rows(cache, dataset, name, upscaler, *info[name], paths, scales,
                                             finished, outputs_dir, run_canaries=not cached_only):

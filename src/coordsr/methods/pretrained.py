@@ -12,6 +12,7 @@ import torch
 
 from coordsr.errors import FieldFileError
 from coordsr.methods.base import Upscaler, resolve_device
+from coordsr.precision import check_precision, resolve_precision
 from coordsr.progress import Progress
 from coordsr.resize import imresize
 
@@ -45,6 +46,15 @@ class pretrained(Upscaler):
     """Output tile side in pixels: each tile encodes only the LR region it needs (bounded memory)."""
     chunk: int = 16384
     """Queries per MLP call."""
+    precision: str = "auto"
+    """Compute precision: 'auto' (bfloat16 where this machine runs it faster: its measured
+    change is below 0.05 dB, BENCHMARKS.md "Precision"), 'fp32' or 'bf16'."""
+
+    auto_bf16: ClassVar[bool] = True
+    """Whether 'auto' may pick bfloat16 (measured: Set5 x2-x4 change below 0.05 dB)."""
+
+    def __post_init__(self):
+        check_precision(self.precision)
 
     def _upscale(self, image, size, progress):
         from coordsr.liif.model import upscale
@@ -59,7 +69,8 @@ class pretrained(Upscaler):
             if progress is not None:
                 progress(Progress(step=k, total=n, stage="render"))
 
-        y = upscale(model, x, size, tile=self.tile, chunk=self.chunk, on_tile=on_tile)
+        compute = resolve_precision(self.precision, device, allow_auto_bf16=self.auto_bf16)
+        y = upscale(model, x, size, tile=self.tile, chunk=self.chunk, on_tile=on_tile, compute_dtype=compute)
         rgb = y[0].permute(1, 2, 0).cpu().numpy()
         out = rgb if c >= 3 else rgb.mean(axis=2, keepdims=True)
         if c in (2, 4):  # alpha: plain bicubic, it has no texture to learn
