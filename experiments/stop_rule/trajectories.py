@@ -78,14 +78,18 @@ def main() -> None:
     p.add_argument("--method", default="hashgrid")
     p.add_argument("--every", type=int, default=25)
     p.add_argument("--set", action="append", default=[], help="NAME=VALUE (typed by the CLI's rules)")
+    p.add_argument("--images", default=":", help="a slice of the dataset's sorted images, e.g. 0:7")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a crowded machine)")
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args()
     from coordsr.cli import typed_settings
 
+    torch.set_num_threads(a.threads)
     settings = typed_settings(a.method, dict(kv.split("=", 1) for kv in a.set))
     done = {(r["image"], r["scale"]) for r in map(json.loads, a.out.read_text().splitlines())} if a.out.exists() else set()
     for scale in map(float, a.scales.split(",")):  # the cheap scales first
-        for path in find_images(DATA / a.dataset):
+        lo, _, hi = a.images.partition(":")
+        for path in find_images(DATA / a.dataset)[int(lo) if lo else None:int(hi) if hi else None]:
             if (path.stem, scale) in done:
                 continue
             hr = metrics.modcrop(read_hr(path), scale)

@@ -110,7 +110,7 @@ class AutoStop:
 
     every: int = 25
     points: int = 16384
-    threshold: float = 0.5
+    threshold: float = 0.25
     patience: int = 2
 
     def __init__(self, size: tuple[int, int], convention: str, device: torch.device, seed: int = 0):
@@ -148,6 +148,50 @@ class FitResult:
     """(step, loss) every ``log_every`` steps."""
     stopped: str = "steps"
     """Why the fit ended: 'steps' (the cap), 'auto', 'psnr', 'target_psnr' or 'patience'."""
+
+
+class Adam:
+    """Adam exactly as ``torch.optim.Adam`` computes it on the CPU (its single-tensor path, no
+    weight decay, no amsgrad): the same numbers, step for step.
+
+    Why not ``torch.optim.Adam``: constructing any ``torch.optim`` optimizer imports
+    ``torch._dynamo``, which takes as long as importing torch itself (1.5 s on 2 cores): more
+    than the seed's whole job (a 64x64 fit drawn at 1024x1024) costs beyond ``import torch``.
+    """
+
+    def __init__(self, params, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.params = [p for p in params if p.requires_grad]
+        self.lr, self.betas, self.eps = lr, betas, eps
+        self.exp_avg = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+        self.steps = 0
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        beta1, beta2 = self.betas
+        self.steps += 1
+        bias_correction1 = 1 - beta1 ** float(self.steps)
+        bias_correction2_sqrt = (1 - beta2 ** float(self.steps)) ** 0.5
+        step_size = self.lr / bias_correction1
+        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
+            if p.grad is None:
+                continue
+            g = p.grad
+            m.lerp_(g, 1 - beta1)
+            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+            denom = (v.sqrt() / bias_correction2_sqrt).add_(self.eps)
+            p.addcdiv_(m, denom, value=-step_size)
+
+
+def cosine_lr(cfg: FitConfig, step: int) -> float:
+    """Learning rate of step ``step`` (1-based): cosine from ``lr`` to ``lr * lr_end`` over ``steps``
+    (as ``LambdaLR``, step k uses the schedule's value at k - 1)."""
+    end, s = cfg.lr_end, step - 1
+    return cfg.lr * (end + (1 - end) * 0.5 * (1 + math.cos(math.pi * min(s / max(cfg.steps, 1), 1.0))))
 
 
 def psnr_from_mse(mse: float) -> float:
@@ -255,20 +299,17 @@ def fit(field: nn.Module, image: np.ndarray, cfg: FitConfig, *, out_size: tuple[
     until = parse_until(cfg.until)
     compute = resolve_precision(cfg.precision, device)
     auto = AutoStop(out_size or image.shape[:2], convention, device, cfg.seed) if until.rule == "auto" else None
-    opt = torch.optim.Adam(field.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
-    end = cfg.lr_end
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: end + (1 - end) * 0.5 * (1 + math.cos(math.pi * min(s / max(cfg.steps, 1), 1.0))))
+    opt = Adam(field.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
     start = time.perf_counter()
     best, best_step, history, mse_value = float("inf"), 0, [], float("nan")
     step, stop = 0, ""
     for step in range(1, cfg.steps + 1):
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
+        opt.lr = cosine_lr(cfg, step)
         with autocast(compute, device):
             loss, mse = obs.loss(field)
         loss.backward()
         opt.step()
-        sched.step()
         loss_value, mse_value = loss.item(), mse.item()
         if not math.isfinite(loss_value):
             raise FloatingPointError(f"fit diverged at step {step} (loss {loss_value}); lower the learning rate")
