@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from _machine import machine_line  # benchmarks/ is on sys.path when run as a script
 from coordsr import metrics
 from coordsr.bench import (PROTOCOL, PROTOCOL_DESCRIPTION, row_key, budget_labels, cache_file, code_version,
                            environment, find_images, format_cell, read_rows, run_bench, settings_for,
@@ -198,6 +199,9 @@ def speed_sections(results: Path) -> list[str]:
                   f"{r['seconds_to_target']:.1f} s ({r['steps_to_target']} steps, {r['target_psnr']:.2f} dB)")
             lines.append(f"| {r['network']} | {r['params']} | {r['seconds_per_step']:.3f} | "
                          f"{r['final_psnr']:.2f} | {to} | {r['render_mpixels_per_s']:.2f} |")
+        if anchor.get("machine_before"):
+            lines += ["", f"Machine in the same run (before / after): {machine_line(anchor['machine_before'])} / "
+                          f"{machine_line(anchor['machine_after'])}."]
         sp = anchor.get("speedup") or {}
         if sp:
             lines += ["", "coordsr against the reference: " + ", ".join(
@@ -213,13 +217,17 @@ def speed_sections(results: Path) -> list[str]:
             f"{fields['cpus']} threads; up to {fields['max_steps']} steps; render: best of several). "
             "Fit on the image's own pixels (point model) until the full-image PSNR reaches the target.",
             "",
-            "| preset | fit 64x64 to 30 dB | fit 256x256 to 30 dB | seed's job: 64x64 to 35 dB, drawn at 1024x1024 | render MP/s | peak RSS MB |",
-            "|---|---|---|---|---|---|",
+            "| preset | fit 64x64 to 30 dB | fit 256x256 to 30 dB | seed's job: 64x64 to 35 dB, drawn at 1024x1024 "
+            "| render MP/s (of the head's FLOP limit) | peak RSS MB | machine (same process) |",
+            "|---|---|---|---|---|---|---|",
         ]
         for r in fields["rows"]:
+            share = f" ({r['render_fraction_of_head_limit']:.0%})" if "render_fraction_of_head_limit" in r else ""
+            machine = machine_line(r["machine_before"]) if "machine_before" in r else "not recorded"
             lines.append(f"| {r['method']} | {_num(r['fit64_30db_s'], '.2f', ' s')} ({r['fit64_steps']} steps) | "
                          f"{_num(r['fit256_30db_s'], '.2f', ' s')} ({r['fit256_steps']} steps) | "
-                         f"{_num(r['seed_job_s'], '.2f', ' s')} | {r['render_mpx_s']:.2f} | {r['peak_rss_mb']:.0f} |")
+                         f"{_num(r['seed_job_s'], '.2f', ' s')} | {r['render_mpx_s']:.2f}{share} | "
+                         f"{r['peak_rss_mb']:.0f} | {machine} |")
         big = fields.get("big_render")
         if big:
             lines += ["", f"Drawing {big['size']}x{big['size']} RGB 8-bit in tiles (hashgrid): {big['seconds']:.1f} s, "

@@ -39,7 +39,7 @@ def test_speed_sections_report_the_json_rows(scripts, tmp_path):
         "rows": [{"method": "hashgrid", "fit64_30db_s": 1.25, "fit64_steps": 30, "fit256_30db_s": None,
                   "fit256_steps": 100, "seed_job_s": 0.5, "render_mpx_s": 7.5, "peak_rss_mb": 500.2}]}))
     text = "\n".join(md.speed_sections(tmp_path))
-    assert "| hashgrid | 1.25 s (30 steps) | not reached (100 steps) | 0.50 s | 7.50 | 500 |" in text
+    assert "| hashgrid | 1.25 s (30 steps) | not reached (100 steps) | 0.50 s | 7.50 | 500 | not recorded |" in text
 
 
 def test_speed_sections_report_the_anchor(scripts, tmp_path):

@@ -62,7 +62,7 @@ PROTOCOL_DESCRIPTION = (
     "data range 255) on Y = 16 + 65.481 R + 128.553 G + 24.966 B (grey images: Y = 255 * grey), "
     "ceil(scale) border pixels shaved, float64, averaged per image; seeds reset to 0 per cell.")
 
-BUDGET_KEYS = ("fit", "steps", "batch", "quality", "epochs", "iterations")
+BUDGET_KEYS = ("fit", "steps", "until", "batch", "quality", "epochs", "iterations")
 """Settings shown as the budget in tables, when a method has them."""
 
 
