@@ -98,10 +98,10 @@ def head_flops_per_pixel(field) -> int:
     return sum(2 * m.in_features * m.out_features for m in field.net.modules() if isinstance(m, torch.nn.Linear))
 
 
-def run_preset(name: str, max_steps: int, precision: str, queue) -> None:
+def run_preset(name: str, max_steps: int, precision: str, threads: int, queue) -> None:
     global PRECISION
     PRECISION = precision
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     small, large = photo(64), photo(256)
     row = {"method": name, "precision": precision, "machine_before": machine_record()}
     field, row["fit64_30db_s"], row["fit64_steps"] = fit_to(name, small, 30, max_steps)
@@ -147,12 +147,13 @@ def main(argv=None) -> int:
     ap.add_argument("--max-steps", type=int, default=3000)
     ap.add_argument("--big", type=int, default=8192, help="side of the big render (0 = skip)")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    ap.add_argument("--threads", type=int, default=2, help="torch threads of each preset's process")
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/fields_speed.json"))
     args = ap.parse_args(argv)
 
     rows = []
     for name in args.methods.split(","):
-        row = in_process(run_preset, name, args.max_steps, args.precision)
+        row = in_process(run_preset, name, args.max_steps, args.precision, args.threads)
         rows.append(row)
         print(f"{name}: {row}", file=sys.stderr, flush=True)
     big = in_process(run_big_render, args.big) if args.big else None
@@ -170,7 +171,7 @@ def main(argv=None) -> int:
               f"{big['mpx_s']:.1f} MP/s, output {big['output_mb']:.0f} MB, peak RSS {big['peak_rss_mb']:.0f} MB, "
               f"{big['beyond_output_mb']:.0f} MB beyond the output array and the process before it")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"machine": platform.machine(), "cpus": torch.get_num_threads(),
+    args.json.write_text(json.dumps({"machine": platform.machine(), "cpus": args.threads,
                                      "precision": args.precision,
                                      "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
                                      "max_steps": args.max_steps, "rows": rows, "big_render": big}, indent=1))

@@ -85,3 +85,18 @@ def test_versus_bicubic_reports_each_fits_best_complete_budget(scripts):
     # Without a complete bicubic row there is nothing to compare with.
     assert md.versus_bicubic("D", [r for r in rows if not (r["method"] == "bicubic" and r["image"] == "b")],
                              2, [2.0, 4.0]) == []
+
+
+def test_stop_rule_and_precision_sections_report_their_json(scripts, tmp_path):
+    md = scripts("make_benchmarks_md")
+    (tmp_path / "stop_rule.json").write_text(json.dumps({
+        "rule": {"threshold": 0.25, "patience": 2, "every": 25, "points": 16384},
+        "rows": [{"method": "hashgrid", "dataset": "Set5", "scale": 4.0, "images": 5, "psnr_full": 29.07,
+                  "psnr_auto": 29.074, "change": 0.004, "worst_image_change": -0.032, "steps_full": 1000,
+                  "steps_auto": 215, "seconds_full": 158.4, "seconds_auto": 31.0, "time_saved": 0.8}]}))
+    (tmp_path / "precision_pretrained.json").write_text(json.dumps({"rows": [
+        {"method": "pretrained", "dataset": "Set5", "scale": 2.0, "images": 5, "psnr_fp32": 37.25,
+         "psnr_bf16": 37.249, "psnr_change": -0.001}]}))
+    text = "\n".join(md.speed_sections(tmp_path))
+    assert "| hashgrid | Set5 | x4 | 5 | 29.07 | 29.07 | +0.004 (-0.032) | 215 / 1000 | 158.4 | 31.0 | 80% |" in text
+    assert "| pretrained | Set5 | x2 | 5 | 37.25 | 37.25 | -0.001 |" in text
