@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     for f in a.files:
         for line in f.read_text().splitlines():
             r = json.loads(line)
-            groups.setdefault((r["method"], r["dataset"], r["scale"]), []).append(r)
+            runs = groups.setdefault((r["method"], r["dataset"], r["scale"]), [])
+            if all(other["image"] != r["image"] for other in runs):  # files may overlap
+                runs.append(r)
     rows = []
     print(f"rule: change of the drawn output < {AutoStop.threshold} levels RMS for {AutoStop.patience} "
           f"checks in a row, every {AutoStop.every} steps")
