@@ -5,12 +5,13 @@ from __future__ import annotations
 import multiprocessing as mp
 
 
-def in_process(target, *args):
-    """Call ``target(*args, queue)`` in a spawned process and return what it puts on the queue."""
+def in_process(target, *args, results: int | None = None):
+    """Call ``target(*args, queue)`` in a spawned process and return what it puts on the queue:
+    one item, or a list of ``results`` items."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     p = ctx.Process(target=target, args=(*args, q), daemon=True)
     p.start()
-    row = q.get()
+    rows = [q.get() for _ in range(results or 1)]
     p.join()
-    return row
+    return rows if results is not None else rows[0]

@@ -8,7 +8,10 @@ For each preset (point fitting, on its own pixels):
 - peak resident memory of the process that did all of the above.
 Also the tiled renderer's memory at 8192x8192 (peak RSS beyond the 8-bit output array).
 
-Each preset runs in its own process so its peak memory is its own.
+Each preset runs in its own process so its peak memory is its own. Beside each preset's figures
+the same process measures the machine (load average, matmul GFLOP/s in float32 and bfloat16:
+``_machine.py``), and the render speed is also given as a fraction of the MLP head's FLOP-bound
+limit at that measured peak (head FLOPs per pixel / GFLOP/s), comparable across loads and machines.
 
     python benchmarks/fields_speed.py --json benchmarks/results/fields_speed.json
 """
@@ -26,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _spawn import in_process  # benchmarks/ is on sys.path when run as a script
+from _machine import machine_line, machine_record  # benchmarks/ is on sys.path when run as a script
+from _spawn import in_process
 
 
 def photo(size: int) -> np.ndarray:
@@ -43,6 +47,10 @@ def split_spec(spec: str) -> tuple[str, dict[str, str]]:
     return name, dict(kv.split("=", 1) for kv in rest.split(":") if kv)
 
 
+PRECISION = "fp32"
+"""Compute precision of every fit and render (--precision)."""
+
+
 def fit_to(spec: str, img: np.ndarray, target: float, max_steps: int):
     """Fit with the preset's own settings (or those ``spec`` changes) but a long budget,
     stopping at ``target`` dB on the full-image training loss.
@@ -50,7 +58,8 @@ def fit_to(spec: str, img: np.ndarray, target: float, max_steps: int):
     from coordsr.cli import build_method
 
     name, settings = split_spec(spec)
-    method = build_method(name, {"steps": str(max_steps), "target_psnr": str(target), **settings}, "cpu")
+    method = build_method(name, {"steps": str(max_steps), "until": f"psnr:{target}", "precision": PRECISION,
+                                 **settings}, "cpu")
     start = time.perf_counter()
     field, result = method.fit_field(img, img.shape[:2])
     seconds = time.perf_counter() - start
@@ -62,11 +71,12 @@ def render_speed(field, size: int = 1024, repeats: int = 3) -> float:
     varies by up to 2x from second to second, and the best run is the one least disturbed."""
     from coordsr.render import render_field
 
-    render_field(field, (256, 256), dtype=np.uint8)  # warm-up
+    dtype = torch.bfloat16 if PRECISION == "bf16" else torch.float32
+    render_field(field, (256, 256), dtype=np.uint8, compute_dtype=dtype)  # warm-up
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        render_field(field, (size, size), dtype=np.uint8)
+        render_field(field, (size, size), dtype=np.uint8, compute_dtype=dtype)
         best = min(best, time.perf_counter() - start)
     return size * size / 1e6 / best
 
@@ -83,15 +93,27 @@ def seed_job(name: str, img: np.ndarray, max_steps: int) -> dict:
     return {"seed_job_s": fit_s + time.perf_counter() - start, "seed_job_steps": steps}
 
 
-def run_preset(name: str, max_steps: int, queue) -> None:
-    torch.set_num_threads(2)
+def head_flops_per_pixel(field) -> int:
+    """FLOPs of the field's MLP for one pixel (2 per multiply-add of each Linear layer)."""
+    return sum(2 * m.in_features * m.out_features for m in field.net.modules() if isinstance(m, torch.nn.Linear))
+
+
+def run_preset(name: str, max_steps: int, precision: str, threads: int, queue) -> None:
+    global PRECISION
+    PRECISION = precision
+    torch.set_num_threads(threads)
     small, large = photo(64), photo(256)
-    row = {"method": name}
+    row = {"method": name, "precision": precision, "machine_before": machine_record()}
     field, row["fit64_30db_s"], row["fit64_steps"] = fit_to(name, small, 30, max_steps)
     row["render_mpx_s"] = render_speed(field)
+    peak = row["machine_before"]["gflops_bf16" if precision == "bf16" else "gflops_fp32"]
+    row["head_flops_per_px"] = head_flops_per_pixel(field)
+    row["head_limit_mpx_s"] = peak * 1e3 / row["head_flops_per_px"]
+    row["render_fraction_of_head_limit"] = row["render_mpx_s"] / row["head_limit_mpx_s"]
     _, row["fit256_30db_s"], row["fit256_steps"] = fit_to(name, large, 30, max_steps)
     row.update(seed_job(name, small, max_steps))
     row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row["machine_after"] = machine_record()
     queue.put(row)
 
 
@@ -124,28 +146,33 @@ def main(argv=None) -> int:
                          "e.g. hashgrid:layers=1")
     ap.add_argument("--max-steps", type=int, default=3000)
     ap.add_argument("--big", type=int, default=8192, help="side of the big render (0 = skip)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    ap.add_argument("--threads", type=int, default=2, help="torch threads of each preset's process")
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/fields_speed.json"))
     args = ap.parse_args(argv)
 
     rows = []
     for name in args.methods.split(","):
-        row = in_process(run_preset, name, args.max_steps)
+        row = in_process(run_preset, name, args.max_steps, args.precision, args.threads)
         rows.append(row)
         print(f"{name}: {row}", file=sys.stderr, flush=True)
     big = in_process(run_big_render, args.big) if args.big else None
 
-    print("| method | fit 64x64 to 30 dB | fit 256x256 to 30 dB | seed job (64->35 dB->1024^2) | render MP/s | peak RSS MB |")
-    print("|---|---|---|---|---|---|")
+    print("| method | fit 64x64 to 30 dB | fit 256x256 to 30 dB | seed job (64->35 dB->1024^2) | render MP/s "
+          "(of head limit) | peak RSS MB | machine (same process) |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['method']} | {fmt(r['fit64_30db_s'])} s ({r['fit64_steps']} steps) "
               f"| {fmt(r['fit256_30db_s'])} s ({r['fit256_steps']} steps) | {fmt(r['seed_job_s'])} s "
-              f"| {r['render_mpx_s']:.1f} | {r['peak_rss_mb']:.0f} |")
+              f"| {r['render_mpx_s']:.1f} ({r['render_fraction_of_head_limit']:.0%}) | {r['peak_rss_mb']:.0f} "
+              f"| {machine_line(r['machine_before'])} |")
     if big:
         print(f"\nrender {big['size']}x{big['size']} RGB 8-bit (hashgrid): {big['seconds']:.1f} s, "
               f"{big['mpx_s']:.1f} MP/s, output {big['output_mb']:.0f} MB, peak RSS {big['peak_rss_mb']:.0f} MB, "
               f"{big['beyond_output_mb']:.0f} MB beyond the output array and the process before it")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"machine": platform.machine(), "cpus": torch.get_num_threads(),
+    args.json.write_text(json.dumps({"machine": platform.machine(), "cpus": args.threads,
+                                     "precision": args.precision,
                                      "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
                                      "max_steps": args.max_steps, "rows": rows, "big_render": big}, indent=1))
     return 0

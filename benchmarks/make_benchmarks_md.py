@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from _machine import machine_line  # benchmarks/ is on sys.path when run as a script
 from coordsr import metrics
 from coordsr.bench import (PROTOCOL, PROTOCOL_DESCRIPTION, row_key, budget_labels, cache_file, code_version,
                            environment, find_images, format_cell, read_rows, run_bench, settings_for,
@@ -172,9 +173,61 @@ def _num(v, spec: str, unit: str = "") -> str:
     return "not reached" if v is None else f"{format(v, spec)}{unit}"
 
 
+def stop_rule_section(results: Path) -> list[str]:
+    """The default stop against the full budget (``stop_rule*.json`` of experiments/stop_rule/report.py)."""
+    lines = []
+    for path in sorted(results.glob("stop_rule*.json")):
+        doc = _load(path)
+        if not doc:
+            continue
+        rule = doc["rule"]
+        lines += [
+            "## Stopping: the default stop (`--until auto`) against the full budget",
+            "",
+            f"The rule: every {rule['every']} steps the field is drawn at {rule['points']} fixed random pixel "
+            f"centres of the output grid; the fit stops when that drawing's RMS change since the last check "
+            f"stays below {rule['threshold']} of an 8-bit level for {rule['patience']} checks in a row "
+            "(`--steps` stays the cap). Threshold and patience were chosen on Set5 x4 and checked on the other "
+            "rows. Each image is fitted once with its full budget (`until=steps`), recording every check "
+            "(`experiments/stop_rule/trajectories.py`); stopping at step k returns exactly the field the full "
+            "run holds at step k (the learning-rate schedule depends on the cap, not on the stop), so the "
+            "auto column is the auto stop's output, scored on the protocol, and its seconds are the full "
+            f"run's clock at that step. Table by `python experiments/stop_rule/report.py ... --json {path.name}`.",
+            "",
+            "| method | dataset | scale | images | Y-PSNR, full budget | Y-PSNR, auto stop | change (worst image) "
+            "| steps (auto / cap) | fit seconds, full | auto | time saved |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in doc["rows"]:
+            lines.append(f"| {r['method']} | {r['dataset']} | x{r['scale']:g} | {r['images']} | {r['psnr_full']:.2f} "
+                         f"| {r['psnr_auto']:.2f} | {r['change']:+.3f} ({r['worst_image_change']:+.3f}) "
+                         f"| {r['steps_auto']:.0f} / {r['steps_full']:.0f} | {r['seconds_full']:.1f} "
+                         f"| {r['seconds_auto']:.1f} | {r['time_saved']:.0%} |")
+        lines.append("")
+    return lines
+
+
+def precision_section(results: Path) -> list[str]:
+    """bfloat16 against float32 per method (``precision_*.json`` of benchmarks/settings_ab.py)."""
+    docs = [d for d in (_load(p) for p in sorted(results.glob("precision_*.json"))) if d]
+    if not docs:
+        return []
+    lines = ["## Precision: bfloat16 against float32", "",
+             "`python benchmarks/settings_ab.py --method M --vary precision=fp32,bf16 ...`: the same cells "
+             "with float32 and with bfloat16 compute (autocast; weights, encodings, the first layer on "
+             "coordinates and the colour layer stay float32). Change = bf16 - fp32, mean Y-PSNR.", "",
+             "| method | dataset | scale | images | Y-PSNR fp32 | Y-PSNR bf16 | change |", "|---|---|---|---|---|---|---|"]
+    for doc in docs:
+        for r in doc["rows"]:
+            lines.append(f"| {r['method']} | {r['dataset']} | x{r['scale']:g} | {r['images']} | {r['psnr_fp32']:.2f} "
+                         f"| {r['psnr_bf16']:.2f} | {r['psnr_change']:+.3f} |")
+    lines.append("")
+    return lines
+
+
 def speed_sections(results: Path) -> list[str]:
     """The speed scripts' last measurements (their JSON in ``results``), as markdown sections."""
-    lines = []
+    lines = stop_rule_section(results) + precision_section(results)
     for path in sorted(results.glob("siren_speed*.json")):  # one section per measured size
         anchor = _load(path)
         if not anchor:
@@ -198,6 +251,9 @@ def speed_sections(results: Path) -> list[str]:
                   f"{r['seconds_to_target']:.1f} s ({r['steps_to_target']} steps, {r['target_psnr']:.2f} dB)")
             lines.append(f"| {r['network']} | {r['params']} | {r['seconds_per_step']:.3f} | "
                          f"{r['final_psnr']:.2f} | {to} | {r['render_mpixels_per_s']:.2f} |")
+        if anchor.get("machine_before"):
+            lines += ["", f"Machine in the same run (before / after): {machine_line(anchor['machine_before'])} / "
+                          f"{machine_line(anchor['machine_after'])}."]
         sp = anchor.get("speedup") or {}
         if sp:
             lines += ["", "coordsr against the reference: " + ", ".join(
@@ -213,13 +269,17 @@ def speed_sections(results: Path) -> list[str]:
             f"{fields['cpus']} threads; up to {fields['max_steps']} steps; render: best of several). "
             "Fit on the image's own pixels (point model) until the full-image PSNR reaches the target.",
             "",
-            "| preset | fit 64x64 to 30 dB | fit 256x256 to 30 dB | seed's job: 64x64 to 35 dB, drawn at 1024x1024 | render MP/s | peak RSS MB |",
-            "|---|---|---|---|---|---|",
+            "| preset | fit 64x64 to 30 dB | fit 256x256 to 30 dB | seed's job: 64x64 to 35 dB, drawn at 1024x1024 "
+            "| render MP/s (of the head's FLOP limit) | peak RSS MB | machine (same process) |",
+            "|---|---|---|---|---|---|---|",
         ]
         for r in fields["rows"]:
+            share = f" ({r['render_fraction_of_head_limit']:.0%})" if "render_fraction_of_head_limit" in r else ""
+            machine = machine_line(r["machine_before"]) if "machine_before" in r else "not recorded"
             lines.append(f"| {r['method']} | {_num(r['fit64_30db_s'], '.2f', ' s')} ({r['fit64_steps']} steps) | "
                          f"{_num(r['fit256_30db_s'], '.2f', ' s')} ({r['fit256_steps']} steps) | "
-                         f"{_num(r['seed_job_s'], '.2f', ' s')} | {r['render_mpx_s']:.2f} | {r['peak_rss_mb']:.0f} |")
+                         f"{_num(r['seed_job_s'], '.2f', ' s')} | {r['render_mpx_s']:.2f}{share} | "
+                         f"{r['peak_rss_mb']:.0f} | {machine} |")
         big = fields.get("big_render")
         if big:
             lines += ["", f"Drawing {big['size']}x{big['size']} RGB 8-bit in tiles (hashgrid): {big['seconds']:.1f} s, "

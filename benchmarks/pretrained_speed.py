@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _spawn import in_process  # benchmarks/ is on sys.path when run as a script
+from _machine import machine_line, machine_record  # benchmarks/ is on sys.path when run as a script
+from _spawn import in_process
 
 
 def photo(h: int, w: int) -> np.ndarray:
@@ -31,24 +32,33 @@ def photo(h: int, w: int) -> np.ndarray:
 
 
 def small(threads: int, queue) -> None:
+    """256x256 -> x4 in float32 and in bfloat16, interleaved so that load hits both alike."""
     torch.set_num_threads(threads)
     from coordsr.methods import METHODS
 
-    m = METHODS["pretrained"](device="cpu")
     img = photo(256, 256)
-    m.upscale(img, (1024, 1024))  # warm-up: weights loaded, kernels chosen
-    times = []
+    machine = machine_record()
+    models = {p: METHODS["pretrained"](device="cpu", precision=p) for p in ("fp32", "bf16")}
+    outs = {p: m.upscale(img, (1024, 1024)) for p, m in models.items()}  # warm-up: weights, kernels
+    times: dict[str, list[float]] = {p: [] for p in models}
     for _ in range(3):
-        start = time.perf_counter()
-        m.upscale(img, (1024, 1024))
-        times.append(time.perf_counter() - start)
-    queue.put({"case": "256x256 -> x4", "threads": threads, "seconds": min(times), "all_seconds": times})
+        for p, m in models.items():
+            start = time.perf_counter()
+            m.upscale(img, (1024, 1024))
+            times[p].append(time.perf_counter() - start)
+    diff = float(np.mean((outs["bf16"] - outs["fp32"]) ** 2))
+    for p in models:
+        queue.put({"case": f"256x256 -> x4 ({p})", "threads": threads, "precision": p,
+                   "seconds": min(times[p]), "all_seconds": times[p], "machine_before": machine,
+                   "machine_after": machine_record(),
+                   "psnr_vs_fp32": None if p == "fp32" else 10 * np.log10(1 / max(diff, 1e-20))})
 
 
 def large(threads: int, h: int, w: int, queue) -> None:
     torch.set_num_threads(threads)
     from coordsr.methods import METHODS
 
+    machine = machine_record()
     img = photo(h, w)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
@@ -57,7 +67,7 @@ def large(threads: int, h: int, w: int, queue) -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put({"case": f"{w}x{h} -> x2", "threads": threads, "seconds": seconds,
                "input_mb": img.nbytes / 2**20, "output_mb": out.nbytes / 2**20,
-               "rss_before_mb": before, "peak_rss_mb": peak})
+               "rss_before_mb": before, "peak_rss_mb": peak, "machine_before": machine})
 
 
 def main(argv=None) -> int:
@@ -66,15 +76,15 @@ def main(argv=None) -> int:
     ap.add_argument("--large", default="3000x4000", help="HxW of the large input ('' to skip)")
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/pretrained_speed.json"))
     args = ap.parse_args(argv)
-    rows = [in_process(small, args.threads)]
+    rows = list(in_process(small, args.threads, results=2))
     if args.large:
         h, w = (int(v) for v in args.large.split("x"))
         rows.append(in_process(large, args.threads, h, w))
-    print("| case | threads | seconds | peak RSS MB | output array MB |")
-    print("|---|---|---|---|---|")
+    print("| case | threads | seconds | peak RSS MB | output array MB | machine (same process) |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['case']} | {r['threads']} | {r['seconds']:.2f} | {r.get('peak_rss_mb', float('nan')):.0f} "
-              f"| {r.get('output_mb', float('nan')):.0f} |")
+              f"| {r.get('output_mb', float('nan')):.0f} | {machine_line(r['machine_before'])} |")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
                                      "rows": rows}, indent=1))

@@ -31,6 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import machine_line, machine_record  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -178,6 +181,7 @@ def main(argv=None):
         scratch = Run(name, build(2, c, args.width, args.depth, args.w0).to(device), args.lr, memory)
         scratch.train(coords, target, 2, device)
         runs.append(Run(name, net, args.lr, memory))
+    machine_before = machine_record()
     for run in runs:
         run.evaluate(coords, target)
     for done in range(0, args.steps, args.eval_every):  # interleaved blocks: same load for both
@@ -227,6 +231,8 @@ def main(argv=None):
         to = "not reached" if r["seconds_to_target"] is None else f"{r['seconds_to_target']:.1f} s ({r['steps_to_target']})"
         print(f"{r['network']:<28}{r['params']:>9}{r['seconds_per_step']:>9.3f}{r['final_psnr']:>10.2f}"
               f"{to:>16}{r['render_mpixels_per_s']:>13.2f}")
+    machine_after = machine_record()
+    print(f"machine before: {machine_line(machine_before)}; after: {machine_line(machine_after)}")
     for note in notes:
         print(note)
     if ratios:
@@ -234,7 +240,8 @@ def main(argv=None):
               + ", ".join(f"{k} {'n/a' if v is None else format(v, '.2f') + 'x'}" for k, v in ratios.items()))
     doc = {"benchmark": "siren_speed", "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
            "image": {"height": h, "width": w, "channels": c}, "device": str(device),
-           "environment": environment(), "notes": notes, "speedup": ratios, "rows": rows}
+           "environment": environment(), "machine_before": machine_before, "machine_after": machine_after,
+           "notes": notes, "speedup": ratios, "rows": rows}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {args.json}")

@@ -251,6 +251,50 @@ def test_failed_cells_are_retried(test_methods, images, tmp_path):
     assert [p.image for p in events if p.cached] == ["a", "c"]
 
 
+def _run_as(monkeypatch, version, images, cache, **kwargs):
+    monkeypatch.setattr(bench, "code_version", lambda *objs: version)
+    return run_bench(images, [2, 4], {"counting": {}}, dataset="t", cache_dir=cache, **kwargs)
+
+
+def test_canary_keeps_older_rows_when_the_result_is_unchanged(test_methods, images, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    old = _run_as(monkeypatch, "v1", images, cache)
+    assert counting.calls == 6
+    rows = _run_as(monkeypatch, "v2", images, cache)
+    assert counting.calls == 7  # one canary instead of six cells
+    assert [r["version"] for r in rows] == ["v2"] * 6
+    assert [r["psnr"] for r in rows] == pytest.approx([r["psnr"] for r in old], abs=1e-9)
+    validated = [r for r in rows if "validated" in r]
+    assert len(validated) == 5 and all(r["validated"]["version"] == "v1" for r in validated)
+    verdicts = bench.read_rows(bench.canary_file(cache))
+    assert len(verdicts) == 1 and verdicts[0]["ok"] and verdicts[0]["old_version"] == "v1"
+    assert _run_as(monkeypatch, "v2", images, cache) == rows and counting.calls == 7  # now plain cache hits
+
+
+def test_canary_rejects_older_rows_when_the_result_changed(test_methods, images, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    _run_as(monkeypatch, "v1", images, cache)
+    path = cache / "t.jsonl"
+    shifted = [{**r, "psnr": r["psnr"] + 0.02} for r in bench.read_rows(path)]  # as if the code changed them
+    path.write_text("".join(json.dumps(r) + "\n" for r in shifted))
+    rows = _run_as(monkeypatch, "v2", images, cache)
+    assert counting.calls == 12 and not any("validated" in r for r in rows)
+    assert [v["ok"] for v in bench.read_rows(bench.canary_file(cache))] == [False]
+    _run_as(monkeypatch, "v3", images, cache, cached_only=True)
+    assert counting.calls == 12  # cached_only runs no canary
+
+
+def test_canary_covers_a_setting_added_since(test_methods, images, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    _run_as(monkeypatch, "v1", images, cache)
+    path = cache / "t.jsonl"
+    older = [{**r, "settings": {k: v for k, v in r["settings"].items() if k != "steps"}}
+             for r in bench.read_rows(path)]  # rows written before 'steps' existed
+    path.write_text("".join(json.dumps(r) + "\n" for r in older))
+    rows = _run_as(monkeypatch, "v1", images, cache)
+    assert counting.calls == 7 and all(r["settings"]["steps"] == 10 for r in rows)
+
+
 def test_code_version_follows_imports():
     from coordsr import metrics
 

@@ -39,7 +39,7 @@ def test_speed_sections_report_the_json_rows(scripts, tmp_path):
         "rows": [{"method": "hashgrid", "fit64_30db_s": 1.25, "fit64_steps": 30, "fit256_30db_s": None,
                   "fit256_steps": 100, "seed_job_s": 0.5, "render_mpx_s": 7.5, "peak_rss_mb": 500.2}]}))
     text = "\n".join(md.speed_sections(tmp_path))
-    assert "| hashgrid | 1.25 s (30 steps) | not reached (100 steps) | 0.50 s | 7.50 | 500 |" in text
+    assert "| hashgrid | 1.25 s (30 steps) | not reached (100 steps) | 0.50 s | 7.50 | 500 | not recorded |" in text
 
 
 def test_speed_sections_report_the_anchor(scripts, tmp_path):
@@ -96,3 +96,18 @@ def test_art_speed_reports_poster_and_animation_rows(scripts, tmp_path, capsys):
                                                 "animation 1 x 16x16 GIF"]
     assert all(r["mpx_per_s"] > 0 and r["peak_rss_mb"] > 0 and "loadavg_before" in r for r in doc["rows"])
     assert "| poster 48x32 PNG | 1 |" in capsys.readouterr().out
+
+
+def test_stop_rule_and_precision_sections_report_their_json(scripts, tmp_path):
+    md = scripts("make_benchmarks_md")
+    (tmp_path / "stop_rule.json").write_text(json.dumps({
+        "rule": {"threshold": 0.25, "patience": 2, "every": 25, "points": 16384},
+        "rows": [{"method": "hashgrid", "dataset": "Set5", "scale": 4.0, "images": 5, "psnr_full": 29.07,
+                  "psnr_auto": 29.074, "change": 0.004, "worst_image_change": -0.032, "steps_full": 1000,
+                  "steps_auto": 215, "seconds_full": 158.4, "seconds_auto": 31.0, "time_saved": 0.8}]}))
+    (tmp_path / "precision_pretrained.json").write_text(json.dumps({"rows": [
+        {"method": "pretrained", "dataset": "Set5", "scale": 2.0, "images": 5, "psnr_fp32": 37.25,
+         "psnr_bf16": 37.249, "psnr_change": -0.001}]}))
+    text = "\n".join(md.speed_sections(tmp_path))
+    assert "| hashgrid | Set5 | x4 | 5 | 29.07 | 29.07 | +0.004 (-0.032) | 215 / 1000 | 158.4 | 31.0 | 80% |" in text
+    assert "| pretrained | Set5 | x2 | 5 | 37.25 | 37.25 | -0.001 |" in text

@@ -192,3 +192,77 @@ def test_glibc_allocator_is_tunable_here():
     assert memory.tunable()
     with memory.reusing_memory():
         assert memory._depth == 1
+
+
+def test_until_words():
+    from coordsr.fit import Until, parse_until
+
+    assert parse_until("auto") == Until("auto") and parse_until("steps") == Until("steps")
+    assert parse_until("PSNR:35.5") == Until("psnr", 35.5)
+    for bad in ("psnr", "psnr:-3", "psnr:x", "auto:3", "soon"):
+        with pytest.raises(ValueError, match="until must be 'auto', 'steps' or 'psnr:DB'"):
+            parse_until(bad)
+    with pytest.raises(ValueError, match="until must be"):
+        METHODS["hashgrid"](until="soon")
+    with pytest.raises(ValueError, match="valid: auto, fp32, bf16"):
+        METHODS["siren"](precision="half")
+
+
+def test_until_steps_runs_the_cap_and_psnr_stops_at_the_target(one_thread):
+    img = smooth_image(16, 16, 3)
+    small = dict(levels=4, log2_table_size=10, device="cpu", precision="fp32")
+    _, full = METHODS["hashgrid"](steps=60, until="steps", **small).fit_field(img, (16, 16))
+    assert full.steps == 60 and full.stopped == "steps"
+    _, target = METHODS["hashgrid"](steps=60, until="psnr:25", **small).fit_field(img, (16, 16))
+    assert target.stopped == "psnr" and target.steps < 60 and target.psnr >= 25
+
+
+def test_auto_stops_once_the_output_stops_changing(one_thread):
+    """A constant image: after a few checks the drawing no longer moves, and the fit ends long
+    before its cap; the result is the one the full run passes through at that step."""
+    img = np.full((12, 12, 3), 0.25, np.float32)
+    small = dict(levels=4, log2_table_size=10, device="cpu", precision="fp32", lr=1e-2)
+    field, auto = METHODS["hashgrid"](steps=2000, until="auto", **small).fit_field(img, (24, 24))
+    assert auto.stopped == "auto" and auto.steps < 2000 and auto.steps % 25 == 0
+    assert psnr(render_field(field, (24, 24)), np.full((24, 24, 3), 0.25)) > 40
+
+
+def test_adam_equals_torch_adam_bit_for_bit(one_thread):
+    """fit.Adam + cosine_lr replace torch.optim.Adam + LambdaLR (whose import of torch._dynamo
+    costs as much as importing torch) without changing a single result."""
+    import math
+
+    from coordsr.fit import Adam, cosine_lr
+
+    torch.manual_seed(0)
+    cfg = FitConfig(steps=30, lr=1e-2)
+    ref = [torch.randn(40, 7, requires_grad=True), torch.randn(7, requires_grad=True)]
+    ours = [t.detach().clone().requires_grad_() for t in ref]
+    torch_adam = torch.optim.Adam(ref, lr=cfg.lr, eps=1e-15)
+    end = cfg.lr_end
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        torch_adam, lambda s: end + (1 - end) * 0.5 * (1 + math.cos(math.pi * min(s / cfg.steps, 1.0))))
+    adam = Adam(ours, lr=cfg.lr, eps=1e-15)
+    x = torch.randn(16, 40)
+    for step in range(1, cfg.steps + 1):
+        adam.lr = cosine_lr(cfg, step)
+        for params, opt in ((ref, torch_adam), (ours, adam)):
+            opt.zero_grad()
+            (x @ params[0] + params[1]).sin().square().mean().backward()
+            opt.step()
+        sched.step()
+    assert all(torch.equal(a, b) for a, b in zip(ref, ours))
+
+
+@pytest.mark.slow  # a fresh interpreter imports torch: 2 s idle
+def test_fitting_does_not_import_torch_dynamo():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\nfrom coordsr.methods import METHODS\n"
+            "METHODS['hashgrid'](steps=3, levels=2, log2_table_size=8, device='cpu', precision='fp32')"
+            ".upscale(np.zeros((4, 4, 3), np.float32), (8, 8))\n"
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert out.stdout.strip() == "False"

@@ -165,7 +165,7 @@ def test_pretrained_modes(tiny_weights, channels):
     rng = np.random.default_rng(channels)
     img = rng.random((13, 19, channels), dtype=np.float32)
     size = (33, 41)  # x2.54 / x2.16: non-integer, non-square
-    out = pretrained(weights=tiny_weights, device="cpu").upscale(img, size)
+    out = pretrained(weights=tiny_weights, device="cpu", precision="fp32").upscale(img, size)
     assert out.shape == (33, 41, channels) and out.dtype == np.float32
     assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
     if channels in (2, 4):  # alpha is plain bicubic

@@ -142,6 +142,17 @@ def test_main_returns_zero(folders, tmp_path):
     assert T.main(argv) == 0 and out.exists()
 
 
+def test_train_in_bf16_keeps_float32_weights(folders, tmp_path):
+    out = tmp_path / "m.safetensors"
+    argv = ["--data", *folders, "--out", str(out), "--steps", "2", "--patch", "12", "--batch", "2",
+            "--channels", "8", "--blocks", "1", "--hidden", "16", "--mlp-layers", "1", "--val-every", "2",
+            "--threads", "1", "--device", "cpu", "--precision", "bf16"]
+    assert T.main(argv) == 0
+    ckpt = T.load_checkpoint(out.with_suffix(".ckpt"))
+    assert ckpt["step"] == 2 and ckpt["train_config"]["precision"] == "bf16"
+    assert all(v.dtype == torch.float32 for v in ckpt["model"].values())
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

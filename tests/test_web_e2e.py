@@ -129,8 +129,11 @@ def drop_file(page, data: bytes, name: str, mime: str = "image/png") -> None:
     )
 
 
-def test_upload_watch_compare_zoom_download(server, page):
+def test_upload_watch_compare_zoom_download(server, page, monkeypatch):
     base, app = server
+    # A fit long enough to watch: the default stop (--until auto) ends this easy pattern near
+    # step 200, before the page has shown two previews; here it runs the 400 steps asked for.
+    monkeypatch.setattr("coordsr.fit.AutoStop.threshold", -1.0)
     shots = []
 
     def shot(name: str, what: str, **kw) -> None:

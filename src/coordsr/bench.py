@@ -16,6 +16,13 @@ With a ``cache_dir``, rows are appended to ``cache_dir/<dataset>.jsonl`` as they
 later run with the same (image, method, settings, scale, version, protocol) reuses them: an
 interrupted run resumes where it stopped. Failed cells are recorded but retried.
 
+Rows of an older code version (or made before a setting existed) are not thrown away blindly:
+a *canary* re-runs one of their cells (the quickest image at its scale) with the current code
+and settings; when its Y-PSNR matches the cached one to 0.01 dB, the edit did not change the
+results and the group's rows stand: they are copied into the cache under the current version,
+with ``validated`` saying where they came from (their ``seconds`` were measured on the older
+code). Every canary is recorded in ``cache_dir/canaries.jsonl`` and never run twice.
+
 Seeds (torch, numpy, random) are reset to 0 before every cell, so a row is reproducible.
 """
 
@@ -29,6 +36,7 @@ import json
 import os
 import random
 import re
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -54,7 +62,7 @@ PROTOCOL_DESCRIPTION = (
     "data range 255) on Y = 16 + 65.481 R + 128.553 G + 24.966 B (grey images: Y = 255 * grey), "
     "ceil(scale) border pixels shaved, float64, averaged per image; seeds reset to 0 per cell.")
 
-BUDGET_KEYS = ("fit", "steps", "batch", "quality", "epochs", "iterations")
+BUDGET_KEYS = ("fit", "steps", "until", "batch", "quality", "epochs", "iterations")
 """Settings shown as the budget in tables, when a method has them."""
 
 
@@ -234,6 +242,39 @@ def output_path(outputs_dir: Path, row: Mapping[str, Any]) -> Path:
             / f"x{row['scale']:g}" / f"{row['method']}-{digest}" / f"{row['image']}.png")
 
 
+CANARY_TOLERANCE_DB = 0.01
+"""A canary passes when its Y-PSNR is within this of the cached row's."""
+
+
+def canary_file(cache_dir: Path) -> Path:
+    """The JSON-lines file of canary results, one line per (older group, current code) check."""
+    return Path(cache_dir) / "canaries.jsonl"
+
+
+def _settings_json(settings: Mapping[str, Any]) -> str:
+    return json.dumps(settings, sort_keys=True, default=str)
+
+
+def _compatible(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Old settings that the new ones extend: every old setting still exists with the same value
+    (settings added since are left for the canary to judge)."""
+    return all(k in new and new[k] == v for k, v in old.items())
+
+
+def _older_groups(cached: Sequence[dict], method: str, settings: dict, version: str) -> list[list[dict]]:
+    """Cached rows of ``method`` from other code versions or older settings that ``settings``
+    extend, grouped by (version, settings); newest group first."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in cached:
+        if (r.get("method") != method or r.get("protocol") != PROTOCOL or r.get("error") is not None
+                or r.get("psnr") is None or not _compatible(r.get("settings", {}), settings)):
+            continue
+        if r.get("version") == version and r["settings"] == settings:
+            continue  # already current
+        groups.setdefault((r.get("version"), _settings_json(r["settings"])), []).append(r)
+    return list(reversed(groups.values()))
+
+
 # ---------------------------------------------------------------- the run
 
 
@@ -289,13 +330,16 @@ def run_bench(hr_paths: Sequence[str | os.PathLike], scales: Sequence[float],
               methods: Mapping[str, Mapping[str, Any]], *, dataset: str,
               cache_dir: str | os.PathLike | None = None,
               outputs_dir: str | os.PathLike | None = None,
-              progress: BenchCallback | None = None, cached_only: bool = False) -> list[dict]:
+              progress: BenchCallback | None = None, cached_only: bool = False,
+              canaries: bool = True) -> list[dict]:
     """Benchmark ``methods`` (name -> settings) on the HR images at each scale; one row per cell.
 
     ``cache_dir``: rows are read from and appended to ``cache_dir/<dataset>.jsonl`` (resume).
     ``outputs_dir``: each output is kept as an 8-bit PNG at :func:`output_path` (the exact pixels
     scored), for :func:`coordsr.figures.make_figures`; a cached row whose output is missing is run
-    again. ``cached_only``: run nothing, return the rows found in the cache.
+    again. ``cached_only``: run nothing, return the rows found in the cache. ``canaries``: reuse
+    rows of older code or settings that a canary finds unchanged (off to compare two values of a
+    setting finer than the canary's 0.01 dB, or their seconds: a validated row keeps its old ones).
     Rows come in the order image, scale, method. Unknown methods or settings raise ValueError
     before anything runs; an image that cannot be read gives error rows.
     """
@@ -313,6 +357,11 @@ def run_bench(hr_paths: Sequence[str | os.PathLike], scales: Sequence[float],
     cache = cache_file(Path(cache_dir), dataset) if cache_dir is not None else None
     finished = {row_key(r): r for r in read_rows(cache) if r.get("error") is None} if cache else {}
     outputs_dir = Path(outputs_dir) if outputs_dir is not None else None
+    if cache is not None and canaries:
+        for name, upscaler in upscalers.items():
+            for row in _validate_older_rows(cache, dataset, name, upscaler, *info[name], paths, scales,
+                                            finished, outputs_dir, run_canaries=not cached_only):
+                finished[row_key(row)] = row
 
     rows: list[dict] = []
     total = len(paths) * len(scales) * len(upscalers)
@@ -369,6 +418,78 @@ def run_bench(hr_paths: Sequence[str | os.PathLike], scales: Sequence[float],
                 rows.append(row)
                 report(BenchProgress(done=len(rows), **where, row=row))
     return rows
+
+
+def _validate_older_rows(cache: Path, dataset: str, name: str, upscaler, settings: dict, version: str,
+                         paths: Sequence[Path], scales: Sequence[float], finished: Mapping[str, dict],
+                         outputs_dir: Path | None, *, run_canaries: bool) -> list[dict]:
+    """Rows of older groups (:func:`_older_groups`) that a canary finds unchanged, copied into the
+    cache under the current ``version`` and ``settings``; only groups that fill missing cells."""
+    by_stem = {p.stem: p for p in paths}
+
+    def key(image: str, scale: float) -> str:
+        return row_key({"image": image, "method": name, "settings": settings, "scale": scale,
+                        "version": version, "protocol": PROTOCOL})
+
+    missing = {(image, float(s)) for image in by_stem for s in scales if key(image, float(s)) not in finished}
+    if not missing:
+        return []
+    canaries = canary_file(cache.parent)
+    verdicts = {(c["old_version"], _settings_json(c["old_settings"])): c for c in read_rows(canaries)
+                if c.get("dataset") == dataset and c.get("method") == name and c.get("version") == version
+                and c.get("settings") == settings and c.get("protocol") == PROTOCOL}
+    adopted: list[dict] = []
+    for group in _older_groups(read_rows(cache), name, settings, version):
+        useful = [r for r in group if (r["image"], float(r["scale"])) in missing]
+        if not useful:
+            continue
+        old_version, old_settings = group[0]["version"], group[0]["settings"]
+        verdict = verdicts.get((old_version, _settings_json(old_settings)))
+        if verdict is None:
+            runnable = [r for r in group if r["image"] in by_stem]
+            if not run_canaries or not runnable:
+                continue
+            probe = min(runnable, key=lambda r: (r.get("seconds") or 0.0, r["image"], float(r["scale"])))
+            verdict = _run_canary(upscaler, by_stem[probe["image"]], probe, dataset, name, settings, version)
+            _append(canaries, verdict)
+            if verdict["row"] is not None:  # the canary's own row is a current row
+                _append(cache, verdict["row"])
+                adopted.append(verdict["row"])
+                missing.discard((probe["image"], float(probe["scale"])))
+        if not verdict["ok"]:
+            continue
+        for r in useful:
+            if (r["image"], float(r["scale"])) not in missing:
+                continue
+            row = {**r, "settings": settings, "version": version,
+                   "validated": {"version": old_version, "settings": old_settings,
+                                 "canary": f"{verdict['image']} x{verdict['scale']:g}"}}
+            if outputs_dir is not None:
+                old_out, new_out = output_path(outputs_dir, r), output_path(outputs_dir, row)
+                if old_out.exists() and not new_out.exists():
+                    new_out.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(old_out, new_out)
+            _append(cache, row)
+            adopted.append(row)
+            missing.discard((r["image"], float(r["scale"])))
+    return adopted
+
+
+def _run_canary(upscaler, path: Path, old_row: Mapping[str, Any], dataset: str, name: str,
+                settings: dict, version: str) -> dict:
+    """Run one cached cell again with the current code: the verdict, with the fresh row."""
+    scale = float(old_row["scale"])
+    hr = metrics.modcrop(read_hr(path), scale)
+    scores, _ = run_cell(upscaler, metrics.make_lr(hr, scale), hr, scale)
+    ok = scores["error"] is None and abs(scores["psnr"] - old_row["psnr"]) <= CANARY_TOLERANCE_DB
+    row = None
+    if scores["error"] is None:
+        row = {"dataset": dataset, "image": old_row["image"], "method": name, "settings": settings,
+               "scale": scale, **scores, "version": version, "protocol": PROTOCOL}
+    return {"dataset": dataset, "method": name, "settings": settings, "version": version,
+            "protocol": PROTOCOL, "old_version": old_row["version"], "old_settings": old_row["settings"],
+            "image": old_row["image"], "scale": scale, "old_psnr": old_row["psnr"],
+            "psnr": scores["psnr"], "ok": ok, "row": row, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
 @contextmanager

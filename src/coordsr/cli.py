@@ -178,14 +178,14 @@ def typed_settings(name: str, raw: dict[str, str]) -> dict:
     return {k: _convert(v, hints.get(k, str), k) for k, v in raw.items() if k in known}
 
 
-def collect_settings(steps, seed, fit, extra: list[str] | None) -> dict[str, str]:
+def collect_settings(steps, seed, fit, extra: list[str] | None, *, until=None, precision=None) -> dict[str, str]:
     settings: dict[str, str] = {}
     for item in extra or []:
         if "=" not in item:
             raise CoordsrError(f"--set {item!r}: expected NAME=VALUE")
         key, value = item.split("=", 1)
         settings[key.strip().replace("-", "_")] = value.strip()
-    for key, value in (("steps", steps), ("seed", seed), ("fit", fit)):
+    for key, value in (("steps", steps), ("seed", seed), ("fit", fit), ("until", until), ("precision", precision)):
         if value is not None:
             settings[key] = str(value)
     return settings
@@ -262,6 +262,10 @@ Height = Annotated[Optional[int], typer.Option("--height", help="Output height; 
 Device = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda, cuda:N.")]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+Until = Annotated[Optional[str], typer.Option(
+    "--until", help="When a fit is done: auto (the output stops changing), steps (all --steps), psnr:DB.")]
+Precision = Annotated[Optional[str], typer.Option(
+    "--precision", help="auto (bf16 where this CPU runs it faster), fp32 or bf16.")]
 Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Method setting NAME=VALUE (repeatable).")]
 MaxPixels = Annotated[int, typer.Option(
     "--max-pixels", help="Refuse inputs with more pixels (read from the file's header, before decoding).")]
@@ -290,6 +294,7 @@ def upscale(
     seed: Annotated[Optional[int], typer.Option(help="Seed: the same seed gives the same result.")] = None,
     fit: Annotated[Optional[str], typer.Option("--fit", help="Observation model: point or consistent.")] = None,
     bit_depth: BitDepth = None, max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    until: Until = None, precision: Precision = None,
     set_: Sets = None, device: Device = "auto", force: Force = False, quiet: Quiet = False,
 ):
     """Upscale an image to a larger size with any registered method."""
@@ -299,7 +304,8 @@ def upscale(
     check_bit_depth(bit_depth)
     check_max_pixels(max_pixels)
     check_image_output(output, [input], force)
-    upscaler = build_method(method_name, collect_settings(steps, seed, fit, set_), device)
+    upscaler = build_method(method_name, collect_settings(steps, seed, fit, set_, until=until, precision=precision),
+                            device)
     img = read_image(input, max_pixels=max_pixels)
     out_size = output_size(img.height, img.width, scale=scale, size=size, width=width, height=height)
     upscaler.check_memory(img.pixels.shape, out_size)
@@ -318,7 +324,7 @@ def fit_cmd(
     steps: Annotated[Optional[int], typer.Option(help="Fitting steps.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed.")] = None,
     fit: Annotated[Optional[str], typer.Option("--fit", help="Observation model: point or consistent.")] = None,
-    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS, until: Until = None, precision: Precision = None,
     set_: Sets = None, device: Device = "auto", force: Force = False, quiet: Quiet = False,
 ):
     """Fit a field to an image and save it; draw it later with `coordsr render`.
@@ -330,7 +336,7 @@ def fit_cmd(
 
     check_max_pixels(max_pixels)
     check_output(output, [input], force)
-    upscaler = build_method(method, collect_settings(steps, seed, fit, set_), device)
+    upscaler = build_method(method, collect_settings(steps, seed, fit, set_, until=until, precision=precision), device)
     if not getattr(upscaler, "fits_field", False):
         from coordsr.methods import METHODS
 
@@ -353,6 +359,8 @@ def render(
     scale: Scale = None, size: Size = None, width: Width = None, height: Height = None,
     box: Annotated[Optional[str], typer.Option(help="Region x0,y0,x1,y1 in field coordinates ([-1,1]).")] = None,
     bit_depth: BitDepth = None,
+    precision: Annotated[str, typer.Option(
+        "--precision", help="auto (bf16 where this CPU runs it faster and the method allows), fp32, bf16.")] = "auto",
     device: Device = "auto", force: Force = False, quiet: Quiet = False,
 ):
     """Draw a saved field at any size, with no need for the source image."""
@@ -367,15 +375,29 @@ def render(
     check_image_output(output, [field_path], force)
     region = FULL_BOX if box is None else parse_box(box)
     field = Field.load(field_path, device=device_of(device))
+    compute = _render_precision(precision, field, device_of(device))
     meta = field.meta
     out_size = output_size(meta.height, meta.width, scale=scale, size=size, width=width, height=height)
     depth = bit_depth or meta.bit_depth
     check_fits_in_memory(out_size[0], out_size[1], meta.channels, np.uint16 if depth == 16 else np.uint8)
     with ProgressBar(f"render {out_size[1]}x{out_size[0]}", quiet) as bar:
         pixels = render_field(field, out_size, box=region, dtype=np.uint16 if depth == 16 else np.uint8,
-                              progress=bar.tiles)
+                              compute_dtype=compute, progress=bar.tiles)
     write_image(output, pixels, bit_depth=depth)
     _say(f"wrote {output} ({out_size[1]}x{out_size[0]})", quiet)
+
+
+def _render_precision(word: str, field, device):
+    """The compute dtype for drawing ``field``: 'auto' allows bfloat16 only for the methods that
+    measured it negligible (their ``auto_bf16``)."""
+    from coordsr.methods import METHODS
+    from coordsr.precision import resolve_precision
+
+    method = METHODS.get(getattr(field, "file_header", {}).get("method", ""))
+    try:
+        return resolve_precision(word, device, allow_auto_bf16=bool(getattr(method, "auto_bf16", False)))
+    except ValueError as e:
+        raise CoordsrError(f"--precision: {e}") from None
 
 
 @app.command()

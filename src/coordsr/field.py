@@ -118,7 +118,9 @@ class Field(nn.Module):
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         """(..., 2) coordinates -> (..., C) colours (0.5-centred output, not clipped)."""
-        return self.net(self.encoding(coords * self.coord_scale.to(coords.dtype))) + 0.5
+        with torch.autocast(coords.device.type, enabled=False):  # encodings stay float32: positions
+            feats = self.encoding(coords * self.coord_scale.to(coords.dtype))
+        return self.net(feats) + 0.5
 
     def forward_grid(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
         """Colours on the grid of every (xs[j], ys[i]): (W,), (H,) -> (H, W, C); equals
@@ -126,11 +128,12 @@ class Field(nn.Module):
         ``forward_grid`` (the multiresolution grid) use it: the renderer's fast path."""
         sx, sy = self.coord_scale.to(xs.dtype)
         xs, ys = xs * sx, ys * sy
-        if hasattr(self.encoding, "forward_grid") and getattr(self.encoding, "in_dim", 2) == 2:
-            feats = self.encoding.forward_grid(xs, ys)
-        else:
-            yy, xx = torch.meshgrid(ys, xs, indexing="ij")
-            feats = self.encoding(torch.stack((xx, yy), dim=-1))
+        with torch.autocast(xs.device.type, enabled=False):  # encodings stay float32 (see forward)
+            if hasattr(self.encoding, "forward_grid") and getattr(self.encoding, "in_dim", 2) == 2:
+                feats = self.encoding.forward_grid(xs, ys)
+            else:
+                yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+                feats = self.encoding(torch.stack((xx, yy), dim=-1))
         return self.net(feats) + 0.5
 
     # --- files -------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from torch import nn
 from coordsr.coords import axis_centers, pixel_centers
 from coordsr.errors import Cancelled
 from coordsr.memory import reusing_memory
+from coordsr.precision import autocast, resolve_precision
 from coordsr.progress import Progress, ProgressCallback
 from coordsr.resize import resize_matrix
 
@@ -35,7 +36,11 @@ class FitConfig:
     """The optimisation of one field to one image."""
 
     steps: int = 2000
-    """Adam steps (early stopping may end sooner)."""
+    """Most Adam steps: the cap of every stop rule (``until``)."""
+    until: str = "auto"
+    """When the fit is done: 'auto' (when the drawn output stops changing visibly: see
+    :class:`AutoStop`), 'steps' (run all ``steps``), or 'psnr:DB' (when the training PSNR on the
+    input reaches DB dB, e.g. 'psnr:35')."""
     lr: float = 1e-3
     """Peak learning rate."""
     lr_end: float = 0.05
@@ -55,10 +60,81 @@ class FitConfig:
     """Stop when the loss has not improved by 0.1% for this many steps (0 = never)."""
     target_psnr: float = 0.0
     """Stop as soon as the training PSNR on the input reaches this many dB (0 = never)."""
+    precision: str = "fp32"
+    """Compute precision of the forward pass: 'fp32', 'bf16' (bfloat16 matrix products under
+    autocast; weights and optimizer state stay float32) or 'auto' (:mod:`coordsr.precision`)."""
     seed: int = 0
     """Seed of the sampling; the field's initialisation is seeded by the caller."""
     log_every: int = 25
     """Steps between progress reports."""
+
+
+@dataclass(frozen=True)
+class Until:
+    """A parsed ``until`` setting."""
+
+    rule: Literal["auto", "steps", "psnr"]
+    psnr: float = 0.0
+    """The target of the 'psnr' rule (dB)."""
+
+
+def parse_until(text: str) -> Until:
+    """'auto', 'steps' or 'psnr:DB' -> Until; ValueError naming the valid forms otherwise.
+
+    >>> parse_until("psnr:35")
+    Until(rule='psnr', psnr=35.0)
+    """
+    word, _, value = str(text).strip().lower().partition(":")
+    if word in ("auto", "steps") and not value:
+        return Until(word)  # type: ignore[arg-type]
+    if word == "psnr":
+        try:
+            target = float(value)
+        except ValueError:
+            target = float("nan")
+        if math.isfinite(target) and target > 0:
+            return Until("psnr", target)
+    raise ValueError(f"until must be 'auto', 'steps' or 'psnr:DB' (e.g. psnr:35), got {text!r}")
+
+
+class AutoStop:
+    """Stop when the drawn output no longer changes visibly.
+
+    Every ``every`` steps the field is drawn at a fixed random sample of the output grid's pixel
+    centres (at most ``points``); the fit stops when the RMS change of that drawing since the
+    previous check has stayed below ``threshold`` (in 8-bit levels, 1/255) for ``patience``
+    checks in a row. The output grid, not the input, is watched because it is what the user
+    gets: a point fit can still move between the input's pixels after its training loss has
+    settled. Thresholds measured on Set5 (BENCHMARKS.md, "Stopping").
+    """
+
+    every: int = 25
+    points: int = 16384
+    threshold: float = 0.25
+    patience: int = 2
+
+    def __init__(self, size: tuple[int, int], convention: str, device: torch.device, seed: int = 0):
+        h, w = size
+        gen = torch.Generator().manual_seed(seed)
+        n = h * w
+        idx = torch.randperm(n, generator=gen)[:self.points] if n > self.points else torch.arange(n)
+        self.coords = pixel_centers(h, w, convention=convention).reshape(-1, 2)[idx].to(device)
+        self.last: torch.Tensor | None = None
+        self.calm = 0
+        self.change = float("inf")
+        """RMS change (8-bit levels) at the last check."""
+
+    @torch.no_grad()
+    def __call__(self, field: nn.Module, step: int) -> bool:
+        """True when the fit is done (called after every step; checks every ``every`` steps)."""
+        if step % self.every:
+            return False
+        now = field(self.coords).float().clamp_(0, 1)
+        if self.last is not None:
+            self.change = 255.0 * float(torch.sqrt(torch.mean((now - self.last) ** 2)))
+            self.calm = self.calm + 1 if self.change < self.threshold else 0
+        self.last = now
+        return self.calm >= self.patience
 
 
 @dataclass
@@ -70,6 +146,52 @@ class FitResult:
     seconds: float
     history: list[tuple[int, float]] = field(default_factory=list)
     """(step, loss) every ``log_every`` steps."""
+    stopped: str = "steps"
+    """Why the fit ended: 'steps' (the cap), 'auto', 'psnr', 'target_psnr' or 'patience'."""
+
+
+class Adam:
+    """Adam exactly as ``torch.optim.Adam`` computes it on the CPU (its single-tensor path, no
+    weight decay, no amsgrad): the same numbers, step for step.
+
+    Why not ``torch.optim.Adam``: constructing any ``torch.optim`` optimizer imports
+    ``torch._dynamo``, which takes as long as importing torch itself (1.5 s on 2 cores): more
+    than the seed's whole job (a 64x64 fit drawn at 1024x1024) costs beyond ``import torch``.
+    """
+
+    def __init__(self, params, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.params = [p for p in params if p.requires_grad]
+        self.lr, self.betas, self.eps = lr, betas, eps
+        self.exp_avg = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+        self.steps = 0
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        beta1, beta2 = self.betas
+        self.steps += 1
+        bias_correction1 = 1 - beta1 ** float(self.steps)
+        bias_correction2_sqrt = (1 - beta2 ** float(self.steps)) ** 0.5
+        step_size = self.lr / bias_correction1
+        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
+            if p.grad is None:
+                continue
+            g = p.grad
+            m.lerp_(g, 1 - beta1)
+            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+            denom = (v.sqrt() / bias_correction2_sqrt).add_(self.eps)
+            p.addcdiv_(m, denom, value=-step_size)
+
+
+def cosine_lr(cfg: FitConfig, step: int) -> float:
+    """Learning rate of step ``step`` (1-based): cosine from ``lr`` to ``lr * lr_end`` over ``steps``
+    (as ``LambdaLR``, step k uses the schedule's value at k - 1)."""
+    end, s = cfg.lr_end, step - 1
+    return cfg.lr * (end + (1 - end) * 0.5 * (1 + math.cos(math.pi * min(s / max(cfg.steps, 1), 1.0))))
 
 
 def psnr_from_mse(mse: float) -> float:
@@ -174,26 +296,31 @@ def fit(field: nn.Module, image: np.ndarray, cfg: FitConfig, *, out_size: tuple[
     else:
         raise ValueError(f"unknown observation {cfg.observation!r}; valid: {', '.join(OBSERVATIONS)}")
 
-    opt = torch.optim.Adam(field.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
-    end = cfg.lr_end
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: end + (1 - end) * 0.5 * (1 + math.cos(math.pi * min(s / max(cfg.steps, 1), 1.0))))
+    until = parse_until(cfg.until)
+    compute = resolve_precision(cfg.precision, device)
+    auto = AutoStop(out_size or image.shape[:2], convention, device, cfg.seed) if until.rule == "auto" else None
+    opt = Adam(field.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
     start = time.perf_counter()
     best, best_step, history, mse_value = float("inf"), 0, [], float("nan")
-    step = 0
+    step, stop = 0, ""
     for step in range(1, cfg.steps + 1):
-        opt.zero_grad(set_to_none=True)
-        loss, mse = obs.loss(field)
+        opt.zero_grad()
+        opt.lr = cosine_lr(cfg, step)
+        with autocast(compute, device):
+            loss, mse = obs.loss(field)
         loss.backward()
         opt.step()
-        sched.step()
         loss_value, mse_value = loss.item(), mse.item()
         if not math.isfinite(loss_value):
             raise FloatingPointError(f"fit diverged at step {step} (loss {loss_value}); lower the learning rate")
         if loss_value < best * 0.999:
             best, best_step = loss_value, step
-        stop = (cfg.patience > 0 and step - best_step >= cfg.patience) or (
-            cfg.target_psnr > 0 and psnr_from_mse(mse_value) >= cfg.target_psnr)
+        psnr = psnr_from_mse(mse_value)
+        stop = ("patience" if cfg.patience > 0 and step - best_step >= cfg.patience
+                else "target_psnr" if 0 < cfg.target_psnr <= psnr
+                else "psnr" if until.rule == "psnr" and psnr >= until.psnr
+                else "auto" if auto is not None and auto(field, step)
+                else "")
         if step == 1 or step % cfg.log_every == 0 or step == cfg.steps or stop:
             history.append((step, loss_value))
             if progress is not None:
@@ -203,7 +330,7 @@ def fit(field: nn.Module, image: np.ndarray, cfg: FitConfig, *, out_size: tuple[
         if stop:
             break
     return FitResult(steps=step, psnr=psnr_from_mse(mse_value), seconds=time.perf_counter() - start,
-                     history=history)
+                     history=history, stopped=stop or "steps")
 
 
-__all__ = ["FitConfig", "FitResult", "fit", "Cancelled", "OBSERVATIONS"]
+__all__ = ["FitConfig", "FitResult", "fit", "Until", "parse_until", "AutoStop", "Cancelled", "OBSERVATIONS"]

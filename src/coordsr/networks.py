@@ -200,8 +200,9 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., in_dim) -> (..., out_dim)
         rows = self.inference_rows
+        mixed = torch.is_autocast_enabled(x.device.type)
         if torch.is_grad_enabled() or x.shape[:-1].numel() <= rows:
-            return self.net(x)
+            return self._mixed(x) if mixed else self.net(x)
         flat = x.reshape(-1, x.shape[-1])  # (N, in_dim)
         first = self._infer(flat[:rows])
         out = first.new_empty(flat.shape[0], first.shape[-1])
@@ -210,11 +211,34 @@ class MLP(nn.Module):
             out[start:start + rows] = self._infer(flat[start:start + rows])
         return out.view(*x.shape[:-1], out.shape[-1])
 
+    def _float32_layers(self) -> set[int]:
+        """Indices in ``net`` of the Linear layers that autocast must leave in float32: the last
+        (the colours: bfloat16's 8-bit mantissa would round them to about one 8-bit level) and a
+        first layer on raw coordinates (a position rounded to 3 digits is off by a pixel at
+        1024 pixels, and sine networks multiply it by w0). Both are the cheapest layers."""
+        linears = [i for i, m in enumerate(self.net) if isinstance(m, nn.Linear)]
+        return {linears[-1]} | ({linears[0]} if self.in_dim <= 4 else set())
+
+    def _mixed(self, h: torch.Tensor) -> torch.Tensor:
+        """Forward under autocast, with :meth:`_float32_layers` in float32 (autograd allowed)."""
+        keep = self._float32_layers()
+        for i, m in enumerate(self.net):
+            if i in keep:
+                with torch.autocast(h.device.type, enabled=False):
+                    h = m(h.float())
+            else:
+                h = m(h)
+        return h
+
     def _infer(self, h: torch.Tensor) -> torch.Tensor:
         """One block without autograd: fused bias-add and in-place ReLU save an allocation and a
         pass over memory per layer, which is about half the time of a narrow MLP on a CPU."""
-        for m in self.net:
-            if isinstance(m, nn.Linear):
+        keep = self._float32_layers() if torch.is_autocast_enabled(h.device.type) else set()
+        for i, m in enumerate(self.net):
+            if i in keep:
+                with torch.autocast(h.device.type, enabled=False):
+                    h = torch.addmm(m.bias, h.float(), m.weight.t()) if m.bias is not None else h.float() @ m.weight.t()
+            elif isinstance(m, nn.Linear):
                 h = torch.addmm(m.bias, h, m.weight.t()) if m.bias is not None else h @ m.weight.t()
             elif isinstance(m, nn.ReLU):
                 h = h.relu_()

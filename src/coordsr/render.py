@@ -18,6 +18,7 @@ import torch
 from coordsr.coords import FULL_BOX, Box, Convention, axis_centers
 from coordsr.errors import CoordsrError
 from coordsr.memory import reusing_memory
+from coordsr.precision import autocast
 
 TILE_PIXELS = 1 << 16
 """Pixels per tile: 65536 points x 256 hidden x 4 bytes is 64 MB per activation."""
@@ -77,13 +78,14 @@ def _quantize(x: torch.Tensor, dtype) -> np.ndarray:
 @reusing_memory()
 def render(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, int], channels: int, *,
            box: Box = FULL_BOX, convention: Convention = "cell", dtype=np.float32,
-           device=None, tile_pixels: int = TILE_PIXELS,
+           device=None, tile_pixels: int = TILE_PIXELS, compute_dtype: torch.dtype = torch.float32,
            progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Evaluate ``field`` on the pixel centres of an (H, W) grid over ``box``: (H, W, C) array.
 
     ``dtype`` float32 keeps values unclipped in [0, 1] units (clipped to [0, 1]); uint8 / uint16
     quantize tile by tile, so an 8-bit 8192x8192 RGB output holds 200 MB, not 800 MB.
-    ``progress(done_pixels, total_pixels)`` is called after each tile.
+    ``compute_dtype`` torch.bfloat16 runs the field's matrix products under autocast
+    (:mod:`coordsr.precision`). ``progress(done_pixels, total_pixels)`` is called after each tile.
     """
     h, w = int(size[0]), int(size[1])
     if h < 1 or w < 1:
@@ -102,12 +104,13 @@ def render(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, int],
         else:
             xs = axis_centers(c1 - c0, x0 + (x1 - x0) * c0 / w, x0 + (x1 - x0) * c1 / w, device=device)
             ys = axis_centers(r1 - r0, y0 + (y1 - y0) * r0 / h, y0 + (y1 - y0) * r1 / h, device=device)
-        if hasattr(field, "forward_grid"):  # separable evaluation on the tile's grid
-            values = field.forward_grid(xs, ys)
-        else:
-            yy, xx = torch.meshgrid(ys, xs, indexing="ij")
-            values = field(torch.stack((xx, yy), dim=-1))
-        out[r0:r1, c0:c1] = _quantize(values, dtype)
+        with autocast(compute_dtype, device):
+            if hasattr(field, "forward_grid"):  # separable evaluation on the tile's grid
+                values = field.forward_grid(xs, ys)
+            else:
+                yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+                values = field(torch.stack((xx, yy), dim=-1))
+        out[r0:r1, c0:c1] = _quantize(values.float(), dtype)
         done += (r1 - r0) * (c1 - c0)
         if progress is not None:
             progress(done, h * w)

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from coordsr.coords import FULL_BOX, Box, cell_size, pixel_centers
 from coordsr.errors import FieldFileError
+from coordsr.precision import autocast
 
 FORMAT = "coordsr.liif"
 FORMAT_VERSION = 1
@@ -127,7 +128,10 @@ class LIIF(nn.Module):
         z = torch.addmm(g, inp, self.coord.weight.t()).relu_()
         for lin in linears[:-1]:
             z = torch.addmm(lin.bias, z, lin.weight.t()).relu_()
-        return torch.addmm(linears[-1].bias, z, linears[-1].weight.t())
+        # The colour layer stays float32 under bfloat16 autocast: bfloat16 would round the
+        # residual to about 1/256 of its range. It is the cheapest layer (hidden -> 3).
+        with torch.autocast(z.device.type, enabled=False):
+            return torch.addmm(linears[-1].bias, z.float(), linears[-1].weight.t())
 
     @property
     def margin(self) -> int:
@@ -171,8 +175,10 @@ class LIIF(nn.Module):
         out = (pred * weight[..., None]).sum(1)
 
         grid = (p / size * 2 - 1)[:, None]  # (B, 1, N, 2) in the crop's own [-1, 1]
-        base = F.grid_sample(img, grid, mode="bicubic", padding_mode="border", align_corners=False)
-        return out + base[:, :, 0].transpose(1, 2)
+        with torch.autocast(grid.device.type, enabled=False):  # the bicubic base stays float32
+            base = F.grid_sample(img.float(), grid.float(), mode="bicubic", padding_mode="border",
+                                 align_corners=False)
+            return out.float() + base[:, :, 0].transpose(1, 2)
 
 
 def query_chunked(model: LIIF, feats: Features, coords: torch.Tensor, cell: torch.Tensor,
@@ -218,9 +224,12 @@ def encode_tiled(model: LIIF, image: torch.Tensor, tile: int = 256) -> Features:
 
 @torch.no_grad()
 def upscale(model: LIIF, image: torch.Tensor, size: tuple[int, int], *, tile: int = 1024,
-            chunk: int = 16384, on_tile: Callable[[int, int], None] | None = None) -> torch.Tensor:
+            chunk: int = 16384, on_tile: Callable[[int, int], None] | None = None,
+            compute_dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Render LR ``image`` (B, 3, h, w) at ``size`` (H, W) -> (B, 3, H, W), in output tiles of
-    ``tile`` pixels; each tile encodes only the LR region it needs, so memory stays bounded."""
+    ``tile`` pixels; each tile encodes only the LR region it needs, so memory stays bounded.
+    ``compute_dtype`` torch.bfloat16 runs the convolutions and hidden layers under autocast
+    (the colour layer and the bicubic base stay float32)."""
     h, w = image.shape[-2:]
     oh, ow = size
     b = image.shape[0]
@@ -234,11 +243,12 @@ def upscale(model: LIIF, image: torch.Tensor, size: tuple[int, int], *, tile: in
         lr1 = min(math.ceil(r1 * h / oh) + halo, h)
         lc0 = max(math.floor(c * w / ow) - halo, 0)
         lc1 = min(math.ceil(c1 * w / ow) + halo, w)
-        feats = encode_region(model, image, lr0, lr1, lc0, lc1)
         box = (2 * c / ow - 1, 2 * r / oh - 1, 2 * c1 / ow - 1, 2 * r1 / oh - 1)
         coords = pixel_centers(r1 - r, c1 - c, box=box, device=image.device, dtype=image.dtype)
         coords = coords.reshape(1, -1, 2).expand(b, -1, 2)
-        rgb = query_chunked(model, feats, coords, cell, chunk)
+        with autocast(compute_dtype, image.device):
+            feats = encode_region(model, image, lr0, lr1, lc0, lc1)
+            rgb = query_chunked(model, feats, coords, cell, chunk)
         out[..., r:r1, c:c1] = rgb.transpose(1, 2).reshape(b, -1, r1 - r, c1 - c)
         if on_tile is not None:
             on_tile(k + 1, len(tiles))

@@ -35,6 +35,7 @@ import torch.nn as nn
 from coordsr.errors import CoordsrError
 from coordsr.liif import data as D
 from coordsr.liif.model import LIIF, LIIFConfig, save_weights, upscale
+from coordsr.precision import autocast, resolve_precision
 from coordsr.progress import Progress, ProgressCallback
 
 CHECKPOINT_VERSION = 1
@@ -111,6 +112,9 @@ class TrainConfig:
     """torch CPU threads per process (None: torch's default)."""
     device: str = "auto"
     """'auto' (CUDA when present), 'cpu', 'cuda'."""
+    precision: str = "fp32"
+    """Compute precision of the forward pass: 'fp32', 'bf16' (bfloat16 autocast, float32 weights
+    and optimizer state) or 'auto' (bf16 where this machine runs it faster: coordsr.precision)."""
 
     def checkpoint_path(self) -> Path:
         return Path(self.checkpoint) if self.checkpoint else Path(self.out).with_suffix(".ckpt")
@@ -274,6 +278,7 @@ def _train(cfg, progress, device, rank, world, distributed) -> TrainResult:
              "val_images": len(val_files), "config": {k: v for k, v in asdict(cfg).items() if k != "model"},
              "model": asdict(model_cfg), "time": time.time()})
     queries = cfg.queries or cfg.patch ** 2
+    compute = resolve_precision(cfg.precision, device)
     history: list[dict] = []
     t0, loss_sum, loss_n = time.time(), 0.0, 0
     model.train()
@@ -283,8 +288,9 @@ def _train(cfg, progress, device, rank, world, distributed) -> TrainResult:
                 g["lr"] = learning_rate(cfg, step)
             b = D.make_batch(images, batch=cfg.batch, patch=cfg.patch, scale_min=cfg.scale_min,
                              scale_max=cfg.scale_max, queries=queries, seed=cfg.seed, step=step, rank=rank)
-            pred = net(b.lr.to(device), b.coords.to(device), b.cell.to(device))
-            loss = loss_fn(pred, b.target.to(device))
+            with autocast(compute, device):
+                pred = net(b.lr.to(device), b.coords.to(device), b.cell.to(device))
+            loss = loss_fn(pred.float(), b.target.to(device))
             seen = loss.detach().clone()
             if distributed:  # every rank takes the same decision below
                 dist.all_reduce(seen)
@@ -367,6 +373,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m coordsr.liif.trai
     for name in ("channels", "blocks", "hidden", "mlp_layers"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(mdef, name))
     p.add_argument("--device", default=defaults.device)
+    p.add_argument("--precision", default=defaults.precision, choices=["auto", "fp32", "bf16"])
     try:
         a = p.parse_args(argv)
     except SystemExit as e:  # --help

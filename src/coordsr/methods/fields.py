@@ -11,14 +11,16 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from coordsr.errors import StopEarly
 from coordsr.field import Field, FieldConfig, ImageMeta
-from coordsr.fit import OBSERVATIONS, FitConfig, FitResult, fit
+from coordsr.fit import OBSERVATIONS, FitConfig, FitResult, fit, parse_until
 from coordsr.methods.base import MAX_SEED, Upscaler, check_image, check_size, need, resolve_device
+from coordsr.precision import check_precision, resolve_precision
 from coordsr.progress import ProgressCallback
 from coordsr.render import TILE_PIXELS, render_field
 from coordsr.resize import KERNELS
@@ -42,7 +44,10 @@ class FieldUpscaler(Upscaler):
     fits_field = True
 
     steps: int = 2000
-    """Adam steps of the fit."""
+    """Most Adam steps of the fit (the cap of ``until``)."""
+    until: str = "auto"
+    """When the fit is done: 'auto' (when the drawn output stops changing visibly), 'steps' (all
+    ``steps``) or 'psnr:DB' (when the PSNR on the input reaches DB dB)."""
     lr: float = 1e-3
     """Peak learning rate."""
     fit: str = "point"
@@ -57,13 +62,22 @@ class FieldUpscaler(Upscaler):
     """Early stop after this many steps without improvement (0 = off)."""
     target_psnr: float = 0.0
     """Stop once the fit reaches this PSNR (dB) on the input's own pixels (0 = run all steps)."""
+    precision: str = "auto"
+    """Compute precision of fitting and drawing: 'auto' (bfloat16 where this machine runs it
+    faster and the preset allows it, see ``auto_bf16``), 'fp32' or 'bf16'."""
     seed: int = 0
     """Seed of the initialisation and sampling: the same seed gives the same field."""
+
+    auto_bf16: ClassVar[bool] = False
+    """Whether 'auto' may pick bfloat16 for this preset: its measured PSNR change is negligible
+    (BENCHMARKS.md, "Precision")."""
 
     def field_config(self, meta: ImageMeta, out_size: tuple[int, int]) -> FieldConfig:
         raise NotImplementedError
 
     def validate(self) -> None:
+        parse_until(self.until)  # bad words fail here, before any work
+        check_precision(self.precision)
         need(self.steps >= 1, "steps", self.steps, "at least 1")
         need(self.lr > 0, "lr", self.lr, "positive")
         need(self.fit in OBSERVATIONS, "fit", self.fit, f"one of {', '.join(OBSERVATIONS)}")
@@ -99,12 +113,19 @@ class FieldUpscaler(Upscaler):
         return super().peak_bytes(in_shape, size) + 4 * c * h * w * 2 + fit_bytes + render_bytes
 
     def fit_config(self) -> FitConfig:
-        return FitConfig(steps=self.steps, lr=self.lr, observation=self.fit, kernel=self.kernel,
+        return FitConfig(steps=self.steps, until=self.until, precision=self.precision_word(), lr=self.lr, observation=self.fit, kernel=self.kernel,
                          batch=self.batch, tv_weight=self.tv_weight, patience=self.patience,
                          target_psnr=self.target_psnr, seed=self.seed, adam_eps=self.adam_eps())
 
     def adam_eps(self) -> float:
         return 1e-8
+
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype ``precision`` resolves to on this method's device."""
+        return resolve_precision(self.precision, resolve_device(self.device), allow_auto_bf16=self.auto_bf16)
+
+    def precision_word(self) -> str:
+        return "bf16" if self.compute_dtype() == torch.bfloat16 else "fp32"
 
     def settings(self) -> dict:
         """The dataclass fields as a plain dict (stored in field files)."""
@@ -133,7 +154,7 @@ class FieldUpscaler(Upscaler):
 
     def _upscale(self, image, size, progress):
         field, _ = self.fit_field(image, size, progress=progress)
-        return render_field(field, size)
+        return render_field(field, size, compute_dtype=self.compute_dtype())
 
 
 @dataclass

@@ -13,6 +13,7 @@ import torch
 
 from coordsr.errors import FieldFileError
 from coordsr.methods.base import Upscaler, need, resolve_device
+from coordsr.precision import check_precision, resolve_precision
 from coordsr.progress import Progress
 from coordsr.resize import imresize
 
@@ -46,8 +47,15 @@ class pretrained(Upscaler):
     """Output tile side in pixels: each tile encodes only the LR region it needs (bounded memory)."""
     chunk: int = 16384
     """Queries per MLP call."""
+    precision: str = "auto"
+    """Compute precision: 'auto' (bfloat16 where this machine runs it faster: its measured
+    change is below 0.05 dB, BENCHMARKS.md "Precision"), 'fp32' or 'bf16'."""
+
+    auto_bf16: ClassVar[bool] = True
+    """Whether 'auto' may pick bfloat16 (measured: Set5 x2-x4 change below 0.05 dB)."""
 
     def validate(self) -> None:
+        check_precision(self.precision)
         need(self.tile >= 1, "tile", self.tile, "at least 1")
         need(self.chunk >= 1, "chunk", self.chunk, "at least 1")
         if self.weights is not None and not Path(self.weights).is_file():
@@ -80,7 +88,8 @@ class pretrained(Upscaler):
             if progress is not None:
                 progress(Progress(step=k, total=n, stage="render"))
 
-        y = upscale(model, x, size, tile=self.tile, chunk=self.chunk, on_tile=on_tile)
+        compute = resolve_precision(self.precision, device, allow_auto_bf16=self.auto_bf16)
+        y = upscale(model, x, size, tile=self.tile, chunk=self.chunk, on_tile=on_tile, compute_dtype=compute)
         rgb = y[0].permute(1, 2, 0).cpu().numpy()
         out = rgb if c >= 3 else rgb.mean(axis=2, keepdims=True)
         if c in (2, 4):  # alpha: plain bicubic, it has no texture to learn

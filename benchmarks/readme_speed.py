@@ -1,0 +1,60 @@
+"""Print the README's speed tables from the speed scripts' JSON in benchmarks/results/.
+
+    python benchmarks/readme_speed.py      # paste into README.md, section "Speed"
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import machine_line  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _s(v) -> str:
+    return "not reached" if v is None else f"{v:.2f} s"
+
+
+def main() -> int:
+    print("| preset | precision | fit 64x64 to 30 dB | fit 256x256 to 30 dB | the seed's job: 64x64 to 35 dB, "
+          "drawn at 1024x1024 | render MP/s (share of the head's FLOP limit) | machine, same process |")
+    print("|---|---|---|---|---|---|---|")
+    for name in ("fields_speed.json", "fields_speed_bf16.json"):
+        doc = _load(name)
+        for r in (doc or {}).get("rows", []):
+            print(f"| `{r['method']}` | {r.get('precision', 'fp32')} | {_s(r['fit64_30db_s'])} ({r['fit64_steps']} steps) "
+                  f"| {_s(r['fit256_30db_s'])} ({r['fit256_steps']} steps) | {_s(r['seed_job_s'])} "
+                  f"| {r['render_mpx_s']:.2f} ({r['render_fraction_of_head_limit']:.0%}) "
+                  f"| {machine_line(r['machine_before'])} |")
+    pre = _load("pretrained_speed.json")
+    if pre:
+        print()
+        print("| `pretrained` | threads | seconds (best of 3, interleaved) | change against fp32 | machine |")
+        print("|---|---|---|---|---|")
+        for r in pre["rows"]:
+            if "machine_before" not in r:
+                continue
+            change = "" if r.get("psnr_vs_fp32") is None else f"{r['psnr_vs_fp32']:.1f} dB PSNR between outputs"
+            print(f"| {r['case']} | {r['threads']} | {r['seconds']:.2f} | {change} | {machine_line(r['machine_before'])} |")
+    cli = _load("cli_speed.json")
+    if cli:
+        print()
+        print("| command (64x64 -> 1024x1024) | best wall s | beyond `import torch` |")
+        print("|---|---|---|")
+        for k, v in cli["best"].items():
+            print(f"| {k} | {v:.2f} | {cli['beyond_import_torch'][k]:+.2f} |")
+        print(f"\nMachine: {machine_line(cli['machine_before'])} (before), {machine_line(cli['machine_after'])} (after).")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
