@@ -82,7 +82,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def selected_methods(spec: str, family: str | None) -> list[str]:
-    names = list(METHODS) if spec == "all" else [n.strip() for n in spec.split(",") if n.strip()]
+    names = [n for n, c in METHODS.items() if c.task == "upscale"] if spec == "all" else [n.strip() for n in spec.split(",") if n.strip()]
     unknown = [n for n in names if n not in METHODS]
     if unknown:
         raise SystemExit(f"unknown method(s) {', '.join(unknown)}; valid: {', '.join(METHODS)}")

@@ -255,7 +255,7 @@ class BodyLimit:
 
 def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None) -> FastAPI:
     """The FastAPI app, with its job workers started and interrupted jobs marked failed."""
-    from coordsr.methods import DEFAULT_METHOD, METHODS, get_method
+    from coordsr.methods import DEFAULT_METHOD, get_method, methods_for
     from coordsr.methods.base import resolve_device
 
     limits = limits or Limits()
@@ -307,7 +307,7 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None) -
     def list_methods():
         """The upscalers of the registry, with their one-line descriptions and per-job settings."""
         return {"default": DEFAULT_METHOD,
-                "methods": [method_json(name, cls) for name, cls in METHODS.items()]}
+                "methods": [method_json(name, cls) for name, cls in methods_for("upscale").items()]}
 
     @app.get("/api/limits", tags=["methods"])
     def get_limits() -> dict:
@@ -336,6 +336,8 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None) -
             cls = get_method(method)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
+        if getattr(cls, "task", "upscale") != "upscale":
+            raise HTTPException(422, f"method {method!r} is a {cls.task} method; the page upscales")
         settings = method_settings(cls, steps, seed, fit, limits)
         data = file.file.read(limits.max_upload_bytes + 1)
         if len(data) > limits.max_upload_bytes:
