@@ -31,6 +31,7 @@ from coordsr.bench import (PROTOCOL, PROTOCOL_DESCRIPTION, row_key, budget_label
                            environment, find_images, format_cell, read_rows, run_bench, settings_for,
                            summarize, write_json)
 from coordsr.methods import METHODS
+from denoise_report import denoise_sections  # benchmarks/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -272,6 +273,7 @@ def write_markdown(path: Path, tables: dict[str, list[str]], env: dict, command:
                   "its best budget measured on every image at every scale (highest mean over the scales).",
                   "", *verdicts]
     lines += speed_sections(results)
+    lines += denoise_sections(results)  # benchmarks/denoise_report.py: issue 14's JSON results
     if errors:
         lines += ["## Errors", "", *[f"- {e}" for e in errors], ""]
     tmp = path.with_name(f".{path.name}.tmp")

@@ -85,3 +85,27 @@ def test_versus_bicubic_reports_each_fits_best_complete_budget(scripts):
     # Without a complete bicubic row there is nothing to compare with.
     assert md.versus_bicubic("D", [r for r in rows if not (r["method"] == "bicubic" and r["image"] == "b")],
                              2, [2.0, 4.0]) == []
+
+
+def test_denoise_bench_and_report(scripts, tmp_path, monkeypatch):
+    """benchmarks/denoise_bench.py writes rows and its command; denoise_report.py turns them into
+    the BENCHMARKS.md section, and writes nothing when nothing was measured."""
+    import numpy as np
+    from PIL import Image
+
+    report = scripts("denoise_report")
+    assert report.denoise_sections(tmp_path) == []
+    data = tmp_path / "Kodak24"
+    data.mkdir()
+    for k in range(2):
+        Image.fromarray(np.random.default_rng(k).integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(data / f"k{k}.png")
+    bench = scripts("denoise_bench")
+    monkeypatch.setattr(bench, "REPO", tmp_path)  # its cache goes under tmp_path
+    out = tmp_path / "denoise_kodak24_classical.json"
+    assert bench.main(["--data", str(data), "--methods", "wavelet", "--sigmas", "15,25", "--images", "1",
+                       "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert len(doc["rows"]) == 2 and doc["command"].startswith("python benchmarks/denoise_bench.py")
+    text = "\n".join(report.denoise_sections(tmp_path))
+    assert "## Denoising (issue 14)" in text and "| Kodak24 | wavelet (wavelet=db2), sigma given | 1 |" in text
+    assert "CBM3D" in text and "non-commercial" in text

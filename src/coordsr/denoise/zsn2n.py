@@ -30,7 +30,7 @@ from torch import nn
 class ZSN2NConfig:
     """The training of one ZS-N2N network on one noisy image."""
 
-    steps: int = 600
+    steps: int = 300
     """Adam steps."""
     lr: float = 2e-3
     """Peak learning rate (cosine to zero)."""

@@ -130,7 +130,7 @@ class zsn2n(Denoiser):
 
     family: ClassVar[str] = "zero-shot"
 
-    steps: int = 600
+    steps: int = 300
     """Adam steps."""
     lr: float = 2e-3
     """Peak learning rate (cosine to zero)."""
