@@ -11,8 +11,9 @@ loss (denoising then splitting should equal splitting then denoising):
       + 1/2 (|g(D1 y) - D1 g(y)|^2 + |g(D2 y) - D2 g(y)|^2),      g(x) = x - f(x)
 
 What we change, for speed on a CPU: each step works on a random crop of the image (the network
-sees 7x7 pixels, so a crop's loss is the full loss restricted to it), and the learning rate
-follows a cosine to zero instead of one step decay. The whole image is denoised at the end.
+sees 5x5 pixels, so a crop's loss is the full loss restricted to it, up to
+the crop's border), and the learning rate follows a cosine to zero instead of one step decay.
+The whole image is denoised at the end.
 """
 
 from __future__ import annotations
