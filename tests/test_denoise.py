@@ -195,3 +195,9 @@ def test_bench_rows_oracle_and_cache(folder, tmp_path):
 def test_bench_refuses_upscalers(folder):
     with pytest.raises(ValueError, match="not a denoiser"):
         dbench.run_denoise_bench(sorted(folder.glob("*.png")), [25], {"bicubic": {}})
+
+
+def test_field_settings_cannot_override_what_the_denoiser_sets():
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        field(network="hashgrid", settings="steps=5").preset(0.1)
+    assert field(network="hashgrid", settings="finest=0.25,levels=4").preset(0.1).finest == 0.25

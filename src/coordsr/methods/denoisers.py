@@ -244,14 +244,16 @@ def _parse_settings(text: str, cls) -> dict:
     if not text.strip():
         return {}
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
+    # the denoiser sets these itself (a point fit, its own budget, seed and stop)
+    known = {f.name for f in dataclasses.fields(cls)} - {"steps", "lr", "fit", "batch", "seed", "device",
+                                                         "target_psnr", "patience"}
     out = {}
     for item in text.split(","):
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or key not in known:
             raise ValueError(f"field: settings {item!r}: expected NAME=VALUE with NAME one of "
-                             f"{', '.join(sorted(known - {'device'}))}")
+                             f"{', '.join(sorted(known))}")
         kind = hints.get(key, str)
         out[key] = kind(value.strip()) if kind in (int, float, str) else value.strip()
     return out
