@@ -76,7 +76,7 @@ def denoise_sections(results: Path | None = None) -> list[str]:
         lines += ["### Joint denoise + upscale: noisy LR (sigma 15) in, HR out", "",
                   "The SR protocol's LR (MATLAB bicubic, 8-bit) plus the denoising protocol's noise (sigma 15, "
                   "float, not clipped); outputs scored on the SR protocol (Y-PSNR / SSIM, `scale` pixels "
-                  "shaved). `wavelet, then pretrained` is what `coordsr upscale --denoise` runs by default.", ""]
+                  "shaved). `nlmeans, then pretrained` is what `coordsr upscale --denoise` runs by default.", ""]
         scales = sorted({s["scale"] for s in joint["summary"]})
         lines += ["| dataset | pipeline | " + " | ".join(f"x{s:g}" for s in scales) + " |",
                   "|---|---|" + "---|" * len(scales)]
