@@ -20,13 +20,13 @@ SECTIONS = [  # (JSON files in benchmarks/results, heading, note)
     (["denoise_kodak24_classical.json"], "Kodak24, all 24 images: classical baselines",
      "scikit-image's denoisers with the noise level given; settings chosen on BSD200 "
      "(experiments/denoise/tune_classical.py), never on Kodak24."),
-    (["denoise_kodak24_zsn2n.json"], "Kodak24, first 3 images (kodim01-03): ZS-N2N",
-     "Zero-shot: learned from the noisy image alone. The classical rows of the same 3 images are "
+    (["denoise_kodak24_zsn2n.json"], "Kodak24, {images}: ZS-N2N",
+     "Zero-shot: learned from the noisy image alone. The classical rows of the same images are "
      "repeated beneath for a like-for-like reading; the published rows are 24-image means."),
     (["denoise_crop128_reference.json", "denoise_crop128_field_hashgrid.json",
       "denoise_crop128_field_hashgrid_coarse.json", "denoise_crop128_field_siren.json",
       "denoise_crop128_field_fourier.json", "denoise_crop128_field_wire.json"],
-     "Coordinate networks: central 128x128 crops of kodim01-02, sigma 25",
+     "Coordinate networks: central 128x128 crops of {images}, sigma 25",
      "The `field` denoiser fitted to the pixel centres of the noisy crop, full batch, stopped by the "
      "discrepancy principle (mean squared residual <= sigma^2, sigma given), beside its **oracle**: "
      "the best of its iterates drawn every 10 steps, chosen with the clean image (benchmark only; the "
@@ -59,8 +59,10 @@ def denoise_sections(results: Path | None = None) -> list[str]:
             continue
         rows = [r for _, d in found for r in d["rows"]]
         published = "crop" not in found[0][1]["rows"][0]["dataset"]
-        lines += [f"### {heading}", "", note, "", format_table(rows, published=published), ""]
-        if heading.startswith("Kodak24, first 3") and (classical := _load(results, "denoise_kodak24_classical.json")):
+        images = sorted({r["image"].rsplit(".", 1)[0] for r in rows})
+        lines += [f"### {heading.format(images=', '.join(images))}", "", note, "",
+                  format_table(rows, published=published), ""]
+        if "ZS-N2N" in heading and (classical := _load(results, "denoise_kodak24_classical.json")):
             images = {r["image"] for r in rows}
             same = [r for r in classical["rows"] if r["image"] in images]
             lines += ["Classical rows on the same images:", "", format_table(same, published=False), ""]
