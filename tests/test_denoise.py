@@ -201,3 +201,9 @@ def test_field_settings_cannot_override_what_the_denoiser_sets():
     with pytest.raises(ValueError, match="NAME=VALUE"):
         field(network="hashgrid", settings="steps=5").preset(0.1)
     assert field(network="hashgrid", settings="finest=0.25,levels=4").preset(0.1).finest == 0.25
+
+
+def test_field_uses_the_networks_denoising_defaults_unless_told():
+    assert field(network="hashgrid").preset(0.1).finest == 0.25
+    assert field(network="hashgrid", settings="finest=1.0").preset(0.1).finest == 1.0
+    assert field(network="siren").preset(0.1).w0 == 30.0

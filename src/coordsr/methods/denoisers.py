@@ -156,6 +156,16 @@ class zsn2n(Denoiser):
         return train_and_denoise(noisy, cfg, resolve_device(self.device), on_step)
 
 
+FIELD_DEFAULTS = {
+    # A grid as fine as the input fits the noise within ~10 steps (23.7 dB on a kodim01 crop at
+    # sigma 25); a finest level at a quarter of the input's side keeps the grid smooth enough for
+    # the stop to matter (25.4 dB). 2^15 entries hold every level without hash collisions up to
+    # 700 x 700 inputs, with far fewer parameters for Adam. BENCHMARKS.md, "Coordinate networks".
+    "hashgrid": "finest=0.25,log2_table_size=15",
+}
+"""Preset settings the field denoiser uses for a network when none are given."""
+
+
 @dataclass
 class field(Denoiser):
     """A coordinate network fitted to the noisy image, stopped when its residual reaches the noise."""
@@ -173,7 +183,8 @@ class field(Denoiser):
     batch: int = 0
     """Pixels per step (0 = all: the residual the stop reads is then exact)."""
     settings: str = ""
-    """More preset settings, 'name=value,name=value' (e.g. 'hidden=128,layers=2')."""
+    """More preset settings, 'name=value,name=value' (e.g. 'hidden=128,layers=2'); '' = the
+    network's denoising defaults (FIELD_DEFAULTS)."""
     seed: int = 0
     """Seed of the initialisation and the sampling."""
 
@@ -186,7 +197,7 @@ class field(Denoiser):
         cls = get_method(self.network)
         if getattr(cls, "family", "") != "per-image" or getattr(cls, "task", "upscale") != "upscale":
             raise ValueError(f"field: network {self.network!r} is not a per-image preset")
-        extra = _parse_settings(self.settings, cls)
+        extra = _parse_settings(self.settings or FIELD_DEFAULTS.get(self.network, ""), cls)
         kwargs = dict(steps=self.steps, fit="point", batch=self.batch, seed=self.seed, device=self.device,
                       target_psnr=psnr_from_mse(self.tau * sigma**2) if sigma > 0 else 0.0, **extra)
         if self.lr > 0:
