@@ -22,7 +22,10 @@ SECTIONS = [  # (JSON files in benchmarks/results, heading, note)
      "(experiments/denoise/tune_classical.py), never on Kodak24."),
     (["denoise_kodak24_zsn2n.json"], "Kodak24, {images}: ZS-N2N",
      "Zero-shot: learned from the noisy image alone. The classical rows of the same images are "
-     "repeated beneath for a like-for-like reading; the published rows are 24-image means."),
+     "repeated beneath for a like-for-like reading; the published rows are 24-image means. One image "
+     "only: a run over kodim01-03 at sigma 25 and 50 was started and stopped after its first cell "
+     "(the machine's load average was 25-33, so one 500x500 image took 2823 s of wall-clock and 246 s "
+     "of CPU); the command below rebuilt the JSON from that cell in the cache."),
     (["denoise_crop128_reference.json", "denoise_crop128_field_hashgrid.json",
       "denoise_crop128_field_hashgrid_coarse.json", "denoise_crop128_field_siren.json",
       "denoise_crop128_field_fourier.json", "denoise_crop128_field_wire.json"],
