@@ -141,7 +141,7 @@ def main(argv=None) -> int:
     from coordsr.methods import METHODS
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--methods", default=",".join(n for n, c in METHODS.items() if c.family == "per-image"),
+    ap.add_argument("--methods", default=",".join(n for n, c in METHODS.items() if c.family == "per-image" and c.task == "upscale"),
                     help="comma-separated presets; 'name:key=value' changes a setting, "
                          "e.g. hashgrid:layers=1")
     ap.add_argument("--max-steps", type=int, default=3000)

@@ -32,6 +32,7 @@ from coordsr.bench import (PROTOCOL, PROTOCOL_DESCRIPTION, row_key, budget_label
                            environment, find_images, format_cell, read_rows, run_bench, settings_for,
                            summarize, write_json)
 from coordsr.methods import METHODS
+from denoise_report import denoise_sections  # benchmarks/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -83,7 +84,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def selected_methods(spec: str, family: str | None) -> list[str]:
-    names = list(METHODS) if spec == "all" else [n.strip() for n in spec.split(",") if n.strip()]
+    names = [n for n, c in METHODS.items() if c.task == "upscale"] if spec == "all" else [n.strip() for n in spec.split(",") if n.strip()]
     unknown = [n for n in names if n not in METHODS]
     if unknown:
         raise SystemExit(f"unknown method(s) {', '.join(unknown)}; valid: {', '.join(METHODS)}")
@@ -332,6 +333,7 @@ def write_markdown(path: Path, tables: dict[str, list[str]], env: dict, command:
                   "its best budget measured on every image at every scale (highest mean over the scales).",
                   "", *verdicts]
     lines += speed_sections(results)
+    lines += denoise_sections(results)  # benchmarks/denoise_report.py: issue 14's JSON results
     if errors:
         lines += ["## Errors", "", *[f"- {e}" for e in errors], ""]
     tmp = path.with_name(f".{path.name}.tmp")

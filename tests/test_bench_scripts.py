@@ -111,3 +111,27 @@ def test_stop_rule_and_precision_sections_report_their_json(scripts, tmp_path):
     text = "\n".join(md.speed_sections(tmp_path))
     assert "| hashgrid | Set5 | x4 | 5 | 29.07 | 29.07 | +0.004 (-0.032) | 215 / 1000 | 158.4 | 31.0 | 80% |" in text
     assert "| pretrained | Set5 | x2 | 5 | 37.25 | 37.25 | -0.001 |" in text
+
+
+def test_denoise_bench_and_report(scripts, tmp_path, monkeypatch):
+    """benchmarks/denoise_bench.py writes rows and its command; denoise_report.py turns them into
+    the BENCHMARKS.md section, and writes nothing when nothing was measured."""
+    import numpy as np
+    from PIL import Image
+
+    report = scripts("denoise_report")
+    assert report.denoise_sections(tmp_path) == []
+    data = tmp_path / "Kodak24"
+    data.mkdir()
+    for k in range(2):
+        Image.fromarray(np.random.default_rng(k).integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(data / f"k{k}.png")
+    bench = scripts("denoise_bench")
+    monkeypatch.setattr(bench, "REPO", tmp_path)  # its cache goes under tmp_path
+    out = tmp_path / "denoise_kodak24_classical.json"
+    assert bench.main(["--data", str(data), "--methods", "wavelet", "--sigmas", "15,25", "--images", "1",
+                       "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert len(doc["rows"]) == 2 and doc["command"].startswith("python benchmarks/denoise_bench.py")
+    text = "\n".join(report.denoise_sections(tmp_path))
+    assert "## Denoising (issue 14)" in text and "| Kodak24 | wavelet (wavelet=db2), sigma given | 1 |" in text
+    assert "CBM3D" in text and "non-commercial" in text  # published rows beside whole Kodak24 rows

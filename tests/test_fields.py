@@ -14,7 +14,7 @@ from coordsr.resize import imresize_np
 
 from test_methods import smooth_image
 
-PER_IMAGE = [n for n, c in METHODS.items() if c.family == "per-image"]
+PER_IMAGE = [n for n, c in METHODS.items() if c.family == "per-image" and c.task == "upscale"]
 
 
 def psnr(a, b):

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from coordsr.images import decode_image_bytes, encode_image_bytes  # noqa: E402
-from coordsr.methods import METHODS  # noqa: E402
+from coordsr.methods import METHODS, methods_for  # noqa: E402
 from coordsr.samples import SAMPLES  # noqa: E402
 from coordsr.server.app import Limits, create_app  # noqa: E402
 
@@ -64,8 +64,8 @@ def client(tmp_path: Path):
 
 def test_every_registry_method_has_plain_notes(client):
     notes = client.get("/api/method-notes").json()["methods"]
-    assert list(notes) == list(METHODS)
-    for name, cls in METHODS.items():
+    assert list(notes) == list(methods_for("upscale"))
+    for name, cls in methods_for("upscale").items():
         n = notes[name]
         assert n["title"] and n["plain"] and n["speed"] and "dB" in n["measured"], name
         # a page budget exactly for the methods that fit a field, within the server's limit

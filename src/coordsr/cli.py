@@ -138,14 +138,17 @@ def _convert(value: str, kind, name: str):
     return value
 
 
-def build_method(name: str, settings: dict[str, str], device: str):
-    """Instantiate the registered method ``name`` with string settings converted to field types."""
-    from coordsr.methods import get_method
+def build_method(name: str, settings: dict[str, str], device: str, task: str = "upscale"):
+    """Instantiate the registered method ``name`` of ``task`` with string settings converted to field types."""
+    from coordsr.methods import get_method, methods_for
 
     try:
         cls = get_method(name)
     except ValueError as e:
         raise CoordsrError(str(e)) from None
+    if getattr(cls, "task", "upscale") != task:
+        raise CoordsrError(f"method {name} does not {task} (it is a {cls.task} method); "
+                           f"choose one of: {', '.join(methods_for(task))}")
     known = {f.name for f in dataclasses.fields(cls)}
     for key in settings:
         if key not in known:
@@ -270,6 +273,8 @@ Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Method setting
 MaxPixels = Annotated[int, typer.Option(
     "--max-pixels", help="Refuse inputs with more pixels (read from the file's header, before decoding).")]
 BitDepth = Annotated[Optional[int], typer.Option("--bit-depth", help="8 or 16 (default: the input's).")]
+SigmaOpt = Annotated[Optional[float], typer.Option(
+    "--sigma", help="Noise level in 8-bit levels (0-100); default: estimated from the image.")]
 
 
 @app.callback()
@@ -295,6 +300,9 @@ def upscale(
     fit: Annotated[Optional[str], typer.Option("--fit", help="Observation model: point or consistent.")] = None,
     bit_depth: BitDepth = None, max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     until: Until = None, precision: Precision = None,
+    denoise_: Annotated[bool, typer.Option("--denoise", help="Denoise the input first (joint: noisy in, clean out).")] = False,
+    denoiser: Annotated[Optional[str], typer.Option("--denoiser", help="Denoiser for --denoise (see `coordsr methods`).")] = None,
+    sigma: SigmaOpt = None,
     set_: Sets = None, device: Device = "auto", force: Force = False, quiet: Quiet = False,
 ):
     """Upscale an image to a larger size with any registered method."""
@@ -306,13 +314,85 @@ def upscale(
     check_image_output(output, [input], force)
     upscaler = build_method(method_name, collect_settings(steps, seed, fit, set_, until=until, precision=precision),
                             device)
+    if not denoise_ and (denoiser is not None or sigma is not None):
+        raise CoordsrError("--denoiser and --sigma go with --denoise")
+    cleaner = _build_denoiser(denoiser, sigma, {}, device) if denoise_ else None
     img = read_image(input, max_pixels=max_pixels)
     out_size = output_size(img.height, img.width, scale=scale, size=size, width=width, height=height)
     upscaler.check_memory(img.pixels.shape, out_size)
+    pixels = img.pixels if cleaner is None else _apply_denoiser(input, img.pixels, cleaner, quiet)
     with ProgressBar(f"{method_name} {img.width}x{img.height} -> {out_size[1]}x{out_size[0]}", quiet) as bar:
-        result = upscaler.upscale(img.pixels, out_size, progress=bar)
+        result = upscaler.upscale(pixels, out_size, progress=bar)
     write_image(output, result, bit_depth=bit_depth or img.bit_depth)
     _say(f"wrote {output} ({out_size[1]}x{out_size[0]}, {method_name})", quiet)
+
+
+@app.command("denoise")
+def denoise_cmd(
+    input: Annotated[Path, typer.Argument(help="Noisy image (PNG, JPEG, TIFF, WebP, BMP).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the result.")],
+    sigma: SigmaOpt = None,
+    method: Annotated[Optional[str], typer.Option("--method", "-m", help="A denoiser (see `coordsr methods`).")] = None,
+    bit_depth: BitDepth = None, max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    set_: Sets = None, device: Device = "auto", force: Force = False, quiet: Quiet = False,
+):
+    """Remove Gaussian-like noise; the noise level is estimated from the image unless --sigma is given."""
+    from coordsr.images import read_image, write_image
+
+    check_bit_depth(bit_depth)  # every option is checked before any work
+    check_max_pixels(max_pixels)
+    check_image_output(output, [input], force)
+    cleaner = _build_denoiser(method, sigma, collect_settings(None, None, None, set_), device)
+    img = read_image(input, max_pixels=max_pixels)
+    result = _apply_denoiser(input, img.pixels, cleaner, quiet)
+    write_image(output, result, bit_depth=bit_depth or img.bit_depth)
+    _say(f"wrote {output} ({img.width}x{img.height}, {cleaner.name})", quiet)
+
+
+def _default_denoiser() -> str:
+    from coordsr.methods import DEFAULT_DENOISER
+
+    return DEFAULT_DENOISER
+
+
+@dataclasses.dataclass
+class _Denoising:
+    """A denoiser chosen and checked before any work; ``sigma`` None: estimate it from the image."""
+
+    name: str
+    method: object
+    sigma: float | None
+
+
+def _build_denoiser(method: str | None, sigma: float | None, settings: dict[str, str], device: str) -> _Denoising:
+    from coordsr.denoise.protocol import check_sigma
+
+    name = method or _default_denoiser()
+    denoiser = build_method(name, settings, device, task="denoise")
+    if sigma is not None:
+        try:
+            sigma = check_sigma(sigma)
+        except ValueError as e:
+            raise CoordsrError(f"--sigma: {e}") from None
+    return _Denoising(name, denoiser, sigma)
+
+
+def _apply_denoiser(path: Path, pixels, job: _Denoising, quiet: bool):
+    """Denoise the pixels of ``path``: the level given, or estimated and reported."""
+    from coordsr.denoise.protocol import CLEAN_SIGMA, estimate_sigma
+    from coordsr.methods.denoisers import split_alpha
+
+    sigma = job.sigma
+    if sigma is None:
+        sigma = estimate_sigma(split_alpha(pixels)[0])
+        _say(f"{path}: estimated noise level sigma {sigma:.1f} (8-bit levels)", quiet)
+        if sigma < CLEAN_SIGMA:
+            _say(f"{path}: looks clean (sigma below {CLEAN_SIGMA:g}): pixels kept as they are", quiet)
+    with ProgressBar(f"denoise {job.name} sigma {sigma:.1f}", quiet) as bar:
+        try:
+            return job.method.denoise(pixels, sigma, progress=bar)
+        except ValueError as e:
+            raise CoordsrError(f"{path}: {job.name}: {e}") from None
 
 
 @app.command("fit")
@@ -403,13 +483,13 @@ def _render_precision(word: str, field, device):
 @app.command()
 def methods():
     """List the registered methods, one line each."""
-    from coordsr.methods import DEFAULT_METHOD, METHODS
+    from coordsr.methods import DEFAULT_DENOISER, DEFAULT_METHOD, METHODS
 
     width = max(len(n) for n in METHODS)
     for name, cls in METHODS.items():
-        mark = "*" if name == DEFAULT_METHOD else " "
-        typer.echo(f"{mark} {name:<{width}}  {cls.family:<13}  {cls.description()}")
-    typer.echo("* default")
+        mark = "*" if name in (DEFAULT_METHOD, DEFAULT_DENOISER) else " "
+        typer.echo(f"{mark} {name:<{width}}  {cls.task:<8} {cls.family:<13}  {cls.description()}")
+    typer.echo("* default of its task")
 
 
 @app.command()
@@ -437,7 +517,12 @@ def demo(
 def bench(
     folder: Annotated[Path, typer.Argument(help="Folder of HR images (ground truth).")],
     scales: Annotated[str, typer.Option(help="Comma-separated scales, e.g. 2,3,4.")] = "2,3,4",
-    methods_: Annotated[str, typer.Option("--methods", help="Comma-separated methods, or 'all'.")] = "bicubic",
+    methods_: Annotated[Optional[str], typer.Option(
+        "--methods", help="Comma-separated methods, or 'all' (of the task); default bicubic / nlmeans.")] = None,
+    task: Annotated[str, typer.Option("--task", help="upscale (the SR protocol) or denoise.")] = "upscale",
+    sigmas: Annotated[str, typer.Option(help="--task denoise: noise levels, e.g. 15,25,50.")] = "15,25,50",
+    variant: Annotated[str, typer.Option(help="--task denoise: noise 'float' (the protocol) or '8bit'.")] = "float",
+    blind: Annotated[bool, typer.Option("--blind", help="--task denoise: methods estimate sigma.")] = False,
     steps: Annotated[Optional[int], typer.Option(help="Fitting steps for the methods that fit.")] = None,
     fit: Annotated[Optional[str], typer.Option("--fit", help="Observation model of the fitting methods.")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write every row to this JSON file.")] = None,
@@ -447,12 +532,19 @@ def bench(
         "--set", help="NAME=VALUE for every method that has the setting, e.g. batch=4096 (repeatable).")] = None,
     device: Device = "auto",
 ):
-    """Score methods on the SR protocol: mod-crop, MATLAB bicubic LR, Y-PSNR/SSIM with shaved borders."""
+    """Score methods: the SR protocol (mod-crop, MATLAB bicubic LR, Y-PSNR/SSIM, shaved borders) or,
+    with --task denoise, the denoising protocol (AWGN, RGB PSNR over all pixels)."""
     from coordsr import bench as runner
-    from coordsr.methods import METHODS
+    from coordsr.methods import methods_for
 
     if not folder.is_dir():
         raise CoordsrError(f"{folder}: not a folder of images")
+    if task == "denoise":
+        return _bench_denoise(folder, methods_, sigmas, variant, blind, json_path, cache, set_, device)
+    if task != "upscale":
+        raise CoordsrError(f"--task {task!r}: expected upscale or denoise")
+    methods_ = methods_ or "bicubic"
+    METHODS = methods_for("upscale")
     try:
         scale_list = [float(v) for v in scales.split(",") if v.strip()]
     except ValueError:
@@ -461,6 +553,9 @@ def bench(
         raise CoordsrError(f"--scales {scales!r}: expected numbers between 1 and 64 like 2,3,4")
     device_of(device)
     names = list(METHODS) if methods_ == "all" else [m.strip() for m in methods_.split(",") if m.strip()]
+    denoisers = [n for n in names if n in methods_for("denoise")]
+    if denoisers:
+        raise CoordsrError(f"{denoisers[0]} is a denoiser: use --task denoise")
     for out_path in (json_path,):
         if out_path is not None and not out_path.parent.is_dir():
             raise CoordsrError(f"{out_path}: folder {out_path.parent} does not exist")
@@ -490,6 +585,54 @@ def bench(
     if figures:
         written = runner.make_figures(rows, paths, figures, outputs_dir=outputs)
         _say(f"wrote {len(written)} figures to {figures}", False)
+
+
+def _bench_denoise(folder: Path, methods_: str | None, sigmas: str, variant: str, blind: bool,
+                   json_path: Path | None, cache: Path | None, set_: list[str] | None, device: str) -> None:
+    """`coordsr bench --task denoise`: the denoising protocol over the folder's images."""
+    from coordsr import bench as sr
+    from coordsr.denoise import bench as runner
+    from coordsr.denoise.protocol import VARIANTS, check_sigma
+    from coordsr.methods import DEFAULT_DENOISER, methods_for
+
+    try:
+        levels = [check_sigma(float(v)) for v in sigmas.split(",") if v.strip()]
+    except ValueError as e:
+        raise CoordsrError(f"--sigmas {sigmas!r}: {e}") from None
+    if not levels:
+        raise CoordsrError(f"--sigmas {sigmas!r}: expected noise levels like 15,25,50")
+    if variant not in VARIANTS:
+        raise CoordsrError(f"--variant {variant!r}: expected one of {', '.join(VARIANTS)}")
+    spec = methods_ or DEFAULT_DENOISER
+    names = list(methods_for("denoise")) if spec == "all" else [m.strip() for m in spec.split(",") if m.strip()]
+    for name in names:
+        build_method(name, {}, device, task="denoise")  # unknown or not a denoiser: one line
+    if json_path is not None and not json_path.parent.is_dir():
+        raise CoordsrError(f"{json_path}: folder {json_path.parent} does not exist")
+    extra = collect_settings(None, None, None, set_)
+    typed = {n: typed_settings(n, extra) for n in names}
+    unused = sorted(set(extra) - {k for n in names for k in typed[n]})
+    if unused:
+        raise CoordsrError(f"--set {unused[0]}: none of the methods {', '.join(names)} has this setting")
+    chosen = {n: {**typed[n], **({"device": device} if device != "auto" else {})} for n in names}
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+    paths = sr.find_images(folder)
+    if not paths:
+        raise CoordsrError(f"{folder}: no images (PNG, JPEG, TIFF, WebP, BMP) in it")
+    with _console().status("denoise bench") as status:
+        def progress(p):
+            status.update(f"denoise bench {p.done}/{p.total}: {p.method} {p.image} sigma {p.sigma:g}")
+
+        try:
+            rows = runner.run_denoise_bench(paths, levels, chosen, dataset=folder.name, variant=variant,
+                                            blind=blind, progress=progress,
+                                            cache=cache / f"denoise-{folder.name}.jsonl" if cache else None)
+        except ValueError as e:
+            raise CoordsrError(str(e)) from None
+    typer.echo(runner.format_table(rows))
+    if json_path:
+        runner.write_json(rows, json_path, meta={"command": "coordsr " + " ".join(sys.argv[1:])})
 
 
 @app.command()

@@ -47,6 +47,8 @@ def check_size(size: tuple[int, int]) -> tuple[int, int]:
 class Upscaler:
     """Base class: subclasses set ``family`` and implement ``_upscale``."""
 
+    task: ClassVar[str] = "upscale"
+    """What the method does: 'upscale' or 'denoise' (the one registry holds both, methods/denoisers.py)."""
     family: ClassVar[str] = "interpolation"
     """One of 'interpolation', 'per-image', 'zero-shot', 'pretrained'."""
     fits_field: ClassVar[bool] = False

@@ -307,7 +307,7 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
     app's life (``lock``, when the caller holds it already; DataDirBusy when another has it)
     before any job in it is touched.
     """
-    from coordsr.methods import DEFAULT_METHOD, METHODS, get_method
+    from coordsr.methods import DEFAULT_METHOD, get_method, methods_for
     from coordsr.methods.base import resolve_device
 
     limits = limits or Limits()
@@ -370,7 +370,7 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
     def list_methods():
         """The upscalers of the registry, with their one-line descriptions and per-job settings."""
         return {"default": DEFAULT_METHOD,
-                "methods": [method_json(name, cls) for name, cls in METHODS.items()]}
+                "methods": [method_json(name, cls) for name, cls in methods_for("upscale").items()]}
 
     @app.get("/api/limits", tags=["methods"])
     def get_limits() -> dict:
@@ -399,6 +399,8 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
             cls = get_method(method)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
+        if getattr(cls, "task", "upscale") != "upscale":
+            raise HTTPException(422, f"method {method!r} is a {cls.task} method; the page upscales")
         settings = method_settings(cls, steps, seed, fit, limits)
         try:
             cls(device="cpu", **settings)  # the settings' own checks, before anything is decoded

@@ -86,7 +86,7 @@ def encode_as(pixels: np.ndarray, fmt: str, quality: int, bit_depth: int) -> byt
 
 def add_page_routes(app: FastAPI, store: Store, manager) -> None:
     """Add the page's endpoints to ``app`` (built by ``create_app``)."""
-    from coordsr.methods import METHODS
+    from coordsr.methods import METHODS, methods_for
     from coordsr.samples import SAMPLES
 
     input_hashes: dict[str, str] = {}  # job id -> sha256 of input.png (inputs never change)
@@ -118,7 +118,7 @@ def add_page_routes(app: FastAPI, store: Store, manager) -> None:
         """Each registry method in plain words, with its measured quality and speed and the
         fitting budget the page proposes."""
         notes = method_notes()
-        return {"methods": {name: notes.get(name, {}) for name in METHODS}}
+        return {"methods": {name: notes.get(name, {}) for name in methods_for("upscale")}}
 
     @app.get("/api/samples", tags=["page"])
     def list_samples() -> dict:

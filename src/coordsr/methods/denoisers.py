@@ -1,0 +1,270 @@
+"""Denoisers: the registry's ``task = 'denoise'`` entries (issue 14).
+
+The contract, the sibling of the upscaler's (base.py):
+
+    noisy image (H, W, C) floats, C in 1..4  +  sigma (8-bit levels) or None  ->  (H, W, C) in [0, 1]
+
+``sigma`` None means blind: the level is estimated from the image
+(:func:`coordsr.denoise.protocol.estimate_sigma`). Only the colour channels are denoised; an
+alpha channel (C = 2 or 4) is passed through unchanged. A level below ``CLEAN_SIGMA`` returns
+the image as it is. Noisy values may lie outside [0, 1] (the protocol's noise is not clipped).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from coordsr.denoise.protocol import CLEAN_SIGMA, check_sigma, estimate_sigma
+from coordsr.methods.base import check_image, resolve_device
+from coordsr.progress import Progress, ProgressCallback
+
+# An orthonormal colour transform (luma + two opponent axes): white noise of level sigma in RGB
+# stays white with the same level in every new channel, so per-channel thresholds stay exact.
+OPPONENT = np.array([[1, 1, 1], [1, 0, -1], [1, -2, 1]], dtype=np.float64)
+OPPONENT /= np.linalg.norm(OPPONENT, axis=1, keepdims=True)
+
+
+def split_alpha(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(colour channels, alpha or None) of an (H, W, C) image, C in 1..4."""
+    if image.shape[2] in (2, 4):
+        return image[:, :, :-1], image[:, :, -1:]
+    return image, None
+
+
+@dataclass
+class Denoiser:
+    """Base class: subclasses set ``family`` and implement ``_denoise``."""
+
+    task: ClassVar[str] = "denoise"
+    """What the method does: 'upscale' or 'denoise' (the registry holds both)."""
+    family: ClassVar[str] = "classical"
+    """One of 'classical', 'per-image', 'zero-shot'."""
+    fits_field: ClassVar[bool] = False
+
+    device: str = "auto"
+    """'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'."""
+
+    @classmethod
+    def description(cls) -> str:
+        return (cls.__doc__ or cls.__name__).strip().splitlines()[0]
+
+    def denoise(self, image: np.ndarray, sigma: float | None = None, *,
+                progress: ProgressCallback | None = None) -> np.ndarray:
+        """The denoised ``image``, float32 in [0, 1]; ``sigma`` in 8-bit levels, None = estimate."""
+        image = check_image(image)
+        colour, alpha = split_alpha(image)
+        level = estimate_sigma(colour) if sigma is None else check_sigma(sigma)
+        if level < CLEAN_SIGMA:
+            out = colour
+        else:
+            out = self._denoise(colour.astype(np.float64), level / 255.0, progress)
+            out = np.asarray(out).reshape(colour.shape)  # scikit-image drops a single channel axis
+        out = np.clip(out, 0.0, 1.0)
+        if alpha is not None:
+            out = np.concatenate([out, alpha], axis=2)
+        return out.astype(np.float32, copy=False)
+
+    def _denoise(self, noisy: np.ndarray, sigma: float, progress: ProgressCallback | None) -> np.ndarray:
+        """``noisy`` (H, W, C) float64 colour channels, ``sigma`` in [0, 1] units."""
+        raise NotImplementedError
+
+
+@dataclass
+class nlmeans(Denoiser):
+    """Non-local means (scikit-image, fast mode): averages of similar patches, noise level given."""
+
+    h: float = 0.6
+    """Filtering strength as a multiple of sigma (best of 0.6 / 0.8 / 1.0 on BSD200, NOTES.md)."""
+    patch_size: int = 5
+    """Side of the compared patches."""
+    patch_distance: int = 6
+    """Search radius for similar patches, in pixels."""
+
+    def _denoise(self, noisy, sigma, progress):
+        from skimage.restoration import denoise_nl_means
+
+        return denoise_nl_means(noisy, h=self.h * sigma, sigma=sigma, patch_size=self.patch_size,
+                                patch_distance=self.patch_distance, fast_mode=True, channel_axis=-1)
+
+
+@dataclass
+class wavelet(Denoiser):
+    """Wavelet shrinkage (scikit-image, BayesShrink, soft) in an orthonormal opponent colour space."""
+
+    wavelet: str = "db2"
+    """PyWavelets name of the wavelet."""
+    levels: int = 0
+    """Decomposition levels (0 = scikit-image's default: three fewer than the most possible)."""
+
+    def _denoise(self, noisy, sigma, progress):
+        from skimage.restoration import denoise_wavelet
+
+        colour = noisy.shape[2] == 3
+        x = noisy @ OPPONENT.T if colour else noisy
+        out = denoise_wavelet(x, sigma=sigma, wavelet=self.wavelet, mode="soft", method="BayesShrink",
+                              wavelet_levels=self.levels or None, rescale_sigma=True,
+                              channel_axis=-1)
+        return out @ OPPONENT if colour else out
+
+
+@dataclass
+class tv(Denoiser):
+    """Total-variation denoising (scikit-image, Chambolle), weight proportional to sigma."""
+
+    weight: float = 0.75
+    """Smoothing weight as a multiple of sigma (best of 0.5 - 2 on BSD200 at sigma 15 and 25, NOTES.md)."""
+
+    def _denoise(self, noisy, sigma, progress):
+        from skimage.restoration import denoise_tv_chambolle
+
+        return denoise_tv_chambolle(noisy, weight=self.weight * sigma, channel_axis=-1)
+
+
+@dataclass
+class zsn2n(Denoiser):
+    """Zero-Shot Noise2Noise: a 2-layer conv net trained on the image's own downsampled pairs."""
+
+    family: ClassVar[str] = "zero-shot"
+
+    steps: int = 300
+    """Adam steps."""
+    lr: float = 2e-3
+    """Peak learning rate (cosine to zero)."""
+    channels: int = 48
+    """Feature maps of the hidden convolutions."""
+    crop: int = 192
+    """Side of the random crop each step trains on (0 = whole image, as in the paper)."""
+    seed: int = 0
+    """Seed of the initialisation and the crops."""
+
+    def _denoise(self, noisy, sigma, progress):
+        from coordsr.denoise.zsn2n import ZSN2NConfig, train_and_denoise
+
+        cfg = ZSN2NConfig(steps=self.steps, lr=self.lr, channels=self.channels, crop=self.crop,
+                          seed=self.seed)
+        start = time.perf_counter()
+
+        def on_step(step, total, loss):
+            if progress is not None and (step % 25 == 0 or step == total):
+                progress(Progress(step=step, total=total, stage="train", loss=loss,
+                                  elapsed=time.perf_counter() - start))
+
+        return train_and_denoise(noisy, cfg, resolve_device(self.device), on_step)
+
+
+FIELD_DEFAULTS = {
+    # A grid as fine as the input fits the noise within ~10 steps (23.7 dB on a kodim01 crop at
+    # sigma 25); a finest level at a quarter of the input's side keeps the grid smooth enough for
+    # the stop to matter (25.4 dB). 2^15 entries hold every level without hash collisions up to
+    # 700 x 700 inputs, with far fewer parameters for Adam. BENCHMARKS.md, "Coordinate networks".
+    "hashgrid": "finest=0.25,log2_table_size=15",
+}
+"""Preset settings the field denoiser uses for a network when none are given."""
+
+
+@dataclass
+class field(Denoiser):
+    """A coordinate network fitted to the noisy image, stopped when its residual reaches the noise."""
+
+    family: ClassVar[str] = "per-image"
+
+    network: str = "hashgrid"
+    """The per-image preset fitted (a registered per-image upscaler: siren, hashgrid, fourier, ...)."""
+    steps: int = 300
+    """Most Adam steps; the discrepancy stop usually ends the fit sooner."""
+    tau: float = 1.0
+    """Discrepancy principle: stop once the mean squared residual is below tau * sigma^2."""
+    lr: float = 0.0
+    """Peak learning rate; 0 = the preset's."""
+    batch: int = 0
+    """Pixels per step (0 = all: the residual the stop reads is then exact)."""
+    settings: str = ""
+    """More preset settings, 'name=value,name=value' (e.g. 'hidden=128,layers=2'); '' = the
+    network's denoising defaults (FIELD_DEFAULTS)."""
+    seed: int = 0
+    """Seed of the initialisation and the sampling."""
+
+    def preset(self, sigma: float):
+        """The per-image upscaler fitted to the pixel centres, with the discrepancy stop at ``sigma``
+        ([0, 1] units) as its target PSNR on the input."""
+        from coordsr.fit import psnr_from_mse
+        from coordsr.methods import get_method
+
+        cls = get_method(self.network)
+        if getattr(cls, "family", "") != "per-image" or getattr(cls, "task", "upscale") != "upscale":
+            raise ValueError(f"field: network {self.network!r} is not a per-image preset")
+        extra = _parse_settings(self.settings or FIELD_DEFAULTS.get(self.network, ""), cls)
+        kwargs = dict(steps=self.steps, fit="point", batch=self.batch, seed=self.seed, device=self.device,
+                      target_psnr=psnr_from_mse(self.tau * sigma**2) if sigma > 0 else 0.0, **extra)
+        if self.lr > 0:
+            kwargs["lr"] = self.lr
+        return cls(**kwargs)
+
+    def _denoise(self, noisy, sigma, progress):
+        from coordsr.render import render_field
+
+        size = noisy.shape[:2]
+        fitted, _ = self.preset(sigma).fit_field(noisy, size, progress=progress)
+        return render_field(fitted, size)
+
+    def trace(self, noisy: np.ndarray, sigma: float, every: int, on_iterate) -> dict:
+        """Fit without stopping, for the benchmark's oracle: ``on_iterate(step, image)`` gets the
+        drawn field every ``every`` steps and at the discrepancy stop. Returns the step at which
+        :meth:`denoise` stops (the same iterate: stopping does not change earlier steps).
+        ``sigma`` in 8-bit levels; colour channels only."""
+        import dataclasses
+
+        import torch
+
+        from coordsr.field import Field, ImageMeta
+        from coordsr.fit import fit
+        from coordsr.methods.fields import MODES
+        from coordsr.render import render_field
+
+        noisy = check_image(noisy)
+        h, w, c = noisy.shape
+        up = self.preset(check_sigma(sigma) / 255.0)
+        meta = ImageMeta(height=h, width=w, channels=c, mode=MODES[c])
+        torch.manual_seed(up.seed)  # as FieldUpscaler.fit_field does
+        cfg = up.field_config(meta, (h, w))
+        net = Field(cfg, meta).to(resolve_device(up.device))
+        target = up.target_psnr
+        fit_cfg = dataclasses.replace(up.fit_config(), target_psnr=0.0, log_every=1)
+        state = {"stop": None}
+
+        def report(p: Progress) -> None:
+            crossed = state["stop"] is None and p.psnr is not None and p.psnr >= target
+            if crossed:
+                state["stop"] = p.step
+            if crossed or p.step % every == 0 or p.step == p.total:
+                on_iterate(p.step, render_field(net, (h, w)))
+
+        fit(net, noisy, fit_cfg, out_size=(h, w), convention=cfg.convention, progress=report)
+        return {"stop_step": state["stop"] or fit_cfg.steps, "target_psnr": target}
+
+
+def _parse_settings(text: str, cls) -> dict:
+    """'a=1,b=x' -> {'a': 1, 'b': 'x'}, typed by the preset's own fields."""
+    import dataclasses
+    import typing
+
+    if not text.strip():
+        return {}
+    hints = typing.get_type_hints(cls)
+    # the denoiser sets these itself (a point fit, its own budget, seed and stop)
+    known = {f.name for f in dataclasses.fields(cls)} - {"steps", "lr", "fit", "batch", "seed", "device",
+                                                         "target_psnr", "patience"}
+    out = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in known:
+            raise ValueError(f"field: settings {item!r}: expected NAME=VALUE with NAME one of "
+                             f"{', '.join(sorted(known))}")
+        kind = hints.get(key, str)
+        out[key] = kind(value.strip()) if kind in (int, float, str) else value.strip()
+    return out

@@ -1,0 +1,209 @@
+"""Denoising: the protocol pinned, the registry's denoisers, the field's discrepancy stop, the bench."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from coordsr.denoise import bench as dbench
+from coordsr.denoise.protocol import (add_noise, add_noise_8bit, check_sigma, estimate_sigma, noise_seed,
+                                      psnr_rgb, score)
+from coordsr.denoise.zsn2n import pair_downsample
+from coordsr.methods import METHODS, methods_for
+from coordsr.methods.denoisers import field
+
+from test_methods import smooth_image
+
+DENOISERS = list(methods_for("denoise"))
+# A few steps and small tables: the contract, not the quality.
+FAST = {"steps": 8, "crop": 0, "channels": 16, "settings": "log2_table_size=10,levels=4"}
+
+
+def fast(cls, **kw):
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(device="cpu", **{k: v for k, v in {**FAST, **kw}.items() if k in names})
+
+
+# --- the protocol ----------------------------------------------------------------------------------
+
+
+def test_noise_is_float64_unclipped_unquantized_and_seeded():
+    clean = np.zeros((64, 64, 3))
+    clean[:, 32:] = 1.0  # black and white halves: clipping would show at both ends
+    noisy = add_noise(clean, 25, seed=[0, 1, 2])
+    assert noisy.dtype == np.float64
+    assert noisy.min() < 0 and noisy.max() > 1  # not clipped
+    assert not np.allclose(noisy * 255, np.round(noisy * 255))  # not quantized
+    assert np.array_equal(noisy, add_noise(clean, 25, seed=[0, 1, 2]))
+    assert not np.array_equal(noisy, add_noise(clean, 25, seed=[0, 1, 3]))
+    assert abs(np.std(noisy - clean) * 255 - 25) < 0.5  # 12288 samples: std within 2%
+
+
+def test_the_8bit_variant_is_clipped_and_quantized():
+    clean = np.full((32, 32, 3), 0.02)
+    noisy = add_noise_8bit(clean, 50, seed=0)
+    assert noisy.min() == 0.0 and noisy.max() <= 1.0
+    assert np.array_equal(noisy * 255, np.round(noisy * 255))
+    # the same draw as the float variant, then clipped and rounded
+    assert np.allclose(noisy, np.floor(np.clip(add_noise(clean, 50, seed=0), 0, 1) * 255 + 0.5) / 255)
+
+
+def test_psnr_is_rgb_over_all_pixels_with_no_shave():
+    clean = np.full((20, 20, 3), 0.5)
+    out = clean.copy()
+    out[0, 0, 2] += 0.1  # one border pixel of one channel: a shave or a luma would not see it all
+    assert psnr_rgb(out, clean) == pytest.approx(10 * np.log10(1 / (0.01 / 1200)))
+    assert psnr_rgb(clean, clean) == np.inf
+
+
+def test_scores_quantize_the_output_first():
+    clean = np.round(smooth_image(16, 16, 3) * 255) / 255
+    assert score(clean + 0.4 / 255, clean)["psnr"] == np.inf  # rounds back to the clean levels
+
+
+def test_seeds_differ_per_image_and_level():
+    assert noise_seed("a.png", 15) != noise_seed("b.png", 15)
+    assert noise_seed("a.png", 15) != noise_seed("a.png", 25)
+
+
+@pytest.mark.parametrize("bad", [-1, 100.5, float("nan"), float("inf")])
+def test_sigma_out_of_range_is_refused(bad):
+    with pytest.raises(ValueError, match="between 0 and 100"):
+        check_sigma(bad)
+
+
+def test_sigma_is_estimated_from_the_image():
+    clean = smooth_image(96, 96, 3)
+    assert estimate_sigma(add_noise(clean, 20, seed=1)) == pytest.approx(20, rel=0.15)
+    assert estimate_sigma(clean) < 1
+
+
+# --- the registry's denoisers ------------------------------------------------------------------------
+
+
+def test_denoisers_are_registered_beside_the_upscalers():
+    assert set(DENOISERS) == {"nlmeans", "wavelet", "tv", "field", "zsn2n"}
+    assert all(METHODS[n].task == "denoise" for n in DENOISERS)
+    assert "bicubic" in methods_for("upscale") and "wavelet" not in methods_for("upscale")
+    with pytest.raises(ValueError, match="upscale"):
+        methods_for("paint")
+
+
+@pytest.mark.parametrize("name", DENOISERS)
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_every_denoiser_keeps_the_contract(name, channels):
+    clean = smooth_image(24, 20, channels)
+    noisy = add_noise(clean, 25, seed=0)
+    if channels in (2, 4):
+        noisy[:, :, -1] = clean[:, :, -1]  # alpha is not noisy
+    out = fast(METHODS[name]).denoise(noisy, 25)
+    assert out.shape == clean.shape and out.dtype == np.float32
+    assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+    if channels in (2, 4):
+        assert np.array_equal(out[:, :, -1], clean[:, :, -1].astype(np.float32))  # passed through
+
+
+@pytest.mark.parametrize("name", DENOISERS)
+def test_every_denoiser_is_described_and_deterministic(name):
+    cls = METHODS[name]
+    assert cls.description() and "\n" not in cls.description()
+    assert cls.family in ("classical", "per-image", "zero-shot")
+    noisy = add_noise(smooth_image(16, 16, 3, seed=2), 25, seed=3)
+    assert np.array_equal(fast(cls).denoise(noisy, 25), fast(cls).denoise(noisy, 25))
+
+
+@pytest.mark.parametrize("name", ["nlmeans", "wavelet", "tv"])
+@pytest.mark.parametrize("sigma", [25, None])  # given, and blind
+def test_classical_denoisers_remove_noise(name, sigma):
+    clean = smooth_image(64, 64, 3)
+    noisy = add_noise(clean, 25, seed=0)
+    out = METHODS[name]().denoise(noisy, sigma)
+    assert psnr_rgb(out, clean) > psnr_rgb(noisy, clean) + 5
+
+
+@pytest.mark.parametrize("name", DENOISERS)
+def test_a_clean_image_comes_back_unchanged(name):
+    clean = np.round(smooth_image(48, 48, 3) * 255) / 255  # 8-bit rounding: 0.3 levels of noise
+    out = fast(METHODS[name]).denoise(clean)  # blind: estimated level below CLEAN_SIGMA
+    assert np.array_equal(out, clean.astype(np.float32))
+    assert np.array_equal(fast(METHODS[name]).denoise(clean, 0), clean.astype(np.float32))
+
+
+def test_field_stops_by_the_discrepancy_principle_and_trace_agrees():
+    clean = smooth_image(24, 24, 3)
+    noisy = add_noise(clean, 25, seed=0)
+    den = field(network="hashgrid", steps=60, device="cpu", settings="log2_table_size=10,levels=8")
+    seen = {}
+    info = den.trace(noisy, 25, 20, lambda step, img: seen.setdefault(step, img))
+    assert info["stop_step"] < 60  # the stop fired before the budget ran out
+    assert {20, 40, 60} <= set(seen) and info["stop_step"] in seen
+    stopped = den.denoise(noisy, 25)
+    # denoise() stops at the same iterate the trace reports: the benchmark's auto row is the method
+    assert np.allclose(stopped, np.clip(seen[info["stop_step"]], 0, 1), atol=1e-6)
+    residual = np.mean((stopped.astype(np.float64) - noisy) ** 2)
+    assert residual == pytest.approx((25 / 255) ** 2, rel=0.35)  # stopped near the noise variance
+
+
+def test_field_refuses_networks_that_are_not_per_image_presets():
+    with pytest.raises(ValueError, match="per-image"):
+        field(network="bicubic").denoise(np.zeros((8, 8, 3)) + 0.5, 10)
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        field(network="siren", settings="nope=1").denoise(np.zeros((8, 8, 3)) + 0.5, 10)
+
+
+def test_pair_downsampler_splits_the_diagonals():
+    import torch
+
+    x = torch.zeros(1, 1, 2, 2)
+    x[..., 0, 1] = 1.0  # top right: in the anti-diagonal average only
+    a, b = pair_downsample(x)
+    assert float(a) == 0.5 and float(b) == 0.0
+
+
+# --- the benchmark ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def folder(tmp_path):
+    from PIL import Image
+
+    for k in range(2):
+        Image.fromarray((smooth_image(24, 24, 3, seed=k) * 255).round().astype(np.uint8)).save(tmp_path / f"im{k}.png")
+    return tmp_path
+
+
+def test_bench_rows_oracle_and_cache(folder, tmp_path):
+    paths = sorted(folder.glob("*.png"))
+    methods = {"wavelet": {}, "field": {"network": "hashgrid", "steps": 30, "device": "cpu",
+                                        "settings": "log2_table_size=10,levels=4"}}
+    cache = tmp_path / "cache.jsonl"
+    rows = dbench.run_denoise_bench(paths, [25], methods, dataset="toy", oracle_every=10, cache=cache)
+    assert len(rows) == 4 and all(r["psnr"] > r["noisy_psnr"] for r in rows if r["method"] == "wavelet")
+    for r in rows:
+        if r["method"] == "field":
+            assert r["psnr_oracle"] >= r["psnr"] and r["oracle_step"] % 10 == 0 or r["oracle_step"] == r["stop_step"]
+    again = dbench.run_denoise_bench(paths, [25], methods, dataset="toy", oracle_every=10, cache=cache)
+    assert again == rows  # resumed from the cache, not rerun
+    table = dbench.format_table(rows)
+    assert "oracle" in table and "noisy input (float)" in table and "wavelet" in table
+    out = tmp_path / "rows.json"
+    dbench.write_json(rows, out)
+    assert json.loads(out.read_text())["summary"][0]["n"] == 2
+
+
+def test_bench_refuses_upscalers(folder):
+    with pytest.raises(ValueError, match="not a denoiser"):
+        dbench.run_denoise_bench(sorted(folder.glob("*.png")), [25], {"bicubic": {}})
+
+
+def test_field_settings_cannot_override_what_the_denoiser_sets():
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        field(network="hashgrid", settings="steps=5").preset(0.1)
+    assert field(network="hashgrid", settings="finest=0.25,levels=4").preset(0.1).finest == 0.25
+
+
+def test_field_uses_the_networks_denoising_defaults_unless_told():
+    assert field(network="hashgrid").preset(0.1).finest == 0.25
+    assert field(network="hashgrid", settings="finest=1.0").preset(0.1).finest == 1.0
+    assert field(network="siren").preset(0.1).w0 == 30.0
