@@ -78,6 +78,11 @@ def test_a_clean_image_is_kept(tmp_path, capsys):
     (["--method", "bicubic"], "does not denoise"),
     (["--method", "nope"], "unknown method"),
     (["--set", "nope=1"], "no setting 'nope'"),
+    (["--method", "zsn2n", "--set", "steps=0"], "steps must be at least 1"),
+    (["--method", "nlmeans", "--set", "h=nan"], "h must be a finite number"),
+    (["--method", "wavelet", "--set", "wavelet=nope"], "wavelet must be a discrete PyWavelets name"),
+    (["--method", "field", "--set", "network=bicubic"], "not a per-image preset"),
+    (["--device", "bogus"], "device"),
 ])
 def test_bad_denoise_options_are_one_line_and_write_nothing(tmp_path, capsys, args, message):
     src, out = tmp_path / "noisy.png", tmp_path / "out.png"

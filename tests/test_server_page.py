@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from coordsr.images import decode_image_bytes, encode_image_bytes  # noqa: E402
-from coordsr.methods import METHODS, methods_for  # noqa: E402
+from coordsr.methods import methods_for  # noqa: E402
 from coordsr.samples import SAMPLES  # noqa: E402
 from coordsr.server.app import Limits, create_app  # noqa: E402
 

@@ -246,7 +246,8 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray, *, bit_depth: int =
 
 def _write_atomic(path: Path, data: bytes) -> None:
     try:
-        with atomic_path(path) as tmp, open(tmp, "xb") as f:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        with atomic_path(path) as tmp, os.fdopen(os.open(tmp, flags, 0o666), "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

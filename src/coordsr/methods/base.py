@@ -44,13 +44,14 @@ def check_size(size: tuple[int, int]) -> tuple[int, int]:
 
 
 @dataclass
-class Upscaler:
-    """Base class: subclasses set ``family`` and implement ``_upscale``."""
+class Method:
+    """What every registered method shares, whatever its task: settings as dataclass fields,
+    checked when it is made (finite numbers, a device this machine has, ``validate``)."""
 
     task: ClassVar[str] = "upscale"
     """What the method does: 'upscale' or 'denoise' (the one registry holds both, methods/denoisers.py)."""
     family: ClassVar[str] = "interpolation"
-    """One of 'interpolation', 'per-image', 'zero-shot', 'pretrained'."""
+    """One of 'interpolation', 'per-image', 'zero-shot', 'pretrained' (upscalers), 'classical' (denoisers)."""
     fits_field: ClassVar[bool] = False
     """True when the method has ``fit(image, size) -> Field``."""
 
@@ -71,6 +72,11 @@ class Upscaler:
     @classmethod
     def description(cls) -> str:
         return (cls.__doc__ or cls.__name__).strip().splitlines()[0]
+
+
+@dataclass
+class Upscaler(Method):
+    """Base class of upscalers: subclasses set ``family`` and implement ``_upscale``."""
 
     def peak_bytes(self, in_shape: tuple[int, int, int], size: tuple[int, int]) -> int:
         """Estimated peak memory of ``upscale`` for an (h, w, c) input and an (H', W') output:

@@ -19,7 +19,7 @@ from typing import ClassVar
 import numpy as np
 
 from coordsr.denoise.protocol import CLEAN_SIGMA, check_sigma, estimate_sigma
-from coordsr.methods.base import check_image, resolve_device
+from coordsr.methods.base import Method, check_image, need, resolve_device
 from coordsr.progress import Progress, ProgressCallback
 
 # An orthonormal colour transform (luma + two opponent axes): white noise of level sigma in RGB
@@ -36,21 +36,12 @@ def split_alpha(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 @dataclass
-class Denoiser:
-    """Base class: subclasses set ``family`` and implement ``_denoise``."""
+class Denoiser(Method):
+    """Base class of denoisers: subclasses set ``family`` and implement ``_denoise``."""
 
     task: ClassVar[str] = "denoise"
-    """What the method does: 'upscale' or 'denoise' (the registry holds both)."""
     family: ClassVar[str] = "classical"
     """One of 'classical', 'per-image', 'zero-shot'."""
-    fits_field: ClassVar[bool] = False
-
-    device: str = "auto"
-    """'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'."""
-
-    @classmethod
-    def description(cls) -> str:
-        return (cls.__doc__ or cls.__name__).strip().splitlines()[0]
 
     def denoise(self, image: np.ndarray, sigma: float | None = None, *,
                 progress: ProgressCallback | None = None) -> np.ndarray:
@@ -84,6 +75,11 @@ class nlmeans(Denoiser):
     patch_distance: int = 6
     """Search radius for similar patches, in pixels."""
 
+    def validate(self) -> None:
+        need(self.h > 0, "h", self.h, "positive")
+        need(self.patch_size >= 1, "patch_size", self.patch_size, "at least 1")
+        need(self.patch_distance >= 1, "patch_distance", self.patch_distance, "at least 1")
+
     def _denoise(self, noisy, sigma, progress):
         from skimage.restoration import denoise_nl_means
 
@@ -99,6 +95,12 @@ class wavelet(Denoiser):
     """PyWavelets name of the wavelet."""
     levels: int = 0
     """Decomposition levels (0 = scikit-image's default: three fewer than the most possible)."""
+
+    def validate(self) -> None:
+        import pywt
+
+        need(self.wavelet in pywt.wavelist(kind="discrete"), "wavelet", self.wavelet, "a discrete PyWavelets name")
+        need(self.levels >= 0, "levels", self.levels, "0 (default) or more")
 
     def _denoise(self, noisy, sigma, progress):
         from skimage.restoration import denoise_wavelet
@@ -117,6 +119,9 @@ class tv(Denoiser):
 
     weight: float = 0.75
     """Smoothing weight as a multiple of sigma (best of 0.5 - 2 on BSD200 at sigma 15 and 25, NOTES.md)."""
+
+    def validate(self) -> None:
+        need(self.weight > 0, "weight", self.weight, "positive")
 
     def _denoise(self, noisy, sigma, progress):
         from skimage.restoration import denoise_tv_chambolle
@@ -140,6 +145,13 @@ class zsn2n(Denoiser):
     """Side of the random crop each step trains on (0 = whole image, as in the paper)."""
     seed: int = 0
     """Seed of the initialisation and the crops."""
+
+    def validate(self) -> None:
+        need(self.steps >= 1, "steps", self.steps, "at least 1")
+        need(self.lr > 0, "lr", self.lr, "positive")
+        need(self.channels >= 1, "channels", self.channels, "at least 1")
+        need(self.crop >= 0, "crop", self.crop, "0 (whole image) or more")
+        need(self.seed >= 0, "seed", self.seed, "0 or more")
 
     def _denoise(self, noisy, sigma, progress):
         from coordsr.denoise.zsn2n import ZSN2NConfig, train_and_denoise
@@ -187,6 +199,14 @@ class field(Denoiser):
     network's denoising defaults (FIELD_DEFAULTS)."""
     seed: int = 0
     """Seed of the initialisation and the sampling."""
+
+    def validate(self) -> None:
+        need(self.steps >= 1, "steps", self.steps, "at least 1")
+        need(self.tau > 0, "tau", self.tau, "positive")
+        need(self.lr >= 0, "lr", self.lr, "0 (the preset's) or more")
+        need(self.batch >= 0, "batch", self.batch, "0 (all pixels) or more")
+        need(self.seed >= 0, "seed", self.seed, "0 or more")
+        self.preset(0.1)  # the network and its settings: a bad name fails here, before any work
 
     def preset(self, sigma: float):
         """The per-image upscaler fitted to the pixel centres, with the discrepancy stop at ``sigma``
