@@ -373,8 +373,9 @@ def test_phone_layout_has_no_horizontal_overflow(server, browser):
 
 
 def test_every_method_starts_with_its_own_defaults(server, page):
-    from coordsr.methods import METHODS
+    from coordsr.methods import methods_for
 
+    METHODS = methods_for("upscale")  # the page offers the upscalers; denoisers are the CLI's
     base, app = server
     wait_ready(page, base)
     drop_file(page, small_png(16, 12), "each.png")
@@ -518,8 +519,8 @@ def test_paste_examples_batch_zip_and_multi_delete(server, page):
     page.wait_for_function("document.getElementById('chosen').innerText.includes('chelsea.png')")
     from coordsr.server.page_api import sample_size
 
-    w, h = sample_size("chelsea")
-    assert f"{w}×{h} → {4 * w}×{4 * h}" in page.inner_text("#chosen")
+    w, h = sample_size("chelsea")  # the size line fills in once the picture is decoded
+    page.wait_for_function(f"document.getElementById('chosen').innerText.includes('{w}×{h} → {4 * w}×{4 * h}')")
     # a batch: two files at once, bicubic, then one zip of both results
     page.set_input_files("#file", files=[
         {"name": "one.png", "mimeType": "image/png", "buffer": small_png(seed=1)},
