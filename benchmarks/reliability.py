@@ -80,6 +80,12 @@ SMALL = ["upscale", "small.png", "-o", "out.png"]
 FIT = ["-m", "siren", "--steps", "2"]
 
 
+
+MESSAGE = re.compile(r"^coordsr( [a-z]+)?: ")
+"""A message of ours: 'coordsr: ...', or 'coordsr train: ...' from a subcommand with its own parser."""
+CHECKPOINT_CLAIM = re.compile(r"(?<!no )checkpoint written")
+"""A claim that a checkpoint was written ('no checkpoint written' is the honest opposite)."""
+
 def cases() -> list[Case]:
     """The matrix. Every case is a request that must be refused."""
     c = Case
@@ -327,8 +333,8 @@ def classify(rc: int | None, stdout: str, stderr: str, timed_out: bool, left: li
         problems.append(f"killed by signal {-(rc or 0)}")
     if len(lines) != 1:
         problems.append(f"{len(lines)} stderr lines")
-    elif not lines[0].startswith("coordsr:"):
-        problems.append("the line does not start with 'coordsr:'")
+    elif not MESSAGE.match(lines[0]):
+        problems.append("the line does not start with 'coordsr:' (or 'coordsr COMMAND:')")
     if left:
         problems.append(f"left {', '.join(left[:3])}")
     if changed:
@@ -825,10 +831,10 @@ def run_signal(row: SignalRow, fixtures: Path, workdir: Path, python: str, limit
         t.join(5)
     shown = rc if rc >= 0 else 128 - rc  # a death by signal N reads 128 + N in a shell
     lines = stderr_lines("".join(err))
-    message = next((ln for ln in reversed(lines) if ln.startswith("coordsr:")), None)
+    message = next((ln for ln in reversed(lines) if MESSAGE.match(ln)), None)
     temps = sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*")
                    if p.is_file() and (p.name.endswith(".tmp") or p.name.startswith("tmp")))
-    ckpt_claimed = any("checkpoint written" in ln for ln in lines)
+    ckpt_claimed = any(CHECKPOINT_CLAIM.search(ln) for ln in lines)
     ckpts = sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*.ckpt"))
     expected = 128 + row.sig
     problems = []

@@ -227,10 +227,13 @@ class ProgressBar:
             TimeRemainingColumn
 
         self.quiet = quiet
+        console = _console()
+        # Not a terminal (a log, a pipe): rich would print only the bar's last frame, a second line
+        # beside any error that follows; so a bar is drawn only where it can move.
         self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"),
-                            TimeRemainingColumn(), transient=False, disable=quiet,
-                            console=_console())
+                            TimeRemainingColumn(), transient=False, disable=quiet or not console.is_terminal,
+                            console=console)
         self.task = self.bar.add_task(description, total=None, info="")
 
     def __enter__(self):
