@@ -89,15 +89,8 @@ def image_of(response) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(response.content)))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The fits here are tiny: one thread is as fast, and much faster on a busy machine."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# The fits here are tiny: one torch thread is as fast, and much faster on a busy machine.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -44,14 +44,8 @@ def wait(client, job_id: str, statuses=("done", "failed", "cancelled"), limit: f
         time.sleep(0.02)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# The fits here are tiny: one torch thread is as fast, and much faster on a busy machine.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
