@@ -21,6 +21,7 @@ from coordsr.images import decode_image_bytes, encode_image_bytes  # noqa: E402
 from coordsr.methods import methods_for  # noqa: E402
 from coordsr.samples import SAMPLES  # noqa: E402
 from coordsr.server.app import Limits, create_app  # noqa: E402
+from test_server import wait  # noqa: E402
 
 
 def png(h: int = 24, w: int = 32, c: int = 3) -> bytes:
@@ -32,16 +33,6 @@ def png(h: int = 24, w: int = 32, c: int = 3) -> bytes:
 def upload(client, data: bytes | None = None, **form):
     files = {"file": ("in.png", png() if data is None else data, "image/png")}
     return client.post("/api/jobs", files=files, data={k: str(v) for k, v in form.items()})
-
-
-def wait(client, job_id: str, statuses=("done", "failed", "cancelled"), limit: float = 60) -> dict:
-    start = time.monotonic()
-    while True:
-        job = client.get(f"/api/jobs/{job_id}").json()
-        if job["status"] in statuses:
-            return job
-        assert time.monotonic() - start < limit, f"job stuck in {job['status']}"
-        time.sleep(0.02)
 
 
 # The fits here are tiny: one torch thread is as fast, and much faster on a busy machine.
