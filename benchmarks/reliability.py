@@ -743,7 +743,7 @@ class SignalRow:
 
 
 def signal_rows() -> list[SignalRow]:
-    fit = ["-m", "siren", "--steps", "100000"]
+    fit = ["-m", "siren", "--steps", "100000", "--until", "steps"]  # the default stop could end it first
     train = ["train", "--data", "trainset", "--out", "m.safetensors", "--steps", "100000", "--patch", "16",
              "--batch", "2", "--log-every", "1", "--val-every", "100000", "--ckpt-every", "100000",
              "--threads", "1", "--channels", "8", "--blocks", "1", "--hidden", "16"]

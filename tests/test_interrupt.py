@@ -98,8 +98,9 @@ def _start(args, cwd):
 
 @pytest.mark.parametrize("sig, status, line", SIGNALS)
 def test_signal_to_a_real_upscale_process(tmp_path, photo, sig, status, line):
+    # --until steps: the default stop would end this small fit before the signal comes
     proc = _start(["upscale", photo, "-o", tmp_path / "out.png", "-m", "siren", "--steps", "100000",
-                   "--set", "hidden=16", "-q"], tmp_path)
+                   "--until", "steps", "--set", "hidden=16", "-q"], tmp_path)
     try:
         time.sleep(1.5)  # imports, then the fit
         proc.send_signal(getattr(signal, sig))

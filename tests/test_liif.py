@@ -185,6 +185,24 @@ def test_pretrained_progress_reports_tiles(tiny_weights):
     assert [p.step for p in seen] == list(range(1, 10)) and seen[-1].total == 9
 
 
+def test_pretrained_preview_fills_tile_by_tile_over_bicubic(tiny_weights):
+    """The live view of a running job: the tiles done so far, bicubic where none is yet."""
+    rng = np.random.default_rng(5)
+    img = rng.random((10, 10, 3), dtype=np.float32)
+    previews = []
+    out = pretrained(weights=tiny_weights, device="cpu", precision="fp32", tile=16).upscale(
+        img, (40, 40), progress=lambda p: previews.append(p.preview()))
+    bicubic = imresize(torch.from_numpy(img).permute(2, 0, 1).double(), (40, 40), scale=4).float()
+    bicubic = bicubic.clamp(0, 1).permute(1, 2, 0).numpy()
+    assert len(previews) == 9 and all(p.shape == (40, 40, 3) for p in previews)
+    np.testing.assert_allclose(previews[-1], out, atol=1e-6)  # all tiles done: the result
+    first = previews[0]  # one tile done: the top-left 16x16, bicubic elsewhere
+    np.testing.assert_allclose(first[:16, :16], out[:16, :16], atol=1e-6)
+    np.testing.assert_allclose(first[16:], bicubic[16:], atol=1e-5)
+    np.testing.assert_allclose(first[:16, 16:], bicubic[:16, 16:], atol=1e-5)
+    assert not np.allclose(out, bicubic, atol=1e-3)  # the test can tell the two apart
+
+
 def test_shipped_weights_load_and_beat_bicubic():
     """The shipped model upscales a real photo (bundled with scikit-image) x3 better than bicubic."""
     from skimage import data

@@ -225,15 +225,17 @@ def encode_tiled(model: LIIF, image: torch.Tensor, tile: int = 256) -> Features:
 @torch.no_grad()
 def upscale(model: LIIF, image: torch.Tensor, size: tuple[int, int], *, tile: int = 1024,
             chunk: int = 16384, on_tile: Callable[[int, int], None] | None = None,
-            compute_dtype: torch.dtype = torch.float32) -> torch.Tensor:
+            compute_dtype: torch.dtype = torch.float32, out: torch.Tensor | None = None) -> torch.Tensor:
     """Render LR ``image`` (B, 3, h, w) at ``size`` (H, W) -> (B, 3, H, W), in output tiles of
     ``tile`` pixels; each tile encodes only the LR region it needs, so memory stays bounded.
     ``compute_dtype`` torch.bfloat16 runs the convolutions and hidden layers under autocast
-    (the colour layer and the bicubic base stay float32)."""
+    (the colour layer and the bicubic base stay float32). ``out``: the (B, 3, H, W) tensor to
+    fill (a caller can watch it fill from ``on_tile``, tiles in row-major order); new if None."""
     h, w = image.shape[-2:]
     oh, ow = size
     b = image.shape[0]
-    out = image.new_empty(b, image.shape[1], oh, ow)
+    if out is None:
+        out = image.new_empty(b, image.shape[1], oh, ow)
     cell = cell_size(oh, ow, device=image.device, dtype=image.dtype)[None].expand(b, 2)
     halo = 3  # LR pixels around a tile's footprint: ensemble neighbours (1) + bicubic taps (2)
     tiles = [(r, c) for r in range(0, oh, tile) for c in range(0, ow, tile)]

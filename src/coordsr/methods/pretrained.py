@@ -84,12 +84,15 @@ class pretrained(Upscaler):
         colour = image[:, :, :3] if c >= 3 else np.repeat(image[:, :, :1], 3, axis=2)
         x = torch.from_numpy(np.ascontiguousarray(colour)).permute(2, 0, 1)[None].to(device)
 
+        y = x.new_empty(1, 3, size[0], size[1])
+
         def on_tile(k: int, n: int) -> None:
-            if progress is not None:
-                progress(Progress(step=k, total=n, stage="render"))
+            if progress is not None:  # the preview shows the k tiles done over bicubic
+                progress(Progress(step=k, total=n, stage="render",
+                                  preview=lambda: partial_preview(y, x, k, self.tile)))
 
         compute = resolve_precision(self.precision, device, allow_auto_bf16=self.auto_bf16)
-        y = upscale(model, x, size, tile=self.tile, chunk=self.chunk, on_tile=on_tile, compute_dtype=compute)
+        upscale(model, x, size, tile=self.tile, chunk=self.chunk, on_tile=on_tile, compute_dtype=compute, out=y)
         rgb = y[0].permute(1, 2, 0).cpu().numpy()
         out = rgb if c >= 3 else rgb.mean(axis=2, keepdims=True)
         if c in (2, 4):  # alpha: plain bicubic, it has no texture to learn
@@ -98,3 +101,22 @@ class pretrained(Upscaler):
             alpha = imresize(a, size, scale=(size[0] / h, size[1] / w)).float().numpy()
             out = np.concatenate([out, alpha[:, :, None]], axis=2)
         return out
+
+
+def partial_preview(out: torch.Tensor, lr: torch.Tensor, done: int, tile: int, max_side: int = 256) -> np.ndarray:
+    """An output being filled tile by tile (``done`` tiles of side ``tile``, row-major), shrunk
+    to at most ``max_side`` pixels (nearest samples), with bicubic of ``lr`` where no tile is yet:
+    (h', w', 3) floats, the live view of a running job."""
+    H, W = out.shape[-2:]
+    k = max(H, W) / max_side
+    ph, pw = (H, W) if k <= 1 else (max(1, round(H / k)), max(1, round(W / k)))
+    rows = ((np.arange(ph) + 0.5) * H / ph).astype(np.int64)  # the output pixel each preview pixel shows
+    cols = ((np.arange(pw) + 0.5) * W / pw).astype(np.int64)
+    r, c = torch.from_numpy(rows).to(out.device), torch.from_numpy(cols).to(out.device)
+    shown = out[0][:, r][:, :, c].float()
+    h, w = lr.shape[-2:]
+    base = imresize(lr[0].double(), (ph, pw), scale=(ph / h, pw / w)).float()
+    tiles_across = -(-W // tile)
+    index = torch.from_numpy((rows // tile)[:, None] * tiles_across + (cols // tile)[None, :]).to(out.device)
+    picture = torch.where(index < done, shown, base)  # (3, ph, pw)
+    return picture.clamp(0, 1).permute(1, 2, 0).cpu().numpy()
