@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
-import time
 
 import numpy as np
 import pytest
@@ -78,36 +76,12 @@ def test_bad_settings_are_one_line_422s(client, path, params, message):
 # --- the page in a real browser ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory):
-    from test_web_e2e import free_port, skip_reason
-
-    reason = skip_reason()
-    if reason:
-        pytest.skip(reason)
-    import torch
-    import uvicorn
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    app = create_app(tmp_path_factory.mktemp("art-web"), 1, Limits())
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, name="uvicorn-art", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    torch.set_num_threads(threads)
+from test_web_e2e import server  # noqa: E402,F401  the page's live-server fixture: uvicorn on a free port
 
 
 @pytest.mark.browser
-def test_art_page_previews_renders_a_poster_and_shows_errors(live_server):
+def test_art_page_previews_renders_a_poster_and_shows_errors(server):
+    live_server, _ = server
     from playwright.sync_api import sync_playwright
 
     from test_web_e2e import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
