@@ -55,6 +55,11 @@ def parse_args(argv):
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", action="append", default=None,
+                   help="also fit coordsr's preset as a user gets it (its learning rate, schedule and "
+                        "precision; same architecture) to the target PSNR (repeatable; default 'siren'; "
+                        "'' to skip); NAME=VALUE,... after a colon overrides settings, e.g. "
+                        "'siren:precision=bf16'")
     p.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "siren_speed.json")
     return p.parse_args(argv)
 
@@ -151,6 +156,40 @@ def render_mps(net, size, chunk, repeats, device):
     return size * size / 1e6 / best
 
 
+def preset_row(args, preset: str, img, target_psnr, device) -> dict:
+    """coordsr's preset fitted the way ``coordsr fit`` does (its own learning rate, schedule and
+    precision; point fit on the pixel centres) until the target PSNR, then drawn at
+    ``--render-size`` the way ``coordsr render`` does. Runs after the interleaved pair, so its
+    machine record is its own."""
+    from coordsr.cli import typed_settings
+    from coordsr.methods import METHODS
+    from coordsr.render import render_field
+
+    name, _, over = preset.partition(":")
+    settings = typed_settings(name, dict(kv.split("=", 1) for kv in over.split(",") if kv))
+    h, w = img.shape[:2]
+    method = METHODS[name](device=str(device), steps=max(args.steps, 3000), until=f"psnr:{target_psnr:.4f}",
+                           hidden=args.width, layers=args.depth, **settings)
+    machine = machine_record()
+    method.fit_field(img, (h, w), progress=None)  # warm-up of the same fit (kernels, allocator)
+    torch.manual_seed(args.seed)
+    field, result = method.fit_field(img, (h, w))
+    render_size = (args.render_size, args.render_size)
+    render_field(field, render_size, compute_dtype=method.compute_dtype())
+    best = math.inf
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        render_field(field, render_size, compute_dtype=method.compute_dtype())
+        best = min(best, time.perf_counter() - start)
+    reached = result.psnr >= target_psnr - 1e-6
+    return {"network": f"preset {preset} ({method.precision_word()}, lr {method.lr:g})",
+            "params": sum(p.numel() for p in field.parameters()), "steps": result.steps,
+            "seconds_per_step": result.seconds / max(result.steps, 1), "final_psnr": result.psnr,
+            "target_psnr": target_psnr, "steps_to_target": result.steps if reached else None,
+            "seconds_to_target": result.seconds if reached else None,
+            "render_mpixels_per_s": args.render_size**2 / 1e6 / best, "machine": machine, "curve": []}
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.threads:
@@ -209,6 +248,10 @@ def main(argv=None):
             "curve": run.curve,
         })
 
+    for preset in args.preset if args.preset is not None else ["siren"]:
+        if preset:
+            rows.append(preset_row(args, preset, img, target_psnr, device))
+
     from coordsr.bench import environment
 
     print(f"image {w}x{h}x{c}, width {args.width}, depth {args.depth}, w0 {args.w0:g}, {args.steps} steps, "
@@ -216,7 +259,7 @@ def main(argv=None):
     print(f"{'network':<28}{'params':>9}{'s/step':>9}{'final dB':>10}"
           f"{'to ' + format(target_psnr, '.2f') + ' dB':>16}{'render MP/s':>13}")
     ours = next((r for r in rows if r["network"] == "coordsr"), None)
-    ref = next((r for r in rows if r["network"] != "coordsr"), None)
+    ref = next((r for r in rows if r["network"].startswith("siren-pytorch")), None)
     if ours and ref:
         if ours["seconds_to_target"] and ref["seconds_to_target"]:
             doc_ratio = ref["seconds_to_target"] / ours["seconds_to_target"]
@@ -227,6 +270,12 @@ def main(argv=None):
                   "render": ours["render_mpixels_per_s"] / ref["render_mpixels_per_s"]}
     else:
         ratios = {}
+    for r in rows:
+        if r["network"].startswith("preset") and ref:
+            key = r["network"].split(" (")[0]
+            if r["seconds_to_target"] and ref["seconds_to_target"]:
+                ratios[f"{key}: fit_time_to_target"] = ref["seconds_to_target"] / r["seconds_to_target"]
+            ratios[f"{key}: render"] = r["render_mpixels_per_s"] / ref["render_mpixels_per_s"]
     for r in rows:
         to = "not reached" if r["seconds_to_target"] is None else f"{r['seconds_to_target']:.1f} s ({r['steps_to_target']})"
         print(f"{r['network']:<28}{r['params']:>9}{r['seconds_per_step']:>9.3f}{r['final_psnr']:>10.2f}"
