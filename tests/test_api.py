@@ -404,3 +404,22 @@ def test_readme_python_lines_run(tmp_path, monkeypatch):
     exec(compile(readme_python(), "README.md", "exec"), scope)
     assert scope["big"].shape == (64, 64, 3)
     assert (tmp_path / "photo.field").is_file()
+
+
+# --- train -------------------------------------------------------------------------------------------
+
+
+def test_train_writes_weights_that_pretrained_takes(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(5):
+        _png(data, (smooth(40 + i, 44) * 255).round().astype(np.uint8), f"{i}.png")
+    reports = []
+    weights = coordsr.train(data, tmp_path / "m.safetensors", steps=3, device="cpu", progress=reports.append,
+                            channels=8, blocks=1, hidden=16, mlp_layers=1, patch=12, batch=2, queries=64,
+                            val_every=3, val_scales=(2,), val_fraction=0.3, warmup=1, log_every=1, threads=1)
+    assert weights == tmp_path / "m.safetensors" and weights.is_file()
+    assert [r.step for r in reports if r.stage == "train"][-1] == 3
+    assert coordsr.upscale(U8, scale=2, method="pretrained", weights=str(weights)).shape == (32, 32, 3)
+    with pytest.raises(coordsr.SettingError, match="training has no setting 'speed'"):
+        coordsr.train(data, tmp_path / "x.safetensors", steps=1, speed=3)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from coordsr.errors import Cancelled, CoordsrError, FieldFileError, ImageError, SettingError, StopEarly
 
 if TYPE_CHECKING:
-    from coordsr.api import Field, MethodInfo, Setting, denoise, fit, load_field, methods, upscale
+    from coordsr.api import Field, MethodInfo, Setting, denoise, fit, load_field, methods, train, upscale
     from coordsr.progress import Progress
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "load_field",
     "Field",
     "denoise",
+    "train",
     "methods",
     "MethodInfo",
     "Setting",
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 _LAZY = {"upscale": "coordsr.api", "fit": "coordsr.api", "load_field": "coordsr.api", "Field": "coordsr.api",
-         "denoise": "coordsr.api", "methods": "coordsr.api", "MethodInfo": "coordsr.api",
+         "denoise": "coordsr.api", "train": "coordsr.api", "methods": "coordsr.api", "MethodInfo": "coordsr.api",
          "Setting": "coordsr.api", "Progress": "coordsr.progress"}
 
 

@@ -503,6 +503,52 @@ def fit(image: ImageInput, *, method: str = "hashgrid", fit: str | None = None, 
                  result=result)
 
 
+def train(data: str | os.PathLike | list[str | os.PathLike], out: str | os.PathLike = "model.safetensors", *,
+          steps: int = 10_000, device: str = "auto", precision: str = "fp32", progress: ProgressArg = None,
+          **settings: Any) -> Path:
+    """Train the local implicit model behind ``method="pretrained"`` on folders of HR images
+    (``coordsr train``); use the result with ``upscale(img, method="pretrained", weights=path)``.
+
+    Args:
+        data: a folder of HR images, or several (never the benchmark sets).
+        out: where the best weights (by validation PSNR) are written, as safetensors; the
+            training checkpoint goes beside it (``.ckpt``).
+        steps: optimizer steps.
+        device: 'auto' (CUDA when present), 'cpu' or 'cuda'.
+        precision: 'fp32', 'bf16' or 'auto'.
+        progress: True for a progress bar, or a callable taking each :class:`coordsr.Progress`
+            (stage 'train', with the loss).
+        **settings: the training settings (``patch``, ``batch``, ``lr``, ``seed``, ``resume``,
+            ``val_every``...) and the model's (``channels``, ``blocks``, ``hidden``,
+            ``mlp_layers``), as ``python -m coordsr.liif.train --help`` lists them.
+
+    Returns:
+        The path of the weights file.
+
+    Raises:
+        SettingError: a setting that training does not have.
+        CoordsrError: no training images, or a loss that became NaN (the last good
+            checkpoint is kept).
+    """
+    from dataclasses import fields
+
+    from coordsr.liif.model import LIIFConfig
+    from coordsr.liif.train import TrainConfig, train as run_training
+
+    folders = [str(data)] if isinstance(data, (str, os.PathLike)) else [str(d) for d in data]
+    model_keys = {f.name for f in fields(LIIFConfig)}
+    train_keys = {f.name for f in fields(TrainConfig)} - {"data", "out", "model", "steps", "device", "precision"}
+    for key in settings:
+        if key not in model_keys | train_keys:
+            raise SettingError(f"training has no setting {key!r}; its settings: {', '.join(sorted(model_keys | train_keys))}")
+    model = LIIFConfig(**{k: v for k, v in settings.items() if k in model_keys})
+    cfg = TrainConfig(data=folders, out=str(out), steps=steps, device=device, precision=precision, model=model,
+                      **{k: v for k, v in settings.items() if k in train_keys})
+    with _progress(progress, f"train {steps} steps") as callback:
+        run_training(cfg, callback)
+    return Path(out)
+
+
 def load_field(path: str | os.PathLike, *, device: str = "auto") -> Field:
     """Load a field saved by :meth:`Field.save` or ``coordsr fit`` (``coordsr render``'s input).
 
