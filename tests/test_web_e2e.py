@@ -7,6 +7,7 @@ Screenshots of each stage go to test-artifacts/web/ (git-ignored), with timings.
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import re
 import shutil
@@ -133,7 +134,7 @@ def test_upload_watch_compare_zoom_download(server, page, monkeypatch):
     base, app = server
     # A fit long enough to watch: the default stop (--until auto) ends this easy pattern near
     # step 200, before the page has shown two previews; here it runs the 400 steps asked for.
-    monkeypatch.setattr("coordsr.fit.AutoStop.threshold", -1.0)
+    monkeypatch.setattr(importlib.import_module("coordsr.fit").AutoStop, "threshold", -1.0)
     shots = []
 
     def shot(name: str, what: str, **kw) -> None:

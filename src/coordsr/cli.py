@@ -140,20 +140,12 @@ def _convert(value: str, kind, name: str):
 
 def build_method(name: str, settings: dict[str, str], device: str, task: str = "upscale"):
     """Instantiate the registered method ``name`` of ``task`` with string settings converted to field types."""
-    from coordsr.methods import get_method, methods_for
+    from coordsr.methods import check_method
 
     try:
-        cls = get_method(name)
+        cls = check_method(name, task, settings)
     except ValueError as e:
         raise CoordsrError(str(e)) from None
-    if getattr(cls, "task", "upscale") != task:
-        raise CoordsrError(f"method {name} does not {task} (it is a {cls.task} method); "
-                           f"choose one of: {', '.join(methods_for(task))}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key in settings:
-        if key not in known:
-            raise CoordsrError(f"method {name} has no setting {key!r}; its settings: "
-                               f"{', '.join(sorted(known - {'device'})) or 'none'}")
     kwargs = {"device": device, **typed_settings(name, settings)}
     try:
         return cls(**kwargs)  # checks every setting and the device (Upscaler.validate)

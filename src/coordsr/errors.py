@@ -15,6 +15,11 @@ class FieldFileError(CoordsrError):
     """A field or weights file that is corrupt, of another format version, or mismatched."""
 
 
+class SettingError(CoordsrError, ValueError):
+    """An unknown method, a method of another task, a setting the method does not have, or a
+    value out of its range (also a ``ValueError``, as Python callers expect of a bad argument)."""
+
+
 class Cancelled(Exception):
     """Raised by a progress callback to stop a fit early (the web page's cancel button)."""
 

@@ -157,6 +157,13 @@ def _decode_pillow(fp, name: str, max_pixels: int | None) -> ImageData:
     return _finish(arr, fmt, orientation)
 
 
+def from_pillow(im: Image.Image) -> ImageData:
+    """An ImageData of a Pillow image already in memory: the modes and depths ``read_image``
+    gives a file (``I;16`` and ``I`` grey as 16-bit, ``P``, ``CMYK``... converted). No EXIF
+    orientation is applied: the image is taken as it stands."""
+    return _finish(_pillow_array(im), im.format or "PNG", 1)
+
+
 def _png_bit_depth(fp) -> int:
     fp.seek(24)  # 8-byte signature, then IHDR: length, type, width, height, bit depth
     return fp.read(1)[0]

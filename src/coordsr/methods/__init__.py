@@ -60,5 +60,23 @@ def get_method(name: str) -> type[Upscaler]:
         raise ValueError(f"unknown method {name!r}; valid: {', '.join(METHODS)}") from None
 
 
-__all__ = ["DEFAULT_DENOISER", "DEFAULT_METHOD", "Denoiser", "METHODS", "TASKS", "Upscaler", "get_method",
-           "methods_for"]
+def check_method(name: str, task: str, settings) -> type:
+    """The class registered under ``name`` if it does ``task`` and has every setting named in
+    ``settings``; ValueError saying which of these fails otherwise (the CLI and the Python API
+    both choose methods through here, so they refuse the same requests with the same words)."""
+    from dataclasses import fields
+
+    cls = get_method(name)
+    if getattr(cls, "task", "upscale") != task:
+        raise ValueError(f"method {name} does not {task} (it is a {cls.task} method); "
+                         f"choose one of: {', '.join(methods_for(task))}")
+    known = {f.name for f in fields(cls)}
+    for key in settings:
+        if key not in known:
+            raise ValueError(f"method {name} has no setting {key!r}; its settings: "
+                             f"{', '.join(sorted(known - {'device'})) or 'none'}")
+    return cls
+
+
+__all__ = ["DEFAULT_DENOISER", "DEFAULT_METHOD", "Denoiser", "METHODS", "TASKS", "Upscaler", "check_method",
+           "get_method", "methods_for"]

@@ -16,7 +16,11 @@ large buffer the method allocates, not only the output), so a bad request fails 
 
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
 import math
+import textwrap
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
@@ -73,6 +77,16 @@ class Method:
     def description(cls) -> str:
         return (cls.__doc__ or cls.__name__).strip().splitlines()[0]
 
+    @classmethod
+    def setting_docs(cls) -> dict[str, str]:
+        """Each setting's docstring (the string under its field), from the nearest class in the
+        MRO that documents it; '' where none does or the source is not available."""
+        docs: dict[str, str] = {}
+        for klass in cls.__mro__:
+            for name, doc in _field_docstrings(klass).items():
+                docs.setdefault(name, doc)
+        return {f.name: docs.get(f.name, "") for f in fields(cls)}
+
 
 @dataclass
 class Upscaler(Method):
@@ -102,6 +116,23 @@ class Upscaler(Method):
     def _upscale(self, image: np.ndarray, size: tuple[int, int],
                  progress: ProgressCallback | None) -> np.ndarray:
         raise NotImplementedError
+
+
+@functools.cache
+def _field_docstrings(klass: type) -> dict[str, str]:
+    """{field: docstring} of the annotated assignments in ``klass``'s own body."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    docs = {}
+    for node, after in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)):
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
 
 
 def need(ok: bool, name: str, value, what: str) -> None:
