@@ -45,6 +45,18 @@ def main() -> int:
                 continue
             change = "" if r.get("psnr_vs_fp32") is None else f"{r['psnr_vs_fp32']:.1f} dB PSNR between outputs"
             print(f"| {r['case']} | {r['threads']} | {r['seconds']:.2f} | {change} | {machine_line(r['machine_before'])} |")
+    siren = _load("siren_speed_64.json")
+    if siren:
+        print()
+        print("| SIREN 3x256, 64x64 fit | steps to the reference's PSNR | seconds | against siren-pytorch | render MP/s |")
+        print("|---|---|---|---|---|")
+        ref = siren["rows"][0]
+        for r in siren["rows"]:
+            ratio = "" if not r["seconds_to_target"] else f"{ref['seconds_to_target'] / r['seconds_to_target']:.2f}x"
+            print(f"| {r['network']} | {r['steps_to_target']} | {_s(r['seconds_to_target'])} | {ratio} "
+                  f"| {r['render_mpixels_per_s']:.3f} |")
+        print(f"\nTarget {ref['target_psnr']:.2f} dB. Machine: {machine_line(siren['machine_before'])} (before), "
+              f"{machine_line(siren['machine_after'])} (after).")
     cli = _load("cli_speed.json")
     if cli:
         print()
