@@ -776,6 +776,101 @@ def art(
     _say(f"wrote {made.path} ({w}x{h}" + (f", {made.frames} frames" if animate else "") + ")", quiet)
 
 
+ANALYZE_METHODS = "cppn,fourier,siren,wire,hashgrid"
+
+
+@app.command("analyze")
+def analyze_cmd(
+    target: Annotated[Path, typer.Argument(metavar="FIELD_OR_IMAGE", help="A field file (.field) or an image.")],
+    out: Annotated[Path, typer.Option("--out", help="New folder for the figures (PNG) and analysis.json.")],
+    method: Annotated[Optional[list[str]], typer.Option(
+        "--method", "-m", help=f"Methods to analyse on an image, comma-separated or repeated (default {ANALYZE_METHODS}).")] = None,
+    hr: Annotated[Optional[Path], typer.Option("--hr", help="Ground truth: the input at an integer scale.")] = None,
+    downscale: Annotated[Optional[int], typer.Option(
+        "--downscale", help="Treat the image as the truth; analyse its MATLAB-bicubic downscale by this factor.")] = None,
+    steps: Annotated[int, typer.Option(help="Fitting steps of each per-image method.")] = 300,
+    crop: Annotated[int, typer.Option(help="Centre-crop the input to at most this side (0: whole image).")] = 64,
+    ntk_points: Annotated[int, typer.Option(help="Input pixels in the empirical NTK.")] = 128,
+    seed: Annotated[int, typer.Option(help="Seed of the fits and the subsamples.")] = 0,
+    set_: Sets = None, max_pixels: MaxPixels = DEFAULT_MAX_PIXELS, quiet: Quiet = False,
+):
+    """Diagnostics of coordinate networks (docs/ANALYSIS.md): linearity between samples, Jacobian
+    norms and ReLU regions, power spectra at x4 and x8, empirical NTK eigenvalues; on an image, for
+    each method (fitted briefly: --steps, random batches of 1024 pixels), on a field, for it. CPU."""
+    try:
+        import matplotlib  # noqa: F401  (a dependency of coordsr; a stripped install may lack it)
+    except ImportError:
+        raise CoordsrError("coordsr analyze draws with matplotlib: pip install matplotlib") from None
+    from coordsr.analysis import AnalysisConfig, analyze, field_subject, image_subjects
+    from coordsr.analysis.run import centre_crop, hr_scale
+    from coordsr.field import Field
+    from coordsr.images import read_image
+    from coordsr.metrics import make_lr, modcrop
+
+    check_max_pixels(max_pixels)
+    for name, value, low in (("--steps", steps, 1), ("--crop", crop, 0), ("--ntk-points", ntk_points, 2)):
+        if value < low:
+            raise CoordsrError(f"{name} must be at least {low}, got {value}")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise CoordsrError(f"{out}: already exists; choose a new folder")
+    if not out.parent.is_dir():
+        raise CoordsrError(f"{out}: folder {out.parent} does not exist")
+    if hr is not None and downscale is not None:
+        raise CoordsrError("give --hr or --downscale, not both")
+    cfg = AnalysisConfig(crop=crop, ntk_points=ntk_points, seed=seed)
+    log = (lambda text: None) if quiet else (lambda text: _say(text, False))
+    if target.suffix.lower() in (".field", ".safetensors"):
+        if method or hr is not None or downscale is not None:
+            raise CoordsrError(f"{target}: a field is analysed alone (no --method, --hr or --downscale)")
+        field = Field.load(target, device="cpu")
+        image = render_field_at_input(field)
+        subjects, truth = [field_subject(field)], None
+    else:
+        image = read_image(target, max_pixels=max_pixels).pixels
+        truth = None
+        if downscale is not None:
+            if downscale < 2:
+                raise CoordsrError(f"--downscale must be 2 or more, got {downscale}")
+            truth = image
+            if crop:
+                truth, _ = centre_crop(truth, crop * downscale)
+            try:
+                truth = modcrop(truth, downscale)
+            except ValueError as e:
+                raise CoordsrError(f"{target}: {e}") from None
+            image = make_lr(truth, downscale).astype("float32")
+        elif hr is not None:
+            truth = read_image(hr, max_pixels=max_pixels).pixels
+            hr_scale(image, truth, str(hr))
+            image, truth = centre_crop(image, crop, truth)
+        else:
+            image, _ = centre_crop(image, crop)
+        if min(image.shape[:2]) < 4:
+            raise CoordsrError(f"{target}: the analysed input must be at least 4x4 pixels, got "
+                               f"{image.shape[1]}x{image.shape[0]}")
+        names = [n.strip() for item in (method or [ANALYZE_METHODS]) for n in item.split(",") if n.strip()]
+        upscalers = {}
+        for name in names:
+            settings = collect_settings(None, None, None, set_)
+            cls_fits = getattr(build_method(name, {}, "cpu"), "fits_field", False)
+            if cls_fits:
+                settings = {"steps": str(steps), "until": "steps", "batch": "1024", "seed": str(seed), **settings}
+            else:
+                settings = {}
+            upscalers[name] = build_method(name, settings, "cpu")
+        scale = hr_scale(image, truth) if truth is not None else cfg.scale
+        subjects = image_subjects(image, upscalers, scale=scale, log=log)
+    numbers = analyze(image, subjects, out, hr=truth, cfg=cfg, log=log)
+    _say(f"wrote {out} ({len(numbers['methods'])} methods: {', '.join(numbers['methods'])})", quiet)
+
+
+def render_field_at_input(field):
+    """A field drawn at the size of the image it was fitted to (its own samples)."""
+    from coordsr.render import render_field
+
+    return render_field(field, (field.meta.height, field.meta.width))
+
+
 def _pair(text: str, option: str) -> tuple[float, float]:
     try:
         x, y = (float(v) for v in text.split(","))
