@@ -152,6 +152,7 @@ def test_ray_missing_is_one_line_naming_the_extra(tmp_path, photos, capsys, monk
     assert not (tmp_path / "big").exists()
 
 
+@pytest.mark.slow  # two spawned processes import torch
 def test_workers_give_the_same_outputs_and_the_model_loads_once(tmp_path, photos, capsys):
     from coordsr.methods.pretrained import _load
 
