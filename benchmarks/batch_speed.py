@@ -6,6 +6,8 @@ command, process start and model load included), in one run, back to back:
 
 - ``coordsr upscale @list.txt -o out/ --scale 2`` (one process, the model loaded once);
 - the same with ``--workers N`` for each N of ``--workers`` (processes, threads split);
+- with ``--ray``: the same with ``--ray auto`` (a private Ray cluster started by the command on
+  this machine, one actor per CPU, start-up included);
 - ``for f in ...; do coordsr upscale "$f" -o out/$(basename "$f") --scale 2 -q; done`` in bash.
 
 Each stage records the load average before and after it (the machine is shared); the outputs of
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", type=float, default=2.0)
     p.add_argument("--method", default="pretrained")
     p.add_argument("--workers", default="2", help="Comma-separated --workers values to time besides 1.")
+    p.add_argument("--ray", action="store_true", help="Also time --ray auto (needs coordsr[cluster]).")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args(argv)
     images = sorted(q for q in a.data.iterdir() if q.suffix.lower() in (".png", ".jpg", ".jpeg"))[:a.count]
@@ -83,11 +86,14 @@ def main(argv: list[str] | None = None) -> int:
         stages = [(f"batch --workers {w}" if w > 1 else "batch (one process)", w)
                   for w in [1, *(int(v) for v in a.workers.split(",") if v.strip())]]
         stages.insert(1, ("shell loop of single commands", 0))  # between the batches: both meet the same load
+        if a.ray:
+            stages.append(("batch --ray auto (local Ray cluster)", -1))
         for name, workers in stages:
             out = tmp / f"out-{workers}"
             if workers:
                 cmd = [*coordsr, "upscale", f"@{listing}", "-o", str(out), *common]
                 cmd += ["--workers", str(workers)] if workers > 1 else []
+                cmd += ["--ray", "auto"] if workers == -1 else []
                 seconds, before, after = timed(cmd)
             else:
                 out.mkdir()
@@ -95,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 loop = (f'for f in $(cat {shlex.quote(str(listing))}); do {one} {shlex.quote(str(out))}/"$(basename "$f")" '
                         f'{" ".join(common)} || exit 1; done')
                 seconds, before, after = timed(loop, shell=True)
-            rows.append({"stage": name, "workers": workers, "images": len(images), "seconds": round(seconds, 2),
+            rows.append({"stage": name, "workers": workers, "ray": workers == -1, "images": len(images), "seconds": round(seconds, 2),
                          "images_per_s": round(len(images) / seconds, 3), "loadavg_before": before,
                          "loadavg_after": after, "out": str(out)})
             print(f"{name}: {len(images)} images in {seconds:.1f} s ({len(images) / seconds:.2f} images/s), "

@@ -195,3 +195,21 @@ def test_is_batch_input(tmp_path, photos):
     assert not batch.is_batch_input(photos / "p0.png")
     odd = write_png(tmp_path / "a[1].png", 0)  # an existing file whose name looks like a glob
     assert not batch.is_batch_input(odd)
+
+
+@pytest.mark.slow  # three commands in fresh processes
+def test_batch_speed_script_reports_both_ways(tmp_path, photos, monkeypatch, capsys):
+    import importlib
+    import json
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    out = tmp_path / "speed.json"
+    script = importlib.import_module("batch_speed")
+    assert script.main(["--data", str(photos), "--count", "2", "--method", "bicubic", "--workers", "",
+                        "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert [r["stage"] for r in doc["rows"]] == ["batch (one process)", "shell loop of single commands"]
+    assert all(r["images"] == 2 and r["images_per_s"] > 0 and r["max_diff_vs_loop_levels"] == 0
+               for r in doc["rows"])
+    assert "| shell loop of single commands |" in capsys.readouterr().out

@@ -82,16 +82,18 @@ def connect(address: str):
 
 def run_on_ray(items: list[Item], recipe: Recipe, *, address: str = "auto", workers: int | None = None,
                threads: int = 1, progress: Progress | None = None) -> list[Outcome]:
-    """Upscale ``items`` on a Ray cluster with ``workers`` actors (None: one per CPU of the cluster,
-    at most one per image), each using ``threads`` torch threads and reserving that many CPUs."""
+    """Upscale ``items`` on a Ray cluster with ``workers`` actors (None: one per CPU of the cluster;
+    never more than the cluster's CPUs hold, nor than images), each using ``threads`` torch
+    threads and reserving that many CPUs."""
     ray = connect(address)
     if workers is not None and workers < 1:
         raise CoordsrError(f"--workers must be at least 1, got {workers}")
     if not items:
         return []
     cpus = int(ray.cluster_resources().get("CPU", 1))
-    actors = min(len(items), workers or max(1, cpus // threads))
     gpu = getattr(recipe.upscaler, "device", "cpu").startswith("cuda")
+    # A fixed pool larger than the cluster would wait for actors that cannot start: capped.
+    actors = min(len(items), workers or cpus, max(1, cpus // threads))
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # one bar, ours
     ctx.print_on_execution_start = False
