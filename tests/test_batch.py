@@ -3,6 +3,7 @@ workers, and the checks that keep a batch inside OUTDIR."""
 
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -201,7 +202,6 @@ def test_is_batch_input(tmp_path, photos):
 def test_batch_speed_script_reports_both_ways(tmp_path, photos, monkeypatch, capsys):
     import importlib
     import json
-    from pathlib import Path
 
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
     out = tmp_path / "speed.json"
@@ -213,3 +213,45 @@ def test_batch_speed_script_reports_both_ways(tmp_path, photos, monkeypatch, cap
     assert all(r["images"] == 2 and r["images_per_s"] > 0 and r["max_diff_vs_loop_levels"] == 0
                for r in doc["rows"])
     assert "| shell loop of single commands |" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # a real command with two worker processes
+def test_sigterm_stops_the_workers_cleanly(tmp_path, photos):
+    import signal
+    import subprocess
+    import time
+
+    out = tmp_path / "big"
+    cmd = [sys.executable, "-m", "coordsr", "upscale", str(photos), "-o", str(out), "--scale", "2",
+           "--method", "siren", "--steps", "100000", "--until", "steps", "--workers", "2", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    children_file = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    try:
+        deadline = time.monotonic() + 60
+        workers: list[int] = []
+        while len(workers) < 2 and time.monotonic() < deadline:  # the pool's two processes
+            time.sleep(0.2)
+            workers = [int(c) for c in children_file.read_text().split()] if children_file.exists() else []
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert len(workers) >= 2
+    assert proc.returncode == 143, err
+    assert err.strip() == "coordsr: terminated (SIGTERM)"
+    deadline = time.monotonic() + 10
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if _running(pid)], "a worker kept running on its own"
+    assert not list(out.glob(".*")), "temporaries left behind"
+    assert list(out.iterdir()) == []
+
+
+def _running(pid: int) -> bool:
+    """True while process ``pid`` exists and is not a zombie waiting to be reaped."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return not any(line.startswith("State:") and "Z" in line.split()[1] for line in status.splitlines())
