@@ -72,6 +72,14 @@ def test_glob_list_and_format(tmp_path, photos, capsys, monkeypatch):
     assert "upscaled 2 of 2 images" in err
 
 
+def test_denoise_then_upscale_each_image(tmp_path, photos, capsys):
+    out, single = tmp_path / "big", tmp_path / "one.png"
+    common = ["--scale", 2, "--method", "bicubic", "--denoise", "--denoiser", "wavelet", "--sigma", 10, "-q"]
+    assert run(capsys, "upscale", photos, "-o", out, *common)[0] == 0
+    assert run(capsys, "upscale", photos / "p2.png", "-o", single, *common)[0] == 0
+    assert np.array_equal(pixels(out / "p2.png"), pixels(single))
+
+
 def test_rerun_skips_finished_outputs_and_force_redoes_them(tmp_path, photos, capsys):
     out = tmp_path / "big"
     out.mkdir()

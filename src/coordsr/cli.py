@@ -350,8 +350,8 @@ def _is_batch(input: Path) -> bool:
 def _single_image_only(format_: str, workers: int | None, ray: str | None) -> None:
     for name, given in (("--format", format_ != "keep"), ("--workers", workers is not None), ("--ray", ray is not None)):
         if given:
-            raise CoordsrError(f"{name} goes with many images (a folder, a glob or @LIST); "
-                               "for one image the suffix of -o names the format")
+            hint = "; for one image the suffix of -o names the format" if name == "--format" else ""
+            raise CoordsrError(f"{name} goes with many images (a folder, a glob or @LIST){hint}")
 
 
 def _upscale_batch(*, input: Path, output: Path, method_name: str, scale, size, width, height, steps, seed, fit,
@@ -384,6 +384,8 @@ def _upscale_batch(*, input: Path, output: Path, method_name: str, scale, size, 
                           force=force)
     start = time.perf_counter()
     with ProgressBar(f"upscale {method_name}", quiet) as bar:
+        bar.bar.update(bar.task, completed=0, total=len(plan.todo), info="")
+
         def progress(done: int, total: int, name: str) -> None:
             bar.bar.update(bar.task, completed=done, total=total, info=name)
 
