@@ -80,6 +80,7 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(local_cluster, tmp
     marker = tmp_path / "killed"
     size_of = lambda h, w: (2 * h, 2 * w)  # noqa: E731
     plan = batch.plan_batch(batch.find_inputs(photos), tmp_path / "out")
+    plan.make_folder()
     # One image first, so the kill lands mid-run: after an output is finished, before the rest.
     first = batch.run_batch(plan.todo[:1], batch.Recipe(build_method("bicubic", {}, "cpu"), size_of))
     assert [o.status for o in first] == ["done"]
@@ -96,3 +97,14 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(local_cluster, tmp
                     batch.Recipe(build_method("bicubic", {}, "cpu"), size_of))
     for name in names:
         assert np.array_equal(pixels(tmp_path / "out" / name), pixels(reference / name))
+
+
+def test_an_unreachable_or_malformed_address_is_one_line_and_nothing_written(tmp_path, photos, capsys):
+    from coordsr.errors import CoordsrError
+
+    with pytest.raises(CoordsrError, match="cannot reach the head"):
+        cluster.check_reachable("127.0.0.1:1", timeout=2)  # nothing listens on port 1
+    code = main(["upscale", str(photos), "-o", str(tmp_path / "big"), "--ray", "head-without-port"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "expected auto or HOST:PORT" in err
+    assert not (tmp_path / "big").exists()

@@ -1,6 +1,7 @@
 """Many images, one command: a folder, a glob or a list file in, a folder of outputs out.
 
     plan = plan_batch(find_inputs("photos/"), Path("big/"), fmt="keep", force=False)
+    plan.make_folder()
     outcomes = run_batch(plan.todo, recipe, workers=2, progress=print)
 
 The input is a folder (its image files, not its subfolders), a glob pattern (quoted, so that
@@ -133,14 +134,22 @@ class Plan:
     def total(self) -> int:
         return len(self.todo) + len(self.skipped)
 
+    def make_folder(self) -> None:
+        """Create OUTDIR (its parent exists: plan_batch checked) when there is work for it."""
+        if self.todo:
+            try:
+                self.outdir.mkdir(exist_ok=True)
+            except OSError as e:
+                raise CoordsrError(f"{self.outdir}: cannot create the folder: {e.strerror or e}") from None
+
 
 def plan_batch(inputs: Iterable[Path], outdir: Path, *, fmt: str = "keep", force: bool = False) -> Plan:
     """Map inputs to outputs in ``outdir`` and check everything before any work.
 
     CoordsrError when ``outdir`` is a file or cannot be made or written, when it holds inputs of
     the batch, or when two inputs would write the same output. Outputs already there are
-    ``skipped`` unless ``force``. ``outdir`` is created (its parent must exist) once the plan is
-    sound."""
+    ``skipped`` unless ``force``. Nothing is created: ``Plan.make_folder`` makes OUTDIR (its
+    parent must exist) when the run starts."""
     inputs = list(inputs)
     fmt = fmt.lower()
     output_suffix(Path("x.png"), fmt)  # an unknown --format fails before anything else
@@ -166,13 +175,9 @@ def plan_batch(inputs: Iterable[Path], outdir: Path, *, fmt: str = "keep", force
         items.append(Item(src, dst))
     if outdir.exists() and not os.access(outdir, os.W_OK):
         raise CoordsrError(f"{outdir}: cannot write to this folder (permission denied)")
-    todo = [it for it in items if force or not os.path.lexists(it.dst)]
-    skipped = [it for it in items if it not in todo]
-    if todo:
-        try:
-            outdir.mkdir(exist_ok=True)
-        except OSError as e:
-            raise CoordsrError(f"{outdir}: cannot create the folder: {e.strerror or e}") from None
+    todo, skipped = [], []
+    for it in items:
+        (todo if force or not os.path.lexists(it.dst) else skipped).append(it)
     return Plan(outdir, todo, skipped)
 
 

@@ -371,6 +371,8 @@ def _upscale_batch(*, input: Path, output: Path, method_name: str, scale, size, 
         from coordsr.cluster import import_ray
 
         import_ray()  # the missing extra is one line before any work
+        if ray != "auto" and ray.count(":") != 1 and "://" not in ray:
+            raise CoordsrError(f"--ray {ray}: expected auto or HOST:PORT (e.g. 10.0.0.1:6379)")
     upscaler = build_method(method_name, collect_settings(steps, seed, fit, set_, until=until, precision=precision),
                             device)
     if not denoise_ and (denoiser is not None or sigma is not None):
@@ -383,6 +385,11 @@ def _upscale_batch(*, input: Path, output: Path, method_name: str, scale, size, 
                           denoiser=cleaner.method if cleaner else None, sigma=cleaner.sigma if cleaner else None,
                           force=force)
     start = time.perf_counter()
+    if ray is not None and plan.todo:
+        from coordsr.cluster import connect
+
+        connect(ray)  # before OUTDIR is made: an unreachable cluster leaves nothing behind
+    plan.make_folder()
     with ProgressBar(f"upscale {method_name}", quiet) as bar:
         bar.bar.update(bar.task, completed=0, total=len(plan.todo), info="")
 

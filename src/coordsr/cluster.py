@@ -67,11 +67,30 @@ def quiet_ray_logs() -> None:
     logging.getLogger("ray.data").setLevel(logging.ERROR)
 
 
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """CoordsrError unless a TCP connection to a HOST:PORT address opens within ``timeout``
+    seconds (Ray itself retries an unreachable head for minutes). 'auto' and ray:// addresses
+    are left to Ray."""
+    import socket
+
+    if address == "auto" or "://" in address or address.count(":") != 1:
+        return
+    host, port = address.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except ValueError:
+        raise CoordsrError(f"--ray {address}: expected auto or HOST:PORT (e.g. 10.0.0.1:6379)") from None
+    except OSError as e:
+        raise CoordsrError(f"--ray {address}: cannot reach the head: {e.strerror or e}") from None
+
+
 def connect(address: str):
     """ray.init for ``address`` unless this process is already connected; returns ray."""
     ray = import_ray()
     quiet_ray_logs()
     if not ray.is_initialized():
+        check_reachable(address)
         try:
             ray.init(address=None if address == "auto" else address, log_to_driver=False,
                      logging_level="ERROR", include_dashboard=False)
