@@ -97,13 +97,13 @@ def main(argv: list[str] | None = None) -> int:
                 seconds, before, after = timed(cmd)
             else:
                 out.mkdir()
-                one = " ".join(shlex.quote(c) for c in [*coordsr, "upscale", '"$f"', "-o"]).replace("'\"$f\"'", '"$f"')
-                loop = (f'for f in $(cat {shlex.quote(str(listing))}); do {one} {shlex.quote(str(out))}/"$(basename "$f")" '
-                        f'{" ".join(common)} || exit 1; done')
+                q = shlex.quote
+                run_one = f'{" ".join(map(q, coordsr))} upscale "$f" -o {q(str(out))}/"$(basename "$f")" '
+                loop = f'while IFS= read -r f; do {run_one} {" ".join(map(q, common))} || exit 1; done < {q(str(listing))}'
                 seconds, before, after = timed(loop, shell=True)
-            rows.append({"stage": name, "workers": workers, "ray": workers == -1, "images": len(images), "seconds": round(seconds, 2),
-                         "images_per_s": round(len(images) / seconds, 3), "loadavg_before": before,
-                         "loadavg_after": after, "out": str(out)})
+            rows.append({"stage": name, "workers": workers, "ray": workers == -1, "images": len(images),
+                         "seconds": round(seconds, 2), "images_per_s": round(len(images) / seconds, 3),
+                         "loadavg_before": before, "loadavg_after": after, "out": str(out)})
             print(f"{name}: {len(images)} images in {seconds:.1f} s ({len(images) / seconds:.2f} images/s), "
                   f"load {before[0]:.2f} -> {after[0]:.2f}", flush=True)
         loop_out = Path(next(r["out"] for r in rows if r["workers"] == 0))
@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps({
-            "date": time.strftime("%Y-%m-%d %H:%M"), "command": "python " + " ".join([Path(__file__).name, *(argv or sys.argv[1:])]),
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+            "command": "python " + " ".join([Path(__file__).name, *(argv or sys.argv[1:])]),
             "data": str(a.data.name), "count": len(images), "method": a.method, "scale": a.scale,
             "machine_before": machine_before, "machine_after": machine_after, "rows": rows}, indent=1) + "\n")
     return 0

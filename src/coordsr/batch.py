@@ -7,8 +7,9 @@
 The input is a folder (its image files, not its subfolders), a glob pattern (quoted, so that
 coordsr and not the shell expands it; ``**`` reaches into subfolders) or a list file named with
 a leading ``@`` (``@list.txt``: one path a line, as it would be typed here, like ``tar -T``:
-relative paths are from the current folder; blank lines and ``#`` comments skipped). Each output is ``OUTDIR/<input stem><suffix>``, the suffix of
-the input (``--format keep``) or of the chosen format.
+relative paths are from the current folder; blank lines and ``#`` comments skipped). Each
+output is ``OUTDIR/<input stem><suffix>``, the suffix of the input (``--format keep``) or of
+the chosen format.
 
 What makes it safe to stop and rerun:
 - every output is written through ``coordsr.atomic`` (a temporary beside it, then a rename), so

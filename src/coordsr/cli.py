@@ -348,7 +348,8 @@ def _is_batch(input: Path) -> bool:
 
 
 def _single_image_only(format_: str, workers: int | None, ray: str | None) -> None:
-    for name, given in (("--format", format_ != "keep"), ("--workers", workers is not None), ("--ray", ray is not None)):
+    given_options = (("--format", format_ != "keep"), ("--workers", workers is not None), ("--ray", ray is not None))
+    for name, given in given_options:
         if given:
             hint = "; for one image the suffix of -o names the format" if name == "--format" else ""
             raise CoordsrError(f"{name} goes with many images (a folder, a glob or @LIST){hint}")
