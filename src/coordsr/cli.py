@@ -270,6 +270,12 @@ MaxPixels = Annotated[int, typer.Option(
 BitDepth = Annotated[Optional[int], typer.Option("--bit-depth", help="8 or 16 (default: the input's).")]
 SigmaOpt = Annotated[Optional[float], typer.Option(
     "--sigma", help="Noise level in 8-bit levels (0-100); default: estimated from the image.")]
+BatchFormat = Annotated[str, typer.Option(
+    "--format", help="Many images: keep (each input's format), png, jpg, tif, webp or bmp.")]
+Workers = Annotated[Optional[int], typer.Option(
+    "--workers", help="Many images: processes (default 1), or Ray actors (default: one per CPU).")]
+Ray = Annotated[Optional[str], typer.Option(
+    "--ray", help="Many images: run on a Ray cluster: auto, or the head's ADDRESS (docs/cluster.md).")]
 
 
 @app.callback()
@@ -286,8 +292,9 @@ def _default_method() -> str:
 
 @app.command()
 def upscale(
-    input: Annotated[Path, typer.Argument(help="Image to upscale (PNG, JPEG, TIFF, WebP, BMP).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the result.")],
+    input: Annotated[Path, typer.Argument(help="Image to upscale (PNG, JPEG, TIFF, WebP, BMP); or many: a folder, "
+                                          "a quoted glob ('photos/*.jpg') or @LIST (a file of paths).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the result (a folder for many).")],
     scale: Scale = None, size: Size = None, width: Width = None, height: Height = None,
     method: Annotated[Optional[str], typer.Option("--method", "-m", help="Registered method (see `coordsr methods`).")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Fitting steps (per-image methods).")] = None,
@@ -299,11 +306,15 @@ def upscale(
     denoiser: Annotated[Optional[str], typer.Option("--denoiser", help="Denoiser for --denoise (see `coordsr methods`).")] = None,
     sigma: SigmaOpt = None,
     set_: Sets = None, device: Device = "auto", force: Force = False, quiet: Quiet = False,
+    format_: BatchFormat = "keep", workers: Workers = None, ray: Ray = None,
 ):
-    """Upscale an image to a larger size with any registered method."""
+    """Upscale an image to a larger size with any registered method; or a folder, glob or list of them."""
     from coordsr.images import read_image, write_image
 
     method_name = method or _default_method()  # every option is checked before any work
+    if _is_batch(input):  # a folder, glob or @LIST: the same options, handed over as they are
+        return _upscale_batch(**locals())
+    _single_image_only(format_, workers, ray)
     check_bit_depth(bit_depth)
     check_max_pixels(max_pixels)
     check_image_output(output, [input], force)
@@ -320,6 +331,77 @@ def upscale(
         result = upscaler.upscale(pixels, out_size, progress=bar)
     write_image(output, result, bit_depth=bit_depth or img.bit_depth)
     _say(f"wrote {output} ({out_size[1]}x{out_size[0]}, {method_name})", quiet)
+
+
+def _is_batch(input: Path) -> bool:
+    from coordsr.batch import is_batch_input
+
+    return is_batch_input(input)
+
+
+def _single_image_only(format_: str, workers: int | None, ray: str | None) -> None:
+    given_options = (("--format", format_ != "keep"), ("--workers", workers is not None), ("--ray", ray is not None))
+    for name, given in given_options:
+        if given:
+            hint = "; for one image the suffix of -o names the format" if name == "--format" else ""
+            raise CoordsrError(f"{name} goes with many images (a folder, a glob or @LIST){hint}")
+
+
+def _upscale_batch(*, input: Path, output: Path, method_name: str, scale, size, width, height, steps, seed, fit,
+                   bit_depth, max_pixels, until, precision, denoise_, denoiser, sigma, set_, device, force, quiet,
+                   format_, workers, ray, **_) -> int:
+    """`coordsr upscale DIR|GLOB|@LIST -o OUTDIR`: coordsr.batch (or coordsr.cluster with --ray)."""
+    import functools
+    import time
+
+    from coordsr import batch
+
+    check_bit_depth(bit_depth)
+    check_max_pixels(max_pixels)
+    if workers is not None and workers < 1:
+        raise CoordsrError(f"--workers must be at least 1, got {workers}")
+    if ray is not None:
+        from coordsr.cluster import import_ray
+
+        import_ray()  # the missing extra is one line before any work
+        if ray != "auto" and ray.count(":") != 1 and "://" not in ray:
+            raise CoordsrError(f"--ray {ray}: expected auto or HOST:PORT (e.g. 10.0.0.1:6379)")
+    upscaler = build_method(method_name, collect_settings(steps, seed, fit, set_, until=until, precision=precision),
+                            device)
+    if not denoise_ and (denoiser is not None or sigma is not None):
+        raise CoordsrError("--denoiser and --sigma go with --denoise")
+    cleaner = _build_denoiser(denoiser, sigma, {}, device) if denoise_ else None
+    size_of = functools.partial(output_size, scale=scale, size=size, width=width, height=height)  # sent to workers
+    size_of(1000, 1000)  # a malformed or contradictory size option fails here, not once per image
+    plan = batch.plan_batch(batch.find_inputs(input), output, fmt=format_, force=force)
+    recipe = batch.Recipe(upscaler, size_of, bit_depth=bit_depth, max_pixels=max_pixels,
+                          denoiser=cleaner.method if cleaner else None, sigma=cleaner.sigma if cleaner else None,
+                          force=force)
+    start = time.perf_counter()
+    if ray is not None and plan.todo:
+        from coordsr.cluster import connect
+
+        connect(ray)  # before OUTDIR is made: an unreachable cluster leaves nothing behind
+    plan.make_folder()
+    with ProgressBar(f"upscale {method_name}", quiet) as bar:
+        bar.bar.update(bar.task, completed=0, total=len(plan.todo), info="")
+
+        def progress(done: int, total: int, name: str) -> None:
+            bar.bar.update(bar.task, completed=done, total=total, info=name)
+
+        if ray is not None:
+            from coordsr.cluster import run_on_ray
+
+            outcomes = run_on_ray(plan.todo, recipe, address=ray, workers=workers, progress=progress)
+        else:
+            outcomes = batch.run_batch(plan.todo, recipe, workers=workers or 1, progress=progress)
+    for o in sorted((o for o in outcomes if o.status == "failed"), key=lambda o: o.src):
+        typer.echo(f"coordsr: {o.message}", err=True)
+    line = batch.summary(plan, outcomes, time.perf_counter() - start)
+    code = batch.exit_status(outcomes)
+    if code or not quiet:
+        typer.echo(line, err=True)
+    return code
 
 
 @app.command("denoise")
