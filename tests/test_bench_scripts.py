@@ -23,11 +23,15 @@ def test_siren_anchor_runs_both_networks_and_reports_ratios(scripts, tmp_path, o
     assert scripts("siren_speed").main(["--size", "16", "--width", "16", "--steps", "4", "--eval-every", "2",
                                         "--render-size", "32", "--repeats", "1", "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
-    assert [r["network"] for r in doc["rows"]] == ["siren-pytorch (reference)", "coordsr"]
+    names = [r["network"] for r in doc["rows"]]
+    assert names[:2] == ["siren-pytorch (reference)", "coordsr"]
+    assert len(names) == 3 and names[2].startswith("preset siren (")  # the preset as a user gets it
     # Same width, depth and seed-initialised shapes: the parameter counts agree.
-    assert doc["rows"][0]["params"] == doc["rows"][1]["params"]
-    assert all(r["steps"] == 4 and r["render_mpixels_per_s"] > 0 for r in doc["rows"])
-    assert set(doc["speedup"]) == {"fit_time_to_target", "seconds_per_step", "render"}
+    assert doc["rows"][0]["params"] == doc["rows"][1]["params"] == doc["rows"][2]["params"]
+    assert all(r["steps"] == 4 and r["render_mpixels_per_s"] > 0 for r in doc["rows"][:2])
+    preset = doc["rows"][2]
+    assert preset["steps_to_target"] is not None and preset["final_psnr"] >= preset["target_psnr"] - 1e-6
+    assert {"fit_time_to_target", "seconds_per_step", "render", "preset siren: render"} <= set(doc["speedup"])
     assert "speed-up over the reference" in capsys.readouterr().out
 
 
