@@ -309,3 +309,40 @@ def test_in_memory_refusal_points_at_the_streamed_formats(tmp_path, field_file, 
     assert_one_line_error(code, err, ".tif")
     code, _, err = run(capsys, "render", field_file, "-o", tmp_path / "x.tif", "--size", "512x512", "-q")
     assert code == 0, err  # streamed: no output array to hold
+
+
+# --- zeroshot in tiles ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("in_size, size, channels, tile", [((72, 56), (144, 112), 3, 32), ((88, 20), (352, 80), 2, 64)])
+def test_zeroshot_tiled_equals_untiled(in_size, size, channels, tile, one_thread):
+    """x2 in one step, x4 in two: tiles with MARGIN input pixels of context give the whole
+    image's result to float rounding, and its rows, quantized, are the same pixels."""
+    from coordsr.images import quantize
+    from coordsr.methods.zeroshot import zeroshot
+
+    img = np.clip(smooth_image(*in_size, channels) + 0.1 * np.random.default_rng(0).random((*in_size, channels)),
+                  0, 1).astype(np.float32)
+    common = dict(device="cpu", train_pixels=24 * 24)  # a small training crop keeps the test fast
+    whole = zeroshot(tile=0, **common).upscale(img, size)
+    tiled = zeroshot(tile=tile, **common)
+    h, w = in_size
+    _, steps, sizes = tiled._plan(h, w, size)
+    assert tiled._grid(h, w, sizes, steps)[0] == tile * h // size[0] < h - 48  # tiles smaller than the image
+    np.testing.assert_allclose(tiled.upscale(img, size), whole, atol=1e-5)
+    rows = tiled.upscale_rows(img, size, bit_depth=8)
+    got = np.concatenate([b for _, b in rows.bands])
+    assert np.abs(got.astype(int) - quantize(np.clip(whole, 0, 1), 8)).max() <= 1  # rounding ties only
+
+
+def test_zeroshot_without_a_grid_is_whole():
+    """x3 goes through x sqrt(3): no tile lands on whole pixels there unless it is most of the
+    image; a TV refinement is global: both are made whole, not in tiles."""
+    from coordsr.methods.zeroshot import zeroshot
+
+    m = zeroshot(device="cpu", tile=32)
+    _, steps, sizes = m._plan(70, 70, (210, 210))
+    assert m._grid(70, 70, sizes, steps) is None
+    best = zeroshot(device="cpu", tile=32, quality="best")
+    _, steps, sizes = best._plan(80, 80, (160, 160))
+    assert best._grid(80, 80, sizes, steps) is None
