@@ -77,14 +77,14 @@ class pretrained(Upscaler):
                 + 4 * 3 * h * w + encoder + queries)
 
     def stream_peak_bytes(self, in_shape, size):
-        """The input and its colour copy, one tile's work (as ``peak_bytes``), and one row of
-        tiles: the float32 RGB band, its output channels and the quantized band."""
+        """The input and its colour copy, one tile's work (as ``peak_bytes``), one row of tiles
+        quantized, and for alpha the band's rows of the bicubic alpha."""
         (h, w, c), (H, W) = in_shape, size
         rows = min(self.tile, H)
         full = self.peak_bytes(in_shape, size)
         outputs = super().peak_bytes(in_shape, size) + 4 * 3 * H * W + 4 * c * H * W
         alpha = (8 + 4) * H * W + 8 * (H * h + W * w) if c in (2, 4) else 0
-        return full - outputs - alpha + rows * W * (4 * 3 + 4 * c + 2 * c) + (8 * 3 * rows * w if c in (2, 4) else 0)
+        return full - outputs - alpha + rows * W * 2 * c + (8 * 3 * rows * (w + W) if c in (2, 4) else 0)
 
     def _prepare(self, image):
         """(model, LR colour tensor (1, 3, h, w), compute dtype) for ``image`` (h, w, c)."""
@@ -129,25 +129,24 @@ class pretrained(Upscaler):
         (H, W), n = size, -(-size[0] // self.tile) * -(-size[1] // self.tile)
         a = torch.from_numpy(np.ascontiguousarray(image[:, :, -1])).double() if c in (2, 4) else None
 
-        def finish(top: int, band: np.ndarray) -> tuple[int, np.ndarray]:
-            out = band if c >= 3 else band.mean(axis=2, keepdims=True)
-            if a is not None:
-                alpha = imresize_rows(a, size, (top, top + len(band))).float().numpy()
-                out = np.concatenate([out, alpha[:, :, None]], axis=2)
-            return top, quantize(np.clip(out, 0.0, 1.0), bit_depth)
-
-        band, top = None, 0
+        band, alpha, top = None, None, 0
         for k, (r, r1, c0, c1, rgb) in enumerate(upscale_tiles(model, x, size, tile=self.tile, chunk=self.chunk,
                                                                compute_dtype=compute)):
             if band is not None and r != top:
-                yield finish(top, band)
+                yield top, band
                 band = None
-            if band is None:
-                band, top = np.empty((r1 - r, W, 3), np.float32), r
-            band[:, c0:c1] = rgb[0].permute(1, 2, 0).cpu().numpy()
+            if band is None:  # quantized: a float32 band would be 4x larger, and its clip and rounding more
+                band, top = np.empty((r1 - r, W, c), np.uint16 if bit_depth == 16 else np.uint8), r
+                if a is not None:  # the band's rows of the bicubic alpha, from the kernels' taps alone
+                    alpha = imresize_rows(a, size, (r, r1)).float().numpy()
+            out = rgb[0].permute(1, 2, 0).cpu().numpy()
+            out = out if c >= 3 else out.mean(axis=2, keepdims=True)
+            if a is not None:
+                out = np.concatenate([out, alpha[:, c0:c1, None]], axis=2)
+            band[:, c0:c1] = quantize(np.clip(out, 0.0, 1.0), bit_depth)
             if progress is not None:
                 progress(Progress(step=k + 1, total=n, stage="render"))
-        yield finish(top, band)
+        yield top, band
 
 
 def partial_preview(out: torch.Tensor, lr: torch.Tensor, done: int, tile: int, max_side: int = 256) -> np.ndarray:
