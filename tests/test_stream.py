@@ -346,3 +346,10 @@ def test_zeroshot_without_a_grid_is_whole():
     best = zeroshot(device="cpu", tile=32, quality="best")
     _, steps, sizes = best._plan(80, 80, (160, 160))
     assert best._grid(80, 80, sizes, steps) is None
+
+
+def test_denoise_does_not_stream(tmp_path, photo, capsys):
+    """Only render and upscale stream: denoise refuses .dzi before any work, naming its formats."""
+    code, _, err = run(capsys, "denoise", photo, "-o", tmp_path / "x.dzi", "--method", "wavelet")
+    assert_one_line_error(code, err, "unknown image type '.dzi'")
+    assert not (tmp_path / "x.dzi").exists()

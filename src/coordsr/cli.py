@@ -210,15 +210,16 @@ def check_output(path: Path, inputs: list[Path], force: bool) -> None:
         raise CoordsrError(f"{path}: cannot write to folder {path.parent} (permission denied)")
 
 
-def check_image_output(path: Path, inputs: list[Path], force: bool) -> None:
-    """check_output, and a suffix we can write (an image, or a streamed .tif/.dzi), before any work is done."""
+def check_image_output(path: Path, inputs: list[Path], force: bool, *, streamed: bool = False) -> None:
+    """check_output, and a suffix we can write (an image; with ``streamed``, also .dzi, see
+    coordsr.stream), before any work is done."""
     from coordsr.images import SUFFIXES
     from coordsr.stream import STREAM_SUFFIXES, dzi_files
 
     check_output(path, inputs, force)
-    if path.suffix.lower() not in {**SUFFIXES, **STREAM_SUFFIXES}:
-        raise CoordsrError(f"{path}: unknown image type {path.suffix!r}, use one of "
-                           f"{', '.join({**SUFFIXES, **STREAM_SUFFIXES})}")
+    known = {**SUFFIXES, **STREAM_SUFFIXES} if streamed else SUFFIXES
+    if path.suffix.lower() not in known:
+        raise CoordsrError(f"{path}: unknown image type {path.suffix!r}, use one of {', '.join(known)}")
     if path.suffix.lower() == ".dzi" and dzi_files(path).exists() and not force:
         raise CoordsrError(f"{path}: its tile folder {dzi_files(path)} already exists; use --force to replace it")
 
@@ -320,7 +321,7 @@ def upscale(
     method_name = method or _default_method()  # every option is checked before any work
     check_bit_depth(bit_depth)
     check_max_pixels(max_pixels)
-    check_image_output(output, [input], force)
+    check_image_output(output, [input], force, streamed=True)
     upscaler = build_method(method_name, collect_settings(steps, seed, fit, set_, until=until, precision=precision),
                             device)
     if not denoise_ and (denoiser is not None or sigma is not None):
@@ -469,7 +470,7 @@ def render(
     from coordsr.stream import Rows, is_streamed, write_rows
 
     check_bit_depth(bit_depth)
-    check_image_output(output, [field_path], force)
+    check_image_output(output, [field_path], force, streamed=True)
     region = FULL_BOX if box is None else parse_box(box)
     field = Field.load(field_path, device=device_of(device))
     compute = _render_precision(precision, field, device_of(device))
