@@ -202,13 +202,18 @@ def check_output(path: Path, inputs: list[Path], force: bool) -> None:
         raise CoordsrError(f"{path}: cannot write to folder {path.parent} (permission denied)")
 
 
-def check_image_output(path: Path, inputs: list[Path], force: bool) -> None:
-    """check_output, and a suffix we can write, before any work is done."""
+def check_image_output(path: Path, inputs: list[Path], force: bool, *, streamed: bool = False) -> None:
+    """check_output, and a suffix we can write (an image; with ``streamed``, also .dzi, see
+    coordsr.stream), before any work is done."""
     from coordsr.images import SUFFIXES
+    from coordsr.stream import STREAM_SUFFIXES, dzi_files
 
     check_output(path, inputs, force)
-    if path.suffix.lower() not in SUFFIXES:
-        raise CoordsrError(f"{path}: unknown image type {path.suffix!r}, use one of {', '.join(SUFFIXES)}")
+    known = {**SUFFIXES, **STREAM_SUFFIXES} if streamed else SUFFIXES
+    if path.suffix.lower() not in known:
+        raise CoordsrError(f"{path}: unknown image type {path.suffix!r}, use one of {', '.join(known)}")
+    if path.suffix.lower() == ".dzi" and dzi_files(path).exists() and not force:
+        raise CoordsrError(f"{path}: its tile folder {dzi_files(path)} already exists; use --force to replace it")
 
 
 class ProgressBar:
@@ -308,8 +313,11 @@ def upscale(
     set_: Sets = None, device: Device = "auto", force: Force = False, quiet: Quiet = False,
     format_: BatchFormat = "keep", workers: Workers = None, ray: Ray = None,
 ):
-    """Upscale an image to a larger size with any registered method; or a folder, glob or list of them."""
+    """Upscale an image to a larger size with any registered method, or a folder, glob or list of
+    them (.tif and .dzi outputs are streamed: tiles written as they are computed, with a pyramid
+    of reduced levels)."""
     from coordsr.images import read_image, write_image
+    from coordsr.stream import is_streamed, write_rows
 
     method_name = method or _default_method()  # every option is checked before any work
     if _is_batch(input):  # a folder, glob or @LIST: the same options, handed over as they are
@@ -317,7 +325,7 @@ def upscale(
     _single_image_only(format_, workers, ray)
     check_bit_depth(bit_depth)
     check_max_pixels(max_pixels)
-    check_image_output(output, [input], force)
+    check_image_output(output, [input], force, streamed=True)
     upscaler = build_method(method_name, collect_settings(steps, seed, fit, set_, until=until, precision=precision),
                             device)
     if not denoise_ and (denoiser is not None or sigma is not None):
@@ -325,11 +333,17 @@ def upscale(
     cleaner = _build_denoiser(denoiser, sigma, {}, device) if denoise_ else None
     img = read_image(input, max_pixels=max_pixels)
     out_size = output_size(img.height, img.width, scale=scale, size=size, width=width, height=height)
-    upscaler.check_memory(img.pixels.shape, out_size)
+    streamed = is_streamed(output)  # .tif/.dzi: written a row of tiles at a time (coordsr.stream)
+    upscaler.check_memory(img.pixels.shape, out_size, streamed=streamed)
     pixels = img.pixels if cleaner is None else _apply_denoiser(input, img.pixels, cleaner, quiet)
     with ProgressBar(f"{method_name} {img.width}x{img.height} -> {out_size[1]}x{out_size[0]}", quiet) as bar:
-        result = upscaler.upscale(pixels, out_size, progress=bar)
-    write_image(output, result, bit_depth=bit_depth or img.bit_depth)
+        if streamed:
+            write_rows(output, upscaler.upscale_rows(pixels, out_size, bit_depth=bit_depth or img.bit_depth,
+                                                     progress=bar))
+        else:
+            result = upscaler.upscale(pixels, out_size, progress=bar)
+    if not streamed:
+        write_image(output, result, bit_depth=bit_depth or img.bit_depth)
     _say(f"wrote {output} ({out_size[1]}x{out_size[0]}, {method_name})", quiet)
 
 
@@ -520,26 +534,34 @@ def render(
         "--precision", help="auto (bf16 where this CPU runs it faster and the method allows), fp32, bf16.")] = "auto",
     device: Device = "auto", force: Force = False, quiet: Quiet = False,
 ):
-    """Draw a saved field at any size, with no need for the source image."""
+    """Draw a saved field at any size, with no need for the source image (.tif and .dzi outputs
+    are streamed: any size, memory of a row of tiles)."""
     import numpy as np
 
     from coordsr.coords import FULL_BOX
     from coordsr.field import Field
     from coordsr.images import write_image
-    from coordsr.render import check_fits_in_memory, render_field
+    from coordsr.render import check_fits_in_memory, render_field, render_field_rows
+    from coordsr.stream import Rows, is_streamed, write_rows
 
     check_bit_depth(bit_depth)
-    check_image_output(output, [field_path], force)
+    check_image_output(output, [field_path], force, streamed=True)
     region = FULL_BOX if box is None else parse_box(box)
     field = Field.load(field_path, device=device_of(device))
     compute = _render_precision(precision, field, device_of(device))
     meta = field.meta
     out_size = output_size(meta.height, meta.width, scale=scale, size=size, width=width, height=height)
     depth = bit_depth or meta.bit_depth
-    check_fits_in_memory(out_size[0], out_size[1], meta.channels, np.uint16 if depth == 16 else np.uint8)
+    dtype = np.uint16 if depth == 16 else np.uint8
+    if is_streamed(output):
+        with ProgressBar(f"render {out_size[1]}x{out_size[0]}", quiet) as bar:
+            write_rows(output, Rows(*out_size, meta.channels, np.dtype(dtype), render_field_rows(
+                field, out_size, box=region, dtype=dtype, compute_dtype=compute, progress=bar.tiles)))
+        _say(f"wrote {output} ({out_size[1]}x{out_size[0]})", quiet)
+        return
+    check_fits_in_memory(out_size[0], out_size[1], meta.channels, dtype)
     with ProgressBar(f"render {out_size[1]}x{out_size[0]}", quiet) as bar:
-        pixels = render_field(field, out_size, box=region, dtype=np.uint16 if depth == 16 else np.uint8,
-                              compute_dtype=compute, progress=bar.tiles)
+        pixels = render_field(field, out_size, box=region, dtype=dtype, compute_dtype=compute, progress=bar.tiles)
     write_image(output, pixels, bit_depth=depth)
     _say(f"wrote {output} ({out_size[1]}x{out_size[0]})", quiet)
 

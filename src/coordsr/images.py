@@ -274,7 +274,7 @@ def encode_image_bytes(pixels: np.ndarray, fmt: str = "PNG", bit_depth: int = 8)
         arr = _on_white(arr)
     if fmt not in ("PNG", "TIFF"):
         bit_depth = 8
-    q = np.ascontiguousarray(_quantize(arr, bit_depth))  # (H, W, C); libpng needs C order
+    q = np.ascontiguousarray(quantize(arr, bit_depth))  # (H, W, C); libpng needs C order
     channels = q.shape[2]
     if channels == 1:
         q = q[..., 0]
@@ -291,7 +291,7 @@ def encode_image_bytes(pixels: np.ndarray, fmt: str = "PNG", bit_depth: int = 8)
     return buf.getvalue()
 
 
-def _quantize(arr: np.ndarray, bit_depth: int) -> np.ndarray:
+def quantize(arr: np.ndarray, bit_depth: int) -> np.ndarray:
     """Floats in [0, 1] -> uint8/uint16; already-quantized uint8/uint16 pixels (a tiled render
     of a huge image) are kept, or converted exactly between depths (x257 is 8 -> 16 bits)."""
     if arr.dtype == np.uint8:

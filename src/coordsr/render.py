@@ -36,21 +36,28 @@ def available_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")  # pragma: no cover
 
 
-def check_bytes_available(need: int, what: str, *, headroom: int = 1 << 30) -> None:
+STREAM_HINT = ("write a tiled .tif or a Deep Zoom .dzi instead (streamed to disk a row of tiles at a time), "
+               "or choose a smaller output (coordsr render can draw a region of a field with --box)")
+"""What a refused in-memory output can do instead (coordsr.stream)."""
+
+
+def check_bytes_available(need: int, what: str, *, headroom: int = 1 << 30,
+                          hint: str = "choose a smaller output (coordsr render can draw a region of a field "
+                                      "with --box)") -> None:
     """CoordsrError when ``need`` bytes (for ``what``) exceed the memory available now, less
     ``headroom`` for the interpreter, the libraries and the estimate's slack."""
     have = available_memory() - headroom
     if need > have:
         raise CoordsrError(
             f"{what} needs about {need / 2**30:.1f} GiB, more than the {max(have, 0) / 2**30:.1f} GiB "
-            "of memory available; choose a smaller output (coordsr render can draw a region of a "
-            "field with --box)")
+            f"of memory available; {hint}")
 
 
 def check_fits_in_memory(h: int, w: int, c: int, dtype=np.float32, *, headroom: int = 1 << 30) -> None:
-    """Refuse an output array that would not fit in the memory available now."""
+    """Refuse an output array that would not fit in the memory available now (pointing at the
+    streamed formats, which need no such array)."""
     check_bytes_available(h * w * c * np.dtype(dtype).itemsize,
-                          f"an output of {w}x{h}x{c} ({np.dtype(dtype).name})", headroom=headroom)
+                          f"an output of {w}x{h}x{c} ({np.dtype(dtype).name})", headroom=headroom, hint=STREAM_HINT)
 
 
 def tiles(h: int, w: int, tile_pixels: int = TILE_PIXELS) -> Iterator[tuple[int, int, int, int]]:
@@ -74,8 +81,6 @@ def _quantize(x: torch.Tensor, dtype) -> np.ndarray:
     return x.to(torch.float32).cpu().numpy()
 
 
-@torch.no_grad()
-@reusing_memory()
 def render(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, int], channels: int, *,
            box: Box = FULL_BOX, convention: Convention = "cell", dtype=np.float32,
            device=None, tile_pixels: int = TILE_PIXELS, compute_dtype: torch.dtype = torch.float32,
@@ -86,38 +91,67 @@ def render(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, int],
     quantize tile by tile, so an 8-bit 8192x8192 RGB output holds 200 MB, not 800 MB.
     ``compute_dtype`` torch.bfloat16 runs the field's matrix products under autocast
     (:mod:`coordsr.precision`). ``progress(done_pixels, total_pixels)`` is called after each tile.
+    Outputs too large for memory: :func:`render_rows` hands them over a row of tiles at a time.
     """
     h, w = int(size[0]), int(size[1])
     if h < 1 or w < 1:
         raise CoordsrError(f"output size must be at least 1x1, got {w}x{h}")
     check_fits_in_memory(h, w, channels, dtype)
+    out = np.empty((h, w, channels), dtype=dtype)
+    for r0, rows in render_rows(field, size, channels, box=box, convention=convention, dtype=dtype, device=device,
+                                tile_pixels=tile_pixels, compute_dtype=compute_dtype, progress=progress):
+        out[r0:r0 + len(rows)] = rows
+    return out
+
+
+@torch.no_grad()
+def render_rows(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, int], channels: int, *,
+                box: Box = FULL_BOX, convention: Convention = "cell", dtype=np.float32,
+                device=None, tile_pixels: int = TILE_PIXELS, compute_dtype: torch.dtype = torch.float32,
+                progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """:func:`render` one row of tiles at a time: yields (first row, (rows, W, C) array), top to
+    bottom. Memory is one row of tiles and one tile's activations, whatever the output size;
+    the pixels are those :func:`render` gives (the same tiles, the same arithmetic)."""
+    h, w = int(size[0]), int(size[1])
+    if h < 1 or w < 1:
+        raise CoordsrError(f"output size must be at least 1x1, got {w}x{h}")
     if device is None:
         device = next((p.device for p in getattr(field, "parameters", lambda: [])()), torch.device("cpu"))
-    out = np.empty((h, w, channels), dtype=dtype)
     x0, y0, x1, y1 = box
     done = 0
-    for r0, r1, c0, c1 in tiles(h, w, tile_pixels):
-        if convention == "seed":
-            # The seed convention spans [0, 1] over the whole output: slice the full axes.
-            ys = torch.arange(r0, r1, device=device, dtype=torch.float32) / max(h - 1, 1)
-            xs = torch.arange(c0, c1, device=device, dtype=torch.float32) / max(w - 1, 1)
-        else:
-            xs = axis_centers(c1 - c0, x0 + (x1 - x0) * c0 / w, x0 + (x1 - x0) * c1 / w, device=device)
-            ys = axis_centers(r1 - r0, y0 + (y1 - y0) * r0 / h, y0 + (y1 - y0) * r1 / h, device=device)
-        with autocast(compute_dtype, device):
-            if hasattr(field, "forward_grid"):  # separable evaluation on the tile's grid
-                values = field.forward_grid(xs, ys)
+    rows, top = None, -1
+    with reusing_memory():  # a generator: the setting must hold while it runs, not when it is made
+        for r0, r1, c0, c1 in tiles(h, w, tile_pixels):
+            if r0 != top:
+                if rows is not None:
+                    yield top, rows
+                rows, top = np.empty((r1 - r0, w, channels), dtype=dtype), r0
+            if convention == "seed":
+                # The seed convention spans [0, 1] over the whole output: slice the full axes.
+                ys = torch.arange(r0, r1, device=device, dtype=torch.float32) / max(h - 1, 1)
+                xs = torch.arange(c0, c1, device=device, dtype=torch.float32) / max(w - 1, 1)
             else:
-                yy, xx = torch.meshgrid(ys, xs, indexing="ij")
-                values = field(torch.stack((xx, yy), dim=-1))
-        out[r0:r1, c0:c1] = _quantize(values.float(), dtype)
-        done += (r1 - r0) * (c1 - c0)
-        if progress is not None:
-            progress(done, h * w)
-    return out
+                xs = axis_centers(c1 - c0, x0 + (x1 - x0) * c0 / w, x0 + (x1 - x0) * c1 / w, device=device)
+                ys = axis_centers(r1 - r0, y0 + (y1 - y0) * r0 / h, y0 + (y1 - y0) * r1 / h, device=device)
+            with autocast(compute_dtype, device):
+                if hasattr(field, "forward_grid"):  # separable evaluation on the tile's grid
+                    values = field.forward_grid(xs, ys)
+                else:
+                    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+                    values = field(torch.stack((xx, yy), dim=-1))
+            rows[:, c0:c1] = _quantize(values.float(), dtype)
+            done += (r1 - r0) * (c1 - c0)
+            if progress is not None:
+                progress(done, h * w)
+        yield top, rows
 
 
 def render_field(field, size: tuple[int, int], **kwargs) -> np.ndarray:
     """Render a ``coordsr.field.Field`` (its channels and convention come from the field)."""
     return render(field, size, field.meta.channels, convention=field.cfg.convention, **kwargs)
+
+
+def render_field_rows(field, size: tuple[int, int], **kwargs) -> Iterator[tuple[int, np.ndarray]]:
+    """:func:`render_rows` of a ``coordsr.field.Field`` (its channels and convention)."""
+    return render_rows(field, size, field.meta.channels, convention=field.cfg.convention, **kwargs)
 

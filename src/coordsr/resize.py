@@ -73,9 +73,10 @@ def _check_kernel(kernel: str) -> tuple[Kernel, float]:
     return KERNELS[kernel]
 
 
-@lru_cache(maxsize=64)
-def _weights_cpu(n_in: int, n_out: int, scale: float, kernel: str, antialias: bool) -> torch.Tensor:
-    """MATLAB's contributions() as a dense (n_out, n_in) float64 matrix."""
+def contributions(n_in: int, n_out: int, scale: float, kernel: str = "cubic",
+                  antialias: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """MATLAB's contributions(): for each output pixel, the input pixels it reads (n_out, taps)
+    long, symmetric padding folded in, and their weights (n_out, taps) float64, summing to 1."""
     fn, width = _check_kernel(kernel)
     if scale < 1 and antialias:
         h = lambda t: scale * fn(scale * t)  # noqa: E731  stretched kernel: MATLAB's antialiasing
@@ -94,9 +95,36 @@ def _weights_cpu(n_in: int, n_out: int, scale: float, kernel: str, antialias: bo
     period = 2 * n_in
     m = torch.remainder(i0, period)
     m = torch.where(m >= n_in, period - 1 - m, m)
+    return m, w
+
+
+@lru_cache(maxsize=64)
+def _weights_cpu(n_in: int, n_out: int, scale: float, kernel: str, antialias: bool) -> torch.Tensor:
+    """MATLAB's contributions() as a dense (n_out, n_in) float64 matrix."""
+    m, w = contributions(n_in, n_out, scale, kernel, antialias)
     mat = torch.zeros(n_out, n_in, dtype=torch.float64)
     mat.scatter_add_(1, m, w)
     return mat
+
+
+def imresize_rows(x: torch.Tensor, size: tuple[int, int], rows: tuple[int, int], *, kernel: str = "cubic",
+                  antialias: bool = True) -> torch.Tensor:
+    """Rows [r0, r1) of ``imresize(x, size, scale=size / x's size)`` for a 2-D ``x`` (h, w), from
+    the kernels' taps alone: memory of the rows asked for, not of the (H, h) and (W, w)
+    operators (the same values, up to the order of float additions)."""
+    h, w = x.shape
+    (oh, ow), (r0, r1) = size, rows
+    m, wt = contributions(h, oh, oh / h, kernel, antialias)
+    m, wt = m[r0:r1], wt[r0:r1].to(x.dtype)
+    part = x.new_zeros(r1 - r0, w)  # the rows axis, a tap at a time
+    for t in range(m.shape[1]):
+        part += wt[:, t, None] * x[m[:, t]]
+    m, wt = contributions(w, ow, ow / w, kernel, antialias)
+    wt = wt.to(x.dtype)
+    out = x.new_zeros(r1 - r0, ow)
+    for t in range(m.shape[1]):
+        out += part[:, m[:, t]] * wt[:, t]
+    return out
 
 
 def resize_matrix(n_in: int, n_out: int, scale: float | None = None, *, kernel: str = "cubic",

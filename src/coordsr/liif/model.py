@@ -27,7 +27,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torch.nn as nn
@@ -236,30 +236,45 @@ def upscale(model: LIIF, image: torch.Tensor, size: tuple[int, int], *, tile: in
     ``compute_dtype`` torch.bfloat16 runs the convolutions and hidden layers under autocast
     (the colour layer and the bicubic base stay float32). ``out``: the (B, 3, H, W) tensor to
     fill (a caller can watch it fill from ``on_tile``, tiles in row-major order); new if None."""
+    oh, ow = size
+    if out is None:
+        out = image.new_empty(image.shape[0], image.shape[1], oh, ow)
+    n = -(-oh // tile) * -(-ow // tile)
+    for k, (r, r1, c, c1, rgb) in enumerate(upscale_tiles(model, image, size, tile=tile, chunk=chunk,
+                                                          compute_dtype=compute_dtype)):
+        out[..., r:r1, c:c1] = rgb
+        if on_tile is not None:
+            on_tile(k + 1, n)
+    return out
+
+
+@torch.no_grad()
+def upscale_tiles(model: LIIF, image: torch.Tensor, size: tuple[int, int], *, tile: int = 1024,
+                  chunk: int = 16384, compute_dtype: torch.dtype = torch.float32,
+                  ) -> Iterator[tuple[int, int, int, int, torch.Tensor]]:
+    """The tiles of :func:`upscale` as they are computed, row-major: (r0, r1, c0, c1, (B, 3,
+    r1 - r0, c1 - c0)). Memory is one tile's work: the LR region it needs, encoded with
+    ``model.margin`` pixels of context (so the features equal the whole image's), and its queries."""
     h, w = image.shape[-2:]
     oh, ow = size
     b = image.shape[0]
-    if out is None:
-        out = image.new_empty(b, image.shape[1], oh, ow)
     cell = cell_size(oh, ow, device=image.device, dtype=image.dtype)[None].expand(b, 2)
     halo = 3  # LR pixels around a tile's footprint: ensemble neighbours (1) + bicubic taps (2)
-    tiles = [(r, c) for r in range(0, oh, tile) for c in range(0, ow, tile)]
-    for k, (r, c) in enumerate(tiles):
-        r1, c1 = min(r + tile, oh), min(c + tile, ow)
-        lr0 = max(math.floor(r * h / oh) - halo, 0)
-        lr1 = min(math.ceil(r1 * h / oh) + halo, h)
-        lc0 = max(math.floor(c * w / ow) - halo, 0)
-        lc1 = min(math.ceil(c1 * w / ow) + halo, w)
-        box = (2 * c / ow - 1, 2 * r / oh - 1, 2 * c1 / ow - 1, 2 * r1 / oh - 1)
-        coords = pixel_centers(r1 - r, c1 - c, box=box, device=image.device, dtype=image.dtype)
-        coords = coords.reshape(1, -1, 2).expand(b, -1, 2)
-        with autocast(compute_dtype, image.device):
-            feats = encode_region(model, image, lr0, lr1, lc0, lc1)
-            rgb = query_chunked(model, feats, coords, cell, chunk)
-        out[..., r:r1, c:c1] = rgb.transpose(1, 2).reshape(b, -1, r1 - r, c1 - c)
-        if on_tile is not None:
-            on_tile(k + 1, len(tiles))
-    return out
+    with reusing_memory():  # a generator: the setting must hold while it runs, not when it is made
+        for r in range(0, oh, tile):
+            for c in range(0, ow, tile):
+                r1, c1 = min(r + tile, oh), min(c + tile, ow)
+                lr0 = max(math.floor(r * h / oh) - halo, 0)
+                lr1 = min(math.ceil(r1 * h / oh) + halo, h)
+                lc0 = max(math.floor(c * w / ow) - halo, 0)
+                lc1 = min(math.ceil(c1 * w / ow) + halo, w)
+                box = (2 * c / ow - 1, 2 * r / oh - 1, 2 * c1 / ow - 1, 2 * r1 / oh - 1)
+                coords = pixel_centers(r1 - r, c1 - c, box=box, device=image.device, dtype=image.dtype)
+                coords = coords.reshape(1, -1, 2).expand(b, -1, 2)
+                with autocast(compute_dtype, image.device):
+                    feats = encode_region(model, image, lr0, lr1, lc0, lc1)
+                    rgb = query_chunked(model, feats, coords, cell, chunk)
+                yield r, r1, c, c1, rgb.transpose(1, 2).reshape(b, -1, r1 - r, c1 - c)
 
 
 # ---------------------------------------------------------------- weights files (safetensors)

@@ -22,11 +22,14 @@ import inspect
 import math
 import textwrap
 from dataclasses import dataclass, fields
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Iterator
 
 import numpy as np
 
 from coordsr.progress import ProgressCallback
+
+if TYPE_CHECKING:
+    from coordsr.stream import Rows
 
 
 def check_image(image: np.ndarray) -> np.ndarray:
@@ -92,17 +95,30 @@ class Method:
 class Upscaler(Method):
     """Base class of upscalers: subclasses set ``family`` and implement ``_upscale``."""
 
+    streams: ClassVar[bool] = False
+    """True when ``upscale_rows`` computes the output a band at a time (memory bounded by a tile)."""
+
     def peak_bytes(self, in_shape: tuple[int, int, int], size: tuple[int, int]) -> int:
         """Estimated peak memory of ``upscale`` for an (h, w, c) input and an (H', W') output:
         the float32 output and its clipped copy; subclasses add their working set."""
         return 2 * 4 * size[0] * size[1] * in_shape[2]
 
-    def check_memory(self, in_shape: tuple[int, int, int], size: tuple[int, int]) -> None:
-        """CoordsrError when ``peak_bytes`` is more than the memory available now."""
-        from coordsr.render import check_bytes_available
+    def stream_peak_bytes(self, in_shape: tuple[int, int, int], size: tuple[int, int]) -> int:
+        """Estimated peak memory of ``upscale_rows``: ``peak_bytes`` unless the method ``streams``
+        (then one row of tiles and the method's working set, not the output)."""
+        return self.peak_bytes(in_shape, size)
+
+    def check_memory(self, in_shape: tuple[int, int, int], size: tuple[int, int], *, streamed: bool = False) -> None:
+        """CoordsrError when ``peak_bytes`` (``stream_peak_bytes`` if ``streamed``) is more than
+        the memory available now."""
+        from coordsr.render import STREAM_HINT, check_bytes_available
 
         what = f"{type(self).__name__} from {in_shape[1]}x{in_shape[0]} to {size[1]}x{size[0]}"
-        check_bytes_available(self.peak_bytes(tuple(in_shape), tuple(size)), what)
+        if streamed:
+            check_bytes_available(self.stream_peak_bytes(tuple(in_shape), tuple(size)), what)
+        else:  # a method that streams could have done it with a streamed output
+            check_bytes_available(self.peak_bytes(tuple(in_shape), tuple(size)), what,
+                                  **({"hint": STREAM_HINT} if self.streams else {}))
 
     def upscale(self, image: np.ndarray, size: tuple[int, int], *,
                 progress: ProgressCallback | None = None) -> np.ndarray:
@@ -116,6 +132,30 @@ class Upscaler(Method):
     def _upscale(self, image: np.ndarray, size: tuple[int, int],
                  progress: ProgressCallback | None) -> np.ndarray:
         raise NotImplementedError
+
+    def upscale_rows(self, image: np.ndarray, size: tuple[int, int], *, bit_depth: int = 8,
+                     progress: ProgressCallback | None = None) -> Rows:
+        """``upscale`` handed over a band of rows at a time, quantized to ``bit_depth``
+        (:class:`coordsr.stream.Rows`, what the streamed writers take). A method that
+        ``streams`` computes each band when it is asked for, so memory is bounded by a row of
+        tiles; the others compute the whole output first. The pixels are those ``upscale``
+        gives, quantized as ``coordsr.images`` quantizes them. Checked before any work."""
+        from coordsr.stream import Rows
+
+        if bit_depth not in (8, 16):
+            raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth!r}")
+        image = check_image(image)
+        size = check_size(size)
+        self.check_memory(image.shape, size, streamed=True)
+        return Rows(size[0], size[1], image.shape[2], np.dtype(np.uint16 if bit_depth == 16 else np.uint8),
+                    self._upscale_rows(image, size, bit_depth, progress))
+
+    def _upscale_rows(self, image: np.ndarray, size: tuple[int, int], bit_depth: int,
+                      progress: ProgressCallback | None) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, band) of the output, top to bottom; this default computes it whole."""
+        from coordsr.images import quantize
+
+        yield 0, quantize(np.clip(self._upscale(image, size, progress), 0.0, 1.0), bit_depth)
 
 
 @functools.cache

@@ -22,7 +22,7 @@ from coordsr.fit import OBSERVATIONS, FitConfig, FitResult, fit, parse_until
 from coordsr.methods.base import MAX_SEED, Upscaler, check_image, check_size, need, resolve_device
 from coordsr.precision import check_precision, resolve_precision
 from coordsr.progress import ProgressCallback
-from coordsr.render import TILE_PIXELS, render_field
+from coordsr.render import TILE_PIXELS, render_field, render_field_rows
 from coordsr.resize import KERNELS
 
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
@@ -71,6 +71,8 @@ class FieldUpscaler(Upscaler):
     auto_bf16: ClassVar[bool] = False
     """Whether 'auto' may pick bfloat16 for this preset: its measured PSNR change is negligible
     (BENCHMARKS.md, "Precision")."""
+    streams: ClassVar[bool] = True
+    """The fitted field is drawn a row of tiles at a time into streamed outputs."""
 
     def field_config(self, meta: ImageMeta, out_size: tuple[int, int]) -> FieldConfig:
         raise NotImplementedError
@@ -155,6 +157,18 @@ class FieldUpscaler(Upscaler):
     def _upscale(self, image, size, progress):
         field, _ = self.fit_field(image, size, progress=progress)
         return render_field(field, size, compute_dtype=self.compute_dtype())
+
+    def stream_peak_bytes(self, in_shape, size):
+        """``peak_bytes`` with one row of render tiles (float32 and quantized) instead of the output."""
+        (h, w, c), (H, W) = in_shape, size
+        band = min(H, 256) * W * c * (4 + 2)
+        return self.peak_bytes(in_shape, size) - super().peak_bytes(in_shape, size) + band
+
+    def _upscale_rows(self, image, size, bit_depth, progress):
+        """Fit, then draw the field a row of tiles at a time (``coordsr.render.render_rows``)."""
+        field, _ = self.fit_field(image, size, progress=progress)
+        yield from render_field_rows(field, size, dtype=np.uint16 if bit_depth == 16 else np.uint8,
+                                     compute_dtype=self.compute_dtype())
 
 
 @dataclass

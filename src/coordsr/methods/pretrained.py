@@ -51,6 +51,7 @@ class pretrained(Upscaler):
     """Compute precision: 'auto' (bfloat16 where this machine runs it faster: its measured
     change is below 0.05 dB, BENCHMARKS.md "Precision"), 'fp32' or 'bf16'."""
 
+    streams: ClassVar[bool] = True
     auto_bf16: ClassVar[bool] = True
     """Whether 'auto' may pick bfloat16 (measured: Set5 x2-x4 change below 0.05 dB)."""
 
@@ -75,15 +76,30 @@ class pretrained(Upscaler):
         return (super().peak_bytes(in_shape, size) + 4 * 3 * H * W + 4 * c * H * W + alpha
                 + 4 * 3 * h * w + encoder + queries)
 
-    def _upscale(self, image, size, progress):
-        from coordsr.liif.model import upscale
+    def stream_peak_bytes(self, in_shape, size):
+        """The input and its colour copy, one tile's work (as ``peak_bytes``), one row of tiles
+        quantized, and for alpha the band's rows of the bicubic alpha."""
+        (h, w, c), (H, W) = in_shape, size
+        rows = min(self.tile, H)
+        full = self.peak_bytes(in_shape, size)
+        outputs = super().peak_bytes(in_shape, size) + 4 * 3 * H * W + 4 * c * H * W
+        alpha = (8 + 4) * H * W + 8 * (H * h + W * w) if c in (2, 4) else 0
+        return full - outputs - alpha + rows * W * 2 * c + (8 * 3 * rows * (w + W) if c in (2, 4) else 0)
 
+    def _prepare(self, image):
+        """(model, LR colour tensor (1, 3, h, w), compute dtype) for ``image`` (h, w, c)."""
         device = resolve_device(self.device)
         model = _load(self.weights or shipped_weights(), str(device))
         c = image.shape[2]
         colour = image[:, :, :3] if c >= 3 else np.repeat(image[:, :, :1], 3, axis=2)
         x = torch.from_numpy(np.ascontiguousarray(colour)).permute(2, 0, 1)[None].to(device)
+        return model, x, resolve_precision(self.precision, device, allow_auto_bf16=self.auto_bf16)
 
+    def _upscale(self, image, size, progress):
+        from coordsr.liif.model import upscale
+
+        model, x, compute = self._prepare(image)
+        c = image.shape[2]
         y = x.new_empty(1, 3, size[0], size[1])
 
         def on_tile(k: int, n: int) -> None:
@@ -91,7 +107,6 @@ class pretrained(Upscaler):
                 progress(Progress(step=k, total=n, stage="render",
                                   preview=lambda: partial_preview(y, x, k, self.tile)))
 
-        compute = resolve_precision(self.precision, device, allow_auto_bf16=self.auto_bf16)
         upscale(model, x, size, tile=self.tile, chunk=self.chunk, on_tile=on_tile, compute_dtype=compute, out=y)
         rgb = y[0].permute(1, 2, 0).cpu().numpy()
         out = rgb if c >= 3 else rgb.mean(axis=2, keepdims=True)
@@ -101,6 +116,37 @@ class pretrained(Upscaler):
             alpha = imresize(a, size, scale=(size[0] / h, size[1] / w)).float().numpy()
             out = np.concatenate([out, alpha[:, :, None]], axis=2)
         return out
+
+    def _upscale_rows(self, image, size, bit_depth, progress):
+        """A row of output tiles at a time: the same tiles, colour reduction, alpha and
+        quantization as ``upscale`` followed by ``write_image``."""
+        from coordsr.images import quantize
+        from coordsr.liif.model import upscale_tiles
+        from coordsr.resize import imresize_rows
+
+        model, x, compute = self._prepare(image)
+        c = image.shape[2]
+        (H, W), n = size, -(-size[0] // self.tile) * -(-size[1] // self.tile)
+        a = torch.from_numpy(np.ascontiguousarray(image[:, :, -1])).double() if c in (2, 4) else None
+
+        band, alpha, top = None, None, 0
+        for k, (r, r1, c0, c1, rgb) in enumerate(upscale_tiles(model, x, size, tile=self.tile, chunk=self.chunk,
+                                                               compute_dtype=compute)):
+            if band is not None and r != top:
+                yield top, band
+                band = None
+            if band is None:  # quantized: a float32 band would be 4x larger, and its clip and rounding more
+                band, top = np.empty((r1 - r, W, c), np.uint16 if bit_depth == 16 else np.uint8), r
+                if a is not None:  # the band's rows of the bicubic alpha, from the kernels' taps alone
+                    alpha = imresize_rows(a, size, (r, r1)).float().numpy()
+            out = rgb[0].permute(1, 2, 0).cpu().numpy()
+            out = out if c >= 3 else out.mean(axis=2, keepdims=True)
+            if a is not None:
+                out = np.concatenate([out, alpha[:, c0:c1, None]], axis=2)
+            band[:, c0:c1] = quantize(np.clip(out, 0.0, 1.0), bit_depth)
+            if progress is not None:
+                progress(Progress(step=k + 1, total=n, stage="render"))
+        yield top, band
 
 
 def partial_preview(out: torch.Tensor, lr: torch.Tensor, done: int, tile: int, max_side: int = 256) -> np.ndarray:
