@@ -127,3 +127,20 @@ def test_bad_sources_and_outputs(tmp_path, capsys, fitted):
         assert code == 2 and message in err, (args, err)
         assert err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_render_draws_an_art_field_as_art_does_and_streams_it(tmp_path, capsys):
+    import tifffile
+
+    field, ref = tmp_path / "a.field", tmp_path / "ref.png"
+    assert run(capsys, "art", "-o", field, "--seed", 7, "--palette", "sunset", *NET, "-q")[0] == 0
+    assert run(capsys, "art", "-o", ref, "--seed", 7, "--palette", "sunset", *NET, "--size", "40x24", "-q")[0] == 0
+    code, _, err = run(capsys, "render", field, "-o", tmp_path / "r.png", "--size", "40x24", "-q")
+    assert code == 0, err
+    want = np.asarray(Image.open(ref))
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "r.png")), want)
+    code, _, err = run(capsys, "render", field, "-o", tmp_path / "r.tif", "--size", "40x24", "-q")
+    assert code == 0, err
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "r.tif", level=0), want)  # streamed, same pixels
+    code, _, err = run(capsys, "render", field, "-o", tmp_path / "b.png", "--size", "40x24", "--precision", "bf16")
+    assert code == 2 and err.count("\n") == 1 and "float32" in err and not (tmp_path / "b.png").exists()

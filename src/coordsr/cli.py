@@ -525,7 +525,7 @@ def fit_cmd(
 
 @app.command()
 def render(
-    field_path: Annotated[Path, typer.Argument(metavar="FIELD", help="A field file from `coordsr fit`.")],
+    field_path: Annotated[Path, typer.Argument(metavar="FIELD", help="A field file from `coordsr fit`, or an art field from `coordsr art -o NAME.field`.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Image to write.")],
     scale: Scale = None, size: Size = None, width: Width = None, height: Height = None,
     box: Annotated[Optional[str], typer.Option(help="Region x0,y0,x1,y1 in field coordinates ([-1,1]).")] = None,
@@ -544,8 +544,13 @@ def render(
     from coordsr.render import check_fits_in_memory, render_field, render_field_rows
     from coordsr.stream import Rows, is_streamed, write_rows
 
+    from coordsr.art.files import is_art_field
+
     check_bit_depth(bit_depth)
     check_image_output(output, [field_path], force, streamed=True)
+    if is_art_field(field_path):
+        return _render_art(field_path, output, output_size_args=dict(scale=scale, size=size, width=width, height=height),
+                           box=box, bit_depth=bit_depth, precision=precision, device=device, quiet=quiet)
     region = FULL_BOX if box is None else parse_box(box)
     field = Field.load(field_path, device=device_of(device))
     compute = _render_precision(precision, field, device_of(device))
@@ -564,6 +569,41 @@ def render(
         pixels = render_field(field, out_size, box=region, dtype=dtype, compute_dtype=compute, progress=bar.tiles)
     write_image(output, pixels, bit_depth=depth)
     _say(f"wrote {output} ({out_size[1]}x{out_size[0]})", quiet)
+
+
+def _render_art(path: Path, output: Path, *, output_size_args: dict, box: str | None, bit_depth: int | None,
+                precision: str, device: str, quiet: bool) -> None:
+    """`coordsr render` of an art field (`coordsr art -o NAME.field`): its CPPN seen through its
+    saved view, the frame's shorter side spanning [-1, 1] as `coordsr art` draws it (or ``--box``
+    in those coordinates). Size from --size/--width/--height/--scale against 1024x1024; .tif and
+    .dzi stream, so a poster may be larger than memory."""
+    import numpy as np
+
+    from coordsr.art.files import load_source
+    from coordsr.art.scene import Scene, frame_box
+    from coordsr.images import write_image
+    from coordsr.render import check_fits_in_memory, render, render_rows
+    from coordsr.stream import Rows, is_streamed, write_rows
+
+    if precision not in ("auto", "fp32"):
+        raise CoordsrError(f"--precision {precision}: art fields are drawn in float32 (auto or fp32)")
+    source, view = load_source(path, device=device_of(device))
+    scene = Scene(source, view)
+    given = any(v is not None for v in output_size_args.values())
+    out_size = output_size(1024, 1024, **output_size_args) if given else (1024, 1024)  # --scale: of 1024
+    h, w = out_size
+    region = frame_box(h, w) if box is None else parse_box(box)
+    depth = bit_depth or 8
+    dtype = np.uint16 if depth == 16 else np.uint8
+    with ProgressBar(f"render {w}x{h}", quiet) as bar:
+        if is_streamed(output):
+            write_rows(output, Rows(h, w, scene.channels, np.dtype(dtype), render_rows(
+                scene, out_size, scene.channels, box=region, dtype=dtype, progress=bar.tiles)))
+        else:
+            check_fits_in_memory(h, w, scene.channels, dtype)
+            pixels = render(scene, out_size, scene.channels, box=region, dtype=dtype, progress=bar.tiles)
+            write_image(output, pixels, bit_depth=depth)
+    _say(f"wrote {output} ({w}x{h})", quiet)
 
 
 def _render_precision(word: str, field, device):

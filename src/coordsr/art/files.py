@@ -63,6 +63,18 @@ def save_art_field(net: CPPN, path: str | os.PathLike, view: View | None = None)
         save_file(tensors, str(tmp), metadata={"coordsr": json.dumps(art_record(net.cfg, view or View()))})
 
 
+def is_art_field(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a safetensors file written by ``coordsr art -o NAME.field``
+    (False for anything else, fitted fields included: their loaders give the errors)."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(8) == b"\x89PNG\r\n\x1a\n":
+                return False
+        return _safetensors_header(Path(path)).get("format") == ART_FORMAT
+    except (OSError, CoordsrError):
+        return False
+
+
 def load_source(path: str | os.PathLike, device=None) -> tuple[nn.Module, View | None]:
     """Open an art field, a fitted field or an art PNG: (drawable module, its saved view or None)."""
     path = Path(path)
