@@ -675,6 +675,23 @@ def train(ctx: typer.Context):
     if code:
         raise typer.Exit(code)
 
+@app.command("train-denoiser", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train_denoiser(ctx: typer.Context):
+    """Train the denoiser (`trained`) on folders of clean images, noise levels 0-50.
+
+    Takes the options of `python -m coordsr.denoise.train` (see `coordsr train-denoiser --help-train`), e.g.
+    coordsr train-denoiser --data ../shared/data/T91 ../shared/data/BSD200 --out denoiser.safetensors --resume
+    """
+    from coordsr.denoise.train import main as train_main
+
+    args = list(ctx.args)
+    if "--help-train" in args:
+        args = ["--help"]
+    code = train_main(args, prog="coordsr train-denoiser")  # prints its own line
+    if code:
+        raise typer.Exit(code)
+
+
 @app.command()
 def art(
     output: Annotated[Path, typer.Option("--output", "-o", help="Image (.png keeps the settings), .field, "
