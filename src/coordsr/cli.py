@@ -513,7 +513,7 @@ def bench(
     folder: Annotated[Path, typer.Argument(help="Folder of HR images (ground truth).")],
     scales: Annotated[str, typer.Option(help="Comma-separated scales, e.g. 2,3,4.")] = "2,3,4",
     methods_: Annotated[Optional[str], typer.Option(
-        "--methods", help="Comma-separated methods, or 'all' (of the task); default bicubic / nlmeans.")] = None,
+        "--methods", help="Comma-separated methods, or 'all' (of the task); default bicubic / trained.")] = None,
     task: Annotated[str, typer.Option("--task", help="upscale (the SR protocol) or denoise.")] = "upscale",
     sigmas: Annotated[str, typer.Option(help="--task denoise: noise levels, e.g. 15,25,50.")] = "15,25,50",
     variant: Annotated[str, typer.Option(help="--task denoise: noise 'float' (the protocol) or '8bit'.")] = "float",
