@@ -20,6 +20,12 @@ SECTIONS = [  # (JSON files in benchmarks/results, heading, note)
     (["denoise_kodak24_classical.json"], "Kodak24, all 24 images: classical baselines",
      "scikit-image's denoisers with the noise level given; settings chosen on BSD200 "
      "(experiments/denoise/tune_classical.py), never on Kodak24."),
+    (["denoise_kodak24_trained.json", "denoise_kodak24_trained_blind.json"],
+     "Kodak24, all 24 images: the trained denoiser",
+     "`trained`: the shipped CNN (T91 + BSD200 only, noise levels 0-50, one pass), with the level "
+     "given and blind (estimated by scikit-image's `estimate_sigma`). Training record: docs/DENOISE.md. "
+     "Seconds: the denoise call alone (the first one also loads the weights); the median "
+     "over repeated calls on 2 threads is in `benchmarks/results/denoise_trained_speed.json`."),
     (["denoise_kodak24_zsn2n.json"], "Kodak24, {images}: ZS-N2N",
      "Zero-shot: learned from the noisy image alone. The classical rows of the same images are "
      "repeated beneath when they are not all 24. Wall-clock varies with the shared machine's load: "
@@ -77,12 +83,15 @@ def denoise_sections(results: Path | None = None) -> list[str]:
                          + (f", load average {load[0]:.1f} at the end" if load else "") + ")")
         lines.append("")
         docs.update(found)
-    joint = _load(results, "denoise_joint.json")
-    if joint:
+    for joint_file in ("denoise_joint.json", "denoise_joint_trained.json"):  # one table per run
+        joint = _load(results, joint_file)
+        if not joint:
+            continue
         lines += ["### Joint denoise + upscale: noisy LR (sigma 15) in, HR out", "",
                   "The SR protocol's LR (MATLAB bicubic, 8-bit) plus the denoising protocol's noise (sigma 15, "
                   "float, not clipped); outputs scored on the SR protocol (Y-PSNR / SSIM, `scale` pixels "
-                  "shaved). `nlmeans, then pretrained` is what `coordsr upscale --denoise` runs by default.", ""]
+                  "shaved). `DENOISER, then pretrained` is what `coordsr upscale --denoise` runs (DENOISER: the "
+                  "default denoiser, `coordsr methods` marks it).", ""]
         scales = sorted({s["scale"] for s in joint["summary"]})
         lines += ["| dataset | pipeline | " + " | ".join(f"x{s:g}" for s in scales) + " |",
                   "|---|---|" + "---|" * len(scales)]

@@ -353,7 +353,7 @@ def test_methods_is_the_registry():
     assert w0.doc == "Frequency of the sine activations."
     assert siren.settings["steps"].doc.startswith("Most Adam steps")  # documented on the base class
     assert "device" not in siren.settings
-    assert [n for n, m in everything.items() if m.default] == ["pretrained", "nlmeans"]
+    assert [n for n, m in everything.items() if m.default] == ["pretrained", "trained"]
     assert not everything["bicubic"].settings and not everything["bicubic"].fits_field
     with pytest.raises(coordsr.SettingError, match="unknown task"):
         coordsr.methods("sharpen")

@@ -83,7 +83,7 @@ def test_sigma_is_estimated_from_the_image():
 
 
 def test_denoisers_are_registered_beside_the_upscalers():
-    assert set(DENOISERS) == {"nlmeans", "wavelet", "tv", "field", "zsn2n"}
+    assert set(DENOISERS) == {"nlmeans", "wavelet", "tv", "field", "zsn2n", "trained"}
     assert all(METHODS[n].task == "denoise" for n in DENOISERS)
     assert "bicubic" in methods_for("upscale") and "wavelet" not in methods_for("upscale")
     with pytest.raises(ValueError, match="upscale"):
@@ -108,7 +108,7 @@ def test_every_denoiser_keeps_the_contract(name, channels):
 def test_every_denoiser_is_described_and_deterministic(name):
     cls = METHODS[name]
     assert cls.description() and "\n" not in cls.description()
-    assert cls.family in ("classical", "per-image", "zero-shot")
+    assert cls.family in ("classical", "per-image", "zero-shot", "pretrained")
     noisy = add_noise(smooth_image(16, 16, 3, seed=2), 25, seed=3)
     assert np.array_equal(fast(cls).denoise(noisy, 25), fast(cls).denoise(noisy, 25))
 

@@ -414,7 +414,7 @@ def denoise(image: ImageInput, *, sigma: float | None = None, method: str | None
             outside [0, 1] (unclipped noise).
         sigma: the noise level in 8-bit levels (0 to 100); None estimates it from the image. A
             level below 0.5 gives the image back unchanged.
-        method: a registered denoiser (``coordsr.methods("denoise")``); default ``nlmeans``.
+        method: a registered denoiser (``coordsr.methods("denoise")``); default ``trained``.
         device: 'auto', 'cpu', 'cuda' or 'cuda:N' (for the denoisers that fit networks).
         progress: True for a progress bar, or a callable taking each :class:`coordsr.Progress`.
         output: 'numpy', 'pil' or 'tensor'; default the type of ``image``.

@@ -657,7 +657,7 @@ def bench(
     folder: Annotated[Path, typer.Argument(help="Folder of HR images (ground truth).")],
     scales: Annotated[str, typer.Option(help="Comma-separated scales, e.g. 2,3,4.")] = "2,3,4",
     methods_: Annotated[Optional[str], typer.Option(
-        "--methods", help="Comma-separated methods, or 'all' (of the task); default bicubic / nlmeans.")] = None,
+        "--methods", help="Comma-separated methods, or 'all' (of the task); default bicubic / trained.")] = None,
     task: Annotated[str, typer.Option("--task", help="upscale (the SR protocol) or denoise.")] = "upscale",
     sigmas: Annotated[str, typer.Option(help="--task denoise: noise levels, e.g. 15,25,50.")] = "15,25,50",
     variant: Annotated[str, typer.Option(help="--task denoise: noise 'float' (the protocol) or '8bit'.")] = "float",
@@ -818,6 +818,23 @@ def train(ctx: typer.Context):
     code = train_main(args, prog="coordsr train")  # prints its own line (and whether a checkpoint was written)
     if code:
         raise typer.Exit(code)
+
+@app.command("train-denoiser", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train_denoiser(ctx: typer.Context):
+    """Train the denoiser (`trained`) on folders of clean images, noise levels 0-50.
+
+    Takes the options of `python -m coordsr.denoise.train` (see `coordsr train-denoiser --help-train`), e.g.
+    coordsr train-denoiser --data ../shared/data/T91 ../shared/data/BSD200 --out denoiser.safetensors --resume
+    """
+    from coordsr.denoise.train import main as train_main
+
+    args = list(ctx.args)
+    if "--help-train" in args:
+        args = ["--help"]
+    code = train_main(args, prog="coordsr train-denoiser")  # prints its own line
+    if code:
+        raise typer.Exit(code)
+
 
 @app.command()
 def art(

@@ -1,10 +1,12 @@
-"""Denoising, a task of coordsr (issue 14): the protocol, ZS-N2N and the benchmark.
+"""Denoising, a task of coordsr (issue 14): the protocol, ZS-N2N, the trained denoiser, the benchmark.
 
 The denoisers themselves are registry entries (``coordsr.methods.denoisers``, ``task = 'denoise'``);
 this package holds what they and the benchmark share:
 
     protocol.py   noise, seeds, the RGB PSNR and the sigma estimate (the field's convention)
     zsn2n.py      Zero-Shot Noise2Noise: the network, its pair downsampler and loss
+    net.py        the trained denoiser's network (the `trained` method) and its weights files
+    train.py      its training (`coordsr train-denoiser`): batches, checkpoints, resume
     bench.py      the denoising benchmark, with the field denoiser's oracle stop
 
 One call does what ``coordsr denoise`` does:

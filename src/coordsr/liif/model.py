@@ -279,40 +279,65 @@ def upscale_tiles(model: LIIF, image: torch.Tensor, size: tuple[int, int], *, ti
 
 # ---------------------------------------------------------------- weights files (safetensors)
 
-def save_weights(model: LIIF, path: str | Path, *, dtype: torch.dtype = torch.float16,
-                 extra: dict[str, str] | None = None) -> None:
-    """Write ``model`` as a self-describing safetensors file (config + format version in metadata),
-    atomically (temporary file, then rename)."""
+def write_weights(state: dict[str, torch.Tensor], config: dict, path: str | Path, *, format: str,
+                  version: int, dtype: torch.dtype | None = torch.float16,
+                  extra: dict[str, str] | None = None) -> None:
+    """Write ``state`` as a self-describing safetensors file (``format``, its version and the model's
+    ``config`` as JSON in the metadata), atomically (temporary file, then rename). ``dtype`` None
+    keeps each tensor's own type. Shared by every trained model of coordsr (no pickle)."""
     from safetensors.torch import save_file
 
     path = Path(path)
-    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
-    meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
-            "config": json.dumps(asdict(model.cfg)), **(extra or {})}
+    tensors = {k: v.detach().to("cpu", dtype or v.dtype).contiguous() for k, v in state.items()}
+    meta = {"format": format, "format_version": str(version), "config": json.dumps(config), **(extra or {})}
     tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.chmod(0o644)  # a shipped file, readable by everyone (the temporary one may be private)
-    tmp.replace(path)
+    try:
+        save_file(tensors, str(tmp), metadata=meta)
+        tmp.chmod(0o644)  # a shipped file, readable by everyone (the temporary one may be private)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
-def load_weights(path: str | Path, device=None) -> LIIF:
-    """Rebuild the model from a file written by ``save_weights``; FieldFileError when it is not one."""
+def read_weights(path: str | Path, *, format: str, version: int) -> tuple[dict, dict[str, torch.Tensor], dict]:
+    """(config, tensors, metadata) of a file written by ``write_weights`` with this ``format`` and
+    ``version``; FieldFileError naming what was expected otherwise."""
     from safetensors import safe_open
 
     path = Path(path)
-    expect = f"expected a {FORMAT} weights file, format version {FORMAT_VERSION}"
+    expect = f"expected a {format} weights file, format version {version}"
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:  # safetensors raises several types for truncated / garbage files
         raise FieldFileError(f"{path}: cannot read weights ({e}); {expect}") from None
-    if meta.get("format") != FORMAT or meta.get("format_version") != str(FORMAT_VERSION):
+    if meta.get("format") != format or meta.get("format_version") != str(version):
         raise FieldFileError(f"{path}: format {meta.get('format')!r} version "
                              f"{meta.get('format_version')!r}; {expect}")
     try:
-        raw = json.loads(meta["config"])
+        config = json.loads(meta["config"])
+    except Exception as e:
+        raise FieldFileError(f"{path}: unreadable config ({e}); {expect}") from None
+    return config, tensors, meta
+
+
+def save_weights(model: LIIF, path: str | Path, *, dtype: torch.dtype = torch.float16,
+                 extra: dict[str, str] | None = None) -> None:
+    """Write ``model`` as a self-describing safetensors file (config + format version in metadata),
+    atomically (temporary file, then rename)."""
+    write_weights(model.state_dict(), asdict(model.cfg), path, format=FORMAT, version=FORMAT_VERSION,
+                  dtype=dtype, extra=extra)
+
+
+def load_weights(path: str | Path, device=None) -> LIIF:
+    """Rebuild the model from a file written by ``save_weights``; FieldFileError when it is not one."""
+    path = Path(path)
+    expect = f"expected a {FORMAT} weights file, format version {FORMAT_VERSION}"
+    raw, tensors, _ = read_weights(path, format=FORMAT, version=FORMAT_VERSION)
+    try:
         names = {f.name for f in fields(LIIFConfig)}
         cfg = LIIFConfig(**{k: v for k, v in raw.items() if k in names})
         model = LIIF(cfg)

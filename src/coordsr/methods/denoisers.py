@@ -12,6 +12,7 @@ the image as it is. Noisy values may lie outside [0, 1] (the protocol's noise is
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import ClassVar
@@ -41,7 +42,7 @@ class Denoiser(Method):
 
     task: ClassVar[str] = "denoise"
     family: ClassVar[str] = "classical"
-    """One of 'classical', 'per-image', 'zero-shot'."""
+    """One of 'classical', 'per-image', 'zero-shot', 'pretrained'."""
 
     def denoise(self, image: np.ndarray, sigma: float | None = None, *,
                 progress: ProgressCallback | None = None) -> np.ndarray:
@@ -166,6 +167,71 @@ class zsn2n(Denoiser):
                                   elapsed=time.perf_counter() - start))
 
         return train_and_denoise(noisy, cfg, resolve_device(self.device), on_step)
+
+
+SHIPPED_DENOISER = "denoiser.safetensors"
+"""File name of the trained denoiser's weights inside ``coordsr/weights``."""
+
+
+def shipped_denoiser() -> str:
+    """Path of the denoiser weights shipped inside the package."""
+    import importlib.resources
+
+    from coordsr.errors import FieldFileError
+
+    ref = importlib.resources.files("coordsr") / "weights" / SHIPPED_DENOISER
+    if not ref.is_file():
+        raise FieldFileError(f"{ref}: shipped denoiser weights missing (reinstall coordsr)")
+    return str(ref)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_denoiser(path: str, device: str):
+    from coordsr.denoise.net import load_denoiser
+
+    return load_denoiser(path, device=device)
+
+
+@dataclass
+class trained(Denoiser):
+    """Trained CNN (shipped weights, T91 + BSD200, sigma 0-50): one pass with a noise-level map."""
+
+    family: ClassVar[str] = "pretrained"
+
+    weights: str | None = None
+    """Weights file (safetensors from ``coordsr train-denoiser``); None: the ones shipped with coordsr."""
+    tile: int = 1024
+    """Tile side in pixels (overlapping tiles give the one-pass result with bounded memory)."""
+    precision: str = "fp32"
+    """Compute precision: 'fp32', 'bf16' (bfloat16 autocast) or 'auto'."""
+
+    def validate(self) -> None:
+        from pathlib import Path
+
+        from coordsr.errors import FieldFileError
+        from coordsr.precision import check_precision
+
+        check_precision(self.precision)
+        need(self.tile >= 0, "tile", self.tile, "0 (whole image) or more")
+        if self.weights is not None and not Path(self.weights).is_file():
+            raise FieldFileError(f"{self.weights}: no such weights file")
+
+    def _denoise(self, noisy, sigma, progress):
+        import torch
+
+        from coordsr.denoise.net import denoise_tensor
+        from coordsr.precision import resolve_precision
+
+        device = resolve_device(self.device)
+        model = _load_denoiser(self.weights or shipped_denoiser(), str(device))
+        c = noisy.shape[2]
+        # Trained on RGB: a grey image is denoised as three equal channels, then averaged.
+        rgb = noisy if c == 3 else np.repeat(noisy[:, :, :1], 3, axis=2)
+        x = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None].to(device)
+        out = denoise_tensor(model, x, 255.0 * sigma, tile=self.tile,
+                             compute_dtype=resolve_precision(self.precision, device))
+        out = out[0].permute(1, 2, 0).cpu().numpy()
+        return out if c == 3 else out.mean(axis=2, keepdims=True)
 
 
 FIELD_DEFAULTS = {

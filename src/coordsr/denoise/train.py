@@ -1,0 +1,350 @@
+"""Train the blind denoiser (``coordsr.denoise.net``): ``train(DenoiseTrainConfig(data=[...]))``, or
+
+    coordsr train-denoiser --data T91 BSD200 --out runs/denoiser/model.safetensors --steps 1200
+    coordsr train-denoiser --data T91 BSD200 --out runs/denoiser/model.safetensors --resume
+
+Random square crops of the training images, flipped and rotated (the upscaler's ``_augment``),
+each with additive white Gaussian noise of a level drawn uniformly from [sigma_min, sigma_max]
+(8-bit levels), added in float and not clipped (the protocol's noise); L2 loss on the denoised
+crop, Adam, warm-up then cosine learning rate (the upscaler's ``learning_rate``). A batch is a
+pure function of (seed, step), so resuming replays nothing. The checkpoint (model, Adam state,
+step, best validation PSNR) is one safetensors file, written atomically every ``ckpt_every``
+steps and when SIGINT or SIGTERM stops the run; ``resume=True`` continues from it. A NaN loss
+stops the run before the weights are touched. Validation: RGB PSNR (the protocol's) on centre
+crops of a held-out part of the training folders (split by file-name hash, as the upscaler's)
+at sigma 15, 25 and 50; the best weights are exported to ``out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from coordsr.denoise.net import DenoiseNet, DenoiseNetConfig, denoise_tensor, save_denoiser
+from coordsr.denoise.protocol import add_noise, noise_seed, psnr_rgb
+from coordsr.errors import CoordsrError
+from coordsr.liif import data as D
+from coordsr.liif.model import read_weights, write_weights
+from coordsr.liif.train import TrainingDiverged, TrainingInterrupted, _Parser, learning_rate
+from coordsr.metrics import quantize
+from coordsr.precision import autocast, resolve_precision
+from coordsr.progress import Progress, ProgressCallback
+
+CHECKPOINT_FORMAT = "coordsr.denoiser-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class DenoiseTrainConfig:
+    """Everything one training run of the denoiser depends on."""
+
+    data: list[str] = field(default_factory=list)
+    """Folders of clean training images (T91, BSD200: never the benchmark sets)."""
+    out: str = "denoiser.safetensors"
+    """Where the best weights (by validation PSNR) are exported, as safetensors."""
+    checkpoint: str | None = None
+    """Training checkpoint path; default: ``out`` with the suffix ``.ckpt.safetensors``."""
+    model: DenoiseNetConfig = field(default_factory=DenoiseNetConfig)
+    """Architecture (ignored when resuming: the checkpoint's is used)."""
+    patch: int = 64
+    """Side of the training crop, in pixels (even)."""
+    batch: int = 32
+    """Crops per step."""
+    steps: int = 1200
+    """Total steps (the cosine schedule's length)."""
+    lr: float = 1e-3
+    """Peak learning rate (Adam)."""
+    lr_min: float = 0.05
+    """Final learning rate as a fraction of ``lr``."""
+    warmup: int = 50
+    """Steps of linear warm-up."""
+    sigma_min: float = 0.0
+    """Lowest training noise level (8-bit levels)."""
+    sigma_max: float = 50.0
+    """Highest training noise level (8-bit levels)."""
+    seed: int = 0
+    """Seed of the weights and of the batches."""
+    resume: bool = False
+    """Continue from ``checkpoint`` when it exists."""
+    val_fraction: float = 0.05
+    """Share of the training files held out for validation (by file-name hash)."""
+    val_crop: int = 128
+    """Side of the centre crop of each held-out image that validation denoises."""
+    val_sigmas: tuple[float, ...] = (15.0, 25.0, 50.0)
+    """Noise levels of the validation PSNR (the sigma is given, as in the benchmark)."""
+    val_every: int = 200
+    """Validate (and export the best weights) every this many steps and at the end."""
+    ckpt_every: int = 100
+    """Write the checkpoint every this many steps."""
+    log_every: int = 25
+    """Report progress every this many steps."""
+    threads: int | None = 2
+    """torch CPU threads (None: torch's default)."""
+    device: str = "auto"
+    """'auto' (CUDA when present), 'cpu', 'cuda'."""
+    precision: str = "fp32"
+    """Compute precision of the forward pass: 'fp32', 'bf16' (bfloat16 autocast, float32 weights
+    and optimizer state) or 'auto' (bf16 where this machine runs it faster)."""
+
+    def checkpoint_path(self) -> Path:
+        return Path(self.checkpoint) if self.checkpoint else Path(self.out).with_suffix(".ckpt.safetensors")
+
+
+@dataclass
+class DenoiseTrainResult:
+    model: DenoiseNet
+    step: int
+    """Steps done in total, including earlier runs when resumed."""
+    best_psnr: float | None
+    """Best mean validation RGB PSNR (dB) over ``val_sigmas``."""
+    history: list[dict]
+    """Validation records of this run."""
+
+
+def make_batch(images: list[torch.Tensor], *, batch: int, patch: int, sigma_min: float, sigma_max: float,
+               seed: int, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(noisy, clean, sigma) for ``step``: (B, 3, patch, patch) twice and (B,) levels; deterministic."""
+    gen = torch.Generator().manual_seed(D.hash_seed(seed, step, 1))
+    clean, levels = [], []
+    for _ in range(batch):
+        img = images[int(torch.randint(0, len(images), (1,), generator=gen))]
+        _, h, w = img.shape
+        side = min(patch, h, w) // 2 * 2
+        top = int(torch.randint(0, h - side + 1, (1,), generator=gen))
+        left = int(torch.randint(0, w - side + 1, (1,), generator=gen))
+        crop = img[:, top:top + side, left:left + side].float() / 255
+        crop = D._augment(crop, int(torch.randint(0, 8, (1,), generator=gen)))
+        if side < patch:  # an image smaller than the patch (none in T91 / BSD200 at 64)
+            crop = torch.nn.functional.pad(crop[None], (0, patch - side, 0, patch - side), mode="reflect")[0]
+        clean.append(crop)
+        levels.append(sigma_min + (sigma_max - sigma_min) * float(torch.rand((), generator=gen)))
+    clean_t = torch.stack(clean)
+    sigma = torch.tensor(levels)
+    noisy = clean_t + torch.randn(clean_t.shape, generator=gen) * (sigma / 255)[:, None, None, None]
+    return noisy, clean_t, sigma
+
+
+def validation_set(paths: list[Path], images: list[torch.Tensor], crop: int, sigmas) -> list[tuple]:
+    """Fixed (noisy, clean, sigma) triples: centre crops with the protocol's seeded noise."""
+    out = []
+    for p, img in zip(paths, images):
+        _, h, w = img.shape
+        ch, cw = min(h, crop) // 2 * 2, min(w, crop) // 2 * 2
+        t, l = (h - ch) // 2, (w - cw) // 2
+        clean = img[:, t:t + ch, l:l + cw].permute(1, 2, 0).numpy().astype(np.float64) / 255
+        for s in sigmas:
+            noisy = add_noise(clean, s, noise_seed(p.name, s))
+            out.append((torch.from_numpy(noisy).float().permute(2, 0, 1), clean, float(s)))
+    return out
+
+
+@torch.no_grad()
+def validate(model: DenoiseNet, pairs) -> dict[float, float]:
+    """Mean RGB PSNR (output quantized to 8 bits, the protocol's score) per sigma."""
+    dev = next(model.parameters()).device
+    per: dict[float, list[float]] = {}
+    for noisy, clean, s in pairs:
+        out = denoise_tensor(model, noisy[None].to(dev), s)[0].permute(1, 2, 0).cpu().numpy()
+        per.setdefault(s, []).append(psnr_rgb(quantize(out), clean))
+    model.train()
+    return {s: float(np.mean(v)) for s, v in per.items()}
+
+
+# ---------------------------------------------------------------- checkpoints (safetensors, no pickle)
+
+def save_checkpoint(path: Path, model: DenoiseNet, opt: torch.optim.Adam, step: int, best: float | None,
+                    cfg: DenoiseTrainConfig) -> None:
+    """Model, Adam state, step and best validation PSNR as one safetensors file (atomic)."""
+    sd = opt.state_dict()
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    for i, st in sd["state"].items():
+        for k, v in st.items():
+            tensors[f"opt.{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+    extra = {"step": str(step), "best_psnr": json.dumps(best), "param_groups": json.dumps(sd["param_groups"]),
+             "train_config": json.dumps({k: v for k, v in asdict(cfg).items() if k != "model"})}
+    write_weights(tensors, asdict(model.cfg), path, format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION,
+                  dtype=None, extra=extra)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """What ``save_checkpoint`` wrote: model config and state, optimizer state, step, best PSNR."""
+    config, tensors, meta = read_weights(path, format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION)
+    model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    state: dict[int, dict] = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, i, name = k.split(".", 2)
+            state.setdefault(int(i), {})[name] = v
+    return {"model_config": config, "model": model,
+            "optimizer": {"state": state, "param_groups": json.loads(meta["param_groups"])},
+            "step": int(meta["step"]), "best_psnr": json.loads(meta["best_psnr"])}
+
+
+def _pick_device(cfg: DenoiseTrainConfig) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.device)
+
+
+def train(cfg: DenoiseTrainConfig, progress: ProgressCallback | None = None) -> DenoiseTrainResult:
+    """Run (or resume) a training run; see the module docstring."""
+    if cfg.patch < 2 or cfg.patch % 2 or cfg.batch < 1 or cfg.steps < 1:
+        raise CoordsrError("patch must be even and at least 2; batch and steps at least 1")
+    if not 0 <= cfg.sigma_min <= cfg.sigma_max <= 100:
+        raise CoordsrError(f"need 0 <= sigma_min <= sigma_max <= 100, got {cfg.sigma_min}, {cfg.sigma_max}")
+    threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _train(cfg, progress, _pick_device(cfg))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(cfg: DenoiseTrainConfig, progress, device) -> DenoiseTrainResult:
+    ckpt_path = cfg.checkpoint_path()
+    files = D.list_images(cfg.data)
+    train_files, val_files = D.split(files, cfg.val_fraction)
+    if not train_files:
+        raise CoordsrError(f"no training images in {', '.join(map(str, cfg.data))}")
+    try:
+        images = [D.load_rgb(p) for p in train_files]
+        val = validation_set(val_files, [D.load_rgb(p) for p in val_files], cfg.val_crop, cfg.val_sigmas)
+    except KeyboardInterrupt as e:
+        raise TrainingInterrupted(e, None, None) from e
+
+    state = load_checkpoint(ckpt_path) if cfg.resume and ckpt_path.exists() else None
+    torch.manual_seed(cfg.seed)
+    model_cfg = DenoiseNetConfig(**state["model_config"]) if state else cfg.model
+    model = DenoiseNet(model_cfg).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    step, best = 0, None
+    if state:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step, best = state["step"], state["best_psnr"]
+    log_path = Path(cfg.out).with_suffix(".log.jsonl")
+
+    def log(rec: dict) -> None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+    log({"event": "start", "step": step, "train_images": len(train_files), "val_images": len(val_files),
+         "val_files": [p.name for p in val_files],
+         "config": {k: v for k, v in asdict(cfg).items() if k != "model"}, "model": asdict(model_cfg),
+         "time": time.time()})
+    compute = resolve_precision(cfg.precision, device)
+    history: list[dict] = []
+    t0, loss_sum, loss_n = time.time(), 0.0, 0
+    model.train()
+    try:
+        while step < cfg.steps:
+            for g in opt.param_groups:
+                g["lr"] = learning_rate(cfg, step)
+            noisy, clean, sigma = make_batch(images, batch=cfg.batch, patch=cfg.patch, sigma_min=cfg.sigma_min,
+                                             sigma_max=cfg.sigma_max, seed=cfg.seed, step=step)
+            with autocast(compute, device):
+                pred = model(noisy.to(device), sigma.to(device))
+            loss = torch.nn.functional.mse_loss(pred.float(), clean.to(device))
+            if not torch.isfinite(loss):
+                log({"event": "diverged", "step": step, "loss": float(loss)})
+                raise TrainingDiverged(f"loss is {float(loss)} at step {step}; stopped, the last good "
+                                       f"checkpoint ({ckpt_path}) is kept")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                mse = loss_sum / loss_n
+                rec = {"event": "train", "step": step, "loss": mse, "psnr": -10 * math.log10(max(mse, 1e-12)),
+                       "lr": opt.param_groups[0]["lr"], "elapsed": time.time() - t0}
+                log(rec)
+                if progress is not None:
+                    progress(Progress(step=step, total=cfg.steps, stage="train", loss=mse, elapsed=rec["elapsed"]))
+                loss_sum, loss_n = 0.0, 0
+            if step % cfg.val_every == 0 or step == cfg.steps:
+                rec = {"event": "val", "step": step, "elapsed": time.time() - t0}
+                if val:
+                    psnr = validate(model, val)
+                    rec.update(psnr={f"{k:g}": v for k, v in psnr.items()}, mean=float(np.mean(list(psnr.values()))))
+                    if best is None or rec["mean"] > best:
+                        best = rec["mean"]
+                        save_denoiser(model, cfg.out, extra={"step": str(step), "val_psnr": json.dumps(rec["psnr"])})
+                        rec["exported"] = True
+                else:  # no held-out images: export the latest weights
+                    save_denoiser(model, cfg.out, extra={"step": str(step)})
+                    rec["exported"] = True
+                history.append(rec)
+                log(rec)
+            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                save_checkpoint(ckpt_path, model, opt, step, best, cfg)
+    except KeyboardInterrupt as e:
+        save_checkpoint(ckpt_path, model, opt, step, best, cfg)
+        log({"event": "interrupted", "step": step, "checkpoint": str(ckpt_path)})
+        raise TrainingInterrupted(e, step, ckpt_path) from e
+    log({"event": "done", "step": step, "best_psnr": best, "elapsed": time.time() - t0})
+    return DenoiseTrainResult(model=model.eval(), step=step, best_psnr=best, history=history)
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m coordsr.denoise.train") -> int:
+    """A thin argparse front end over ``train``; SIGINT / SIGTERM stop with a checkpoint."""
+    from coordsr.interrupt import exit_code_of, stop_on_signals
+
+    defaults, mdef = DenoiseTrainConfig(), DenoiseNetConfig()
+    p = _Parser(prog=prog, description=__doc__.splitlines()[0])
+    p.add_argument("--data", nargs="+", required=True)
+    p.add_argument("--out", default=defaults.out)
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--resume", action="store_true")
+    for name in ("patch", "batch", "steps", "warmup", "seed", "val_every", "val_crop", "ckpt_every",
+                 "log_every", "threads"):
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+    for name in ("lr", "lr_min", "sigma_min", "sigma_max", "val_fraction"):
+        p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
+    for name in ("channels", "blocks"):
+        p.add_argument("--" + name, type=int, default=getattr(mdef, name))
+    p.add_argument("--device", default=defaults.device)
+    p.add_argument("--precision", default=defaults.precision, choices=["auto", "fp32", "bf16"])
+    try:
+        a = p.parse_args(argv)
+    except SystemExit as e:  # --help
+        return int(e.code or 0)
+    except CoordsrError as e:
+        print(str(e) if str(e).startswith(prog) else f"{prog}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    model = DenoiseNetConfig(channels=a.channels, blocks=a.blocks)
+    cfg = DenoiseTrainConfig(**{f.name: getattr(a, f.name) for f in fields(DenoiseTrainConfig)
+                                if f.name != "model" and hasattr(a, f.name)}, model=model)
+
+    def show(pr: Progress) -> None:
+        print(f"step {pr.step}/{pr.total} loss {pr.loss:.6f} {pr.elapsed:.0f}s", flush=True)
+
+    with stop_on_signals() as stopped:
+        try:
+            res = train(cfg, show)
+        except KeyboardInterrupt as e:
+            cause = stopped[0] if stopped else getattr(e, "cause", e)
+            what = cause.describe() if hasattr(cause, "describe") else "interrupted"
+            detail = e.describe() if isinstance(e, TrainingInterrupted) else "no checkpoint written"
+            print(f"{prog}: {what}; {detail}", file=sys.stderr)
+            return exit_code_of(cause)
+        except (CoordsrError, FileNotFoundError) as e:
+            print(f"{prog}: error: {e}", file=sys.stderr)
+            return getattr(e, "exit_code", 2)
+    print(f"done: step {res.step}, best validation PSNR {res.best_psnr}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
