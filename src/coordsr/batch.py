@@ -316,12 +316,27 @@ def _init_worker(recipe: Recipe, threads: int) -> None:
     signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
+_BUSY = False
+"""True while this worker is upscaling an image (it then has temporaries to remove)."""
+
+
 def _raise_interrupt(signum, frame):
+    if not _BUSY:  # between images: nothing to clean up; leave without multiprocessing's traceback
+        os._exit(128 + signum)
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _work(item: Item) -> Outcome:
-    return upscale_file(_RECIPE, item)
+    global _BUSY
+    _BUSY = True
+    try:
+        return upscale_file(_RECIPE, item)
+    except KeyboardInterrupt:
+        # Unwound: the image's temporary was removed on the way out. Exit quietly: raised further,
+        # the pool's worker loop would print a traceback for it.
+        os._exit(128 + signal.SIGTERM)
+    finally:
+        _BUSY = False
 
 
 def sweep_temporaries(items: Iterable[Item]) -> int:
