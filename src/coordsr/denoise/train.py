@@ -17,13 +17,12 @@ at sigma 15, 25 and 50; the best weights are exported to ``out``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,8 @@ from coordsr.denoise.protocol import add_noise, noise_seed, psnr_rgb
 from coordsr.errors import CoordsrError
 from coordsr.liif import data as D
 from coordsr.liif.model import read_weights, write_weights
-from coordsr.liif.train import TrainingDiverged, TrainingInterrupted, _Parser, learning_rate
+from coordsr.liif.train import (RunConfig, TrainingDiverged, TrainingInterrupted, learning_rate, pick_device,
+                                run_training_cli, training_parser)
 from coordsr.metrics import quantize
 from coordsr.precision import autocast, resolve_precision
 from coordsr.progress import Progress, ProgressCallback
@@ -44,59 +44,33 @@ CHECKPOINT_VERSION = 1
 
 
 @dataclass
-class DenoiseTrainConfig:
-    """Everything one training run of the denoiser depends on."""
+class DenoiseTrainConfig(RunConfig):
+    """Everything one training run of the denoiser depends on (``RunConfig`` and these)."""
 
-    data: list[str] = field(default_factory=list)
-    """Folders of clean training images (T91, BSD200: never the benchmark sets)."""
     out: str = "denoiser.safetensors"
-    """Where the best weights (by validation PSNR) are exported, as safetensors."""
-    checkpoint: str | None = None
-    """Training checkpoint path; default: ``out`` with the suffix ``.ckpt.safetensors``."""
+    steps: int = 1200
+    lr: float = 1e-3
+    warmup: int = 50
+    lr_min: float = 0.05
+    val_every: int = 200
+    ckpt_every: int = 100
+    log_every: int = 25
     model: DenoiseNetConfig = field(default_factory=DenoiseNetConfig)
     """Architecture (ignored when resuming: the checkpoint's is used)."""
     patch: int = 64
     """Side of the training crop, in pixels (even)."""
     batch: int = 32
     """Crops per step."""
-    steps: int = 1200
-    """Total steps (the cosine schedule's length)."""
-    lr: float = 1e-3
-    """Peak learning rate (Adam)."""
-    lr_min: float = 0.05
-    """Final learning rate as a fraction of ``lr``."""
-    warmup: int = 50
-    """Steps of linear warm-up."""
     sigma_min: float = 0.0
     """Lowest training noise level (8-bit levels)."""
     sigma_max: float = 50.0
     """Highest training noise level (8-bit levels)."""
-    seed: int = 0
-    """Seed of the weights and of the batches."""
-    resume: bool = False
-    """Continue from ``checkpoint`` when it exists."""
-    val_fraction: float = 0.05
-    """Share of the training files held out for validation (by file-name hash)."""
     val_crop: int = 128
     """Side of the centre crop of each held-out image that validation denoises."""
     val_sigmas: tuple[float, ...] = (15.0, 25.0, 50.0)
     """Noise levels of the validation PSNR (the sigma is given, as in the benchmark)."""
-    val_every: int = 200
-    """Validate (and export the best weights) every this many steps and at the end."""
-    ckpt_every: int = 100
-    """Write the checkpoint every this many steps."""
-    log_every: int = 25
-    """Report progress every this many steps."""
-    threads: int | None = 2
-    """torch CPU threads (None: torch's default)."""
-    device: str = "auto"
-    """'auto' (CUDA when present), 'cpu', 'cuda'."""
-    precision: str = "fp32"
-    """Compute precision of the forward pass: 'fp32', 'bf16' (bfloat16 autocast, float32 weights
-    and optimizer state) or 'auto' (bf16 where this machine runs it faster)."""
 
-    def checkpoint_path(self) -> Path:
-        return Path(self.checkpoint) if self.checkpoint else Path(self.out).with_suffix(".ckpt.safetensors")
+    checkpoint_suffix: ClassVar[str] = ".ckpt.safetensors"
 
 
 @dataclass
@@ -189,12 +163,6 @@ def load_checkpoint(path: Path) -> dict:
             "step": int(meta["step"]), "best_psnr": json.loads(meta["best_psnr"])}
 
 
-def _pick_device(cfg: DenoiseTrainConfig) -> torch.device:
-    if cfg.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(cfg.device)
-
-
 def train(cfg: DenoiseTrainConfig, progress: ProgressCallback | None = None) -> DenoiseTrainResult:
     """Run (or resume) a training run; see the module docstring."""
     if cfg.patch < 2 or cfg.patch % 2 or cfg.batch < 1 or cfg.steps < 1:
@@ -205,7 +173,7 @@ def train(cfg: DenoiseTrainConfig, progress: ProgressCallback | None = None) -> 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     try:
-        return _train(cfg, progress, _pick_device(cfg))
+        return _train(cfg, progress, pick_device(cfg))
     finally:
         torch.set_num_threads(threads)
 
@@ -298,52 +266,11 @@ def _train(cfg: DenoiseTrainConfig, progress, device) -> DenoiseTrainResult:
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m coordsr.denoise.train") -> int:
-    """A thin argparse front end over ``train``; SIGINT / SIGTERM stop with a checkpoint."""
-    from coordsr.interrupt import exit_code_of, stop_on_signals
-
-    defaults, mdef = DenoiseTrainConfig(), DenoiseNetConfig()
-    p = _Parser(prog=prog, description=__doc__.splitlines()[0])
-    p.add_argument("--data", nargs="+", required=True)
-    p.add_argument("--out", default=defaults.out)
-    p.add_argument("--checkpoint", default=None)
-    p.add_argument("--resume", action="store_true")
-    for name in ("patch", "batch", "steps", "warmup", "seed", "val_every", "val_crop", "ckpt_every",
-                 "log_every", "threads"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
-    for name in ("lr", "lr_min", "sigma_min", "sigma_max", "val_fraction"):
-        p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
-    for name in ("channels", "blocks"):
-        p.add_argument("--" + name, type=int, default=getattr(mdef, name))
-    p.add_argument("--device", default=defaults.device)
-    p.add_argument("--precision", default=defaults.precision, choices=["auto", "fp32", "bf16"])
-    try:
-        a = p.parse_args(argv)
-    except SystemExit as e:  # --help
-        return int(e.code or 0)
-    except CoordsrError as e:
-        print(str(e) if str(e).startswith(prog) else f"{prog}: error: {e}", file=sys.stderr)
-        return e.exit_code
-    model = DenoiseNetConfig(channels=a.channels, blocks=a.blocks)
-    cfg = DenoiseTrainConfig(**{f.name: getattr(a, f.name) for f in fields(DenoiseTrainConfig)
-                                if f.name != "model" and hasattr(a, f.name)}, model=model)
-
-    def show(pr: Progress) -> None:
-        print(f"step {pr.step}/{pr.total} loss {pr.loss:.6f} {pr.elapsed:.0f}s", flush=True)
-
-    with stop_on_signals() as stopped:
-        try:
-            res = train(cfg, show)
-        except KeyboardInterrupt as e:
-            cause = stopped[0] if stopped else getattr(e, "cause", e)
-            what = cause.describe() if hasattr(cause, "describe") else "interrupted"
-            detail = e.describe() if isinstance(e, TrainingInterrupted) else "no checkpoint written"
-            print(f"{prog}: {what}; {detail}", file=sys.stderr)
-            return exit_code_of(cause)
-        except (CoordsrError, FileNotFoundError) as e:
-            print(f"{prog}: error: {e}", file=sys.stderr)
-            return getattr(e, "exit_code", 2)
-    print(f"done: step {res.step}, best validation PSNR {res.best_psnr}", flush=True)
-    return 0
+    """A thin argparse front end over ``train`` (the upscaler's: SIGINT / SIGTERM stop with a checkpoint)."""
+    parser = training_parser(prog, __doc__.splitlines()[0], DenoiseTrainConfig(), DenoiseNetConfig(),
+                             ints=("patch", "batch", "val_crop"), floats=("sigma_min", "sigma_max"),
+                             model_ints=("channels", "blocks"))
+    return run_training_cli(prog, argv, parser, DenoiseTrainConfig, DenoiseNetConfig, train, "PSNR")
 
 
 if __name__ == "__main__":

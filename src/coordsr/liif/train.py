@@ -25,6 +25,7 @@ import random
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -65,23 +66,18 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 @dataclass
-class TrainConfig:
-    """Everything one training run depends on."""
+class RunConfig:
+    """What every training run of a shipped model has: its files, its schedule (warm-up, then
+    cosine: ``learning_rate``), its validation and checkpoint cadence, and the machine it uses.
+    ``TrainConfig`` (the upscaler) and the denoiser's ``DenoiseTrainConfig`` add their data and
+    model, and set their own defaults."""
 
     data: list[str] = field(default_factory=list)
-    """Folders of HR training images (never the benchmark sets)."""
+    """Folders of clean training images (never the benchmark sets)."""
     out: str = "model.safetensors"
     """Where the best weights (by validation PSNR) are exported, as safetensors."""
     checkpoint: str | None = None
-    """Training checkpoint path; default: ``out`` with the suffix ``.ckpt``."""
-    model: LIIFConfig = field(default_factory=LIIFConfig)
-    """Architecture (ignored when resuming: the checkpoint's is used)."""
-    patch: int = 32
-    """Side of the LR training crop, in pixels."""
-    batch: int = 16
-    """Crops per step and per process."""
-    queries: int | None = None
-    """HR pixels sampled per crop; default patch**2."""
+    """Training checkpoint path; default: ``out`` with ``checkpoint_suffix``."""
     steps: int = 10_000
     """Total optimizer steps (a resumed run continues up to this count)."""
     lr: float = 4e-4
@@ -90,10 +86,6 @@ class TrainConfig:
     """Steps of linear warm-up before the cosine decay."""
     lr_min: float = 0.02
     """Final learning rate as a fraction of ``lr`` (cosine decay)."""
-    scale_min: float = 1.0
-    """Smallest training scale factor."""
-    scale_max: float = 4.0
-    """Largest training scale factor (uniform, non-integer scales in between)."""
     seed: int = 0
     """Seed of the weights and of the batches (each rank and step derive theirs from it)."""
     resume: bool = False
@@ -102,8 +94,6 @@ class TrainConfig:
     """Share of the training files held out for validation (by file-name hash)."""
     val_every: int = 500
     """Validate (and export the best weights) every this many steps and at the end."""
-    val_scales: tuple[int, ...] = (2, 3, 4)
-    """Scales of the validation PSNR."""
     ckpt_every: int = 250
     """Write the checkpoint every this many steps."""
     log_every: int = 50
@@ -116,8 +106,30 @@ class TrainConfig:
     """Compute precision of the forward pass: 'fp32', 'bf16' (bfloat16 autocast, float32 weights
     and optimizer state) or 'auto' (bf16 where this machine runs it faster: coordsr.precision)."""
 
+    checkpoint_suffix: ClassVar[str] = ".ckpt"
+
     def checkpoint_path(self) -> Path:
-        return Path(self.checkpoint) if self.checkpoint else Path(self.out).with_suffix(".ckpt")
+        return Path(self.checkpoint) if self.checkpoint else Path(self.out).with_suffix(self.checkpoint_suffix)
+
+
+@dataclass
+class TrainConfig(RunConfig):
+    """Everything one training run of the upscaler depends on (``RunConfig`` and these)."""
+
+    model: LIIFConfig = field(default_factory=LIIFConfig)
+    """Architecture (ignored when resuming: the checkpoint's is used)."""
+    patch: int = 32
+    """Side of the LR training crop, in pixels."""
+    batch: int = 16
+    """Crops per step and per process."""
+    queries: int | None = None
+    """HR pixels sampled per crop; default patch**2."""
+    scale_min: float = 1.0
+    """Smallest training scale factor."""
+    scale_max: float = 4.0
+    """Largest training scale factor (uniform, non-integer scales in between)."""
+    val_scales: tuple[int, ...] = (2, 3, 4)
+    """Scales of the validation PSNR."""
 
 
 @dataclass
@@ -148,7 +160,7 @@ class _Predict(nn.Module):
         return self.model.query(self.model.encode(lr), coords, cell)
 
 
-def learning_rate(cfg: TrainConfig, step: int) -> float:
+def learning_rate(cfg: RunConfig, step: int) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     t = min((step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1), 1.0)
@@ -205,7 +217,7 @@ def _init_distributed(device: torch.device) -> bool:
     return True
 
 
-def _pick_device(cfg: TrainConfig) -> torch.device:
+def pick_device(cfg: RunConfig) -> torch.device:
     if cfg.device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -218,7 +230,7 @@ def train(cfg: TrainConfig, progress: ProgressCallback | None = None) -> TrainRe
     threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = _pick_device(cfg)
+    device = pick_device(cfg)
     created = _init_distributed(device)
     distributed = dist.is_initialized()
     rank = dist.get_rank() if distributed else 0
@@ -349,6 +361,68 @@ class _Parser(argparse.ArgumentParser):
         raise CoordsrError(f"{self.prog}: {message}")
 
 
+def training_parser(prog: str, description: str, defaults: RunConfig, model_defaults, *,
+                    ints: tuple[str, ...] = (), floats: tuple[str, ...] = (),
+                    model_ints: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+    """The options of every training command (``RunConfig``'s), plus the run's own ``ints`` and
+    ``floats`` and the model's ``model_ints``; defaults from the dataclasses."""
+    p = _Parser(prog=prog, description=description)
+    p.add_argument("--data", nargs="+", required=True)
+    p.add_argument("--out", default=defaults.out)
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--resume", action="store_true")
+    for name in ("steps", "warmup", "seed", "val_every", "ckpt_every", "log_every", "threads", *ints):
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+    for name in ("lr", "lr_min", "val_fraction", *floats):
+        p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
+    for name in model_ints:
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(model_defaults, name))
+    p.add_argument("--device", default=defaults.device)
+    p.add_argument("--precision", default=defaults.precision, choices=["auto", "fp32", "bf16"])
+    return p
+
+
+def run_training_cli(prog: str, argv: list[str] | None, parser: argparse.ArgumentParser, config_cls, model_cls,
+                     train_fn, score: str) -> int:
+    """Parse ``argv``, build ``config_cls`` (its ``model`` a ``model_cls`` from the same options),
+    run ``train_fn`` and say how it ended: exit status 0, 2 for bad options or data, 130 / 143
+    when SIGINT / SIGTERM stopped it (the last line says whether a checkpoint was written).
+    Only rank 0 of a torchrun job prints progress."""
+    from coordsr.interrupt import exit_code_of, stop_on_signals
+
+    try:
+        a = parser.parse_args(argv)
+    except SystemExit as e:  # --help
+        return int(e.code or 0)
+    except CoordsrError as e:
+        print(str(e) if str(e).startswith(prog) else f"{prog}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    model = model_cls(**{f.name: getattr(a, f.name) for f in fields(model_cls) if hasattr(a, f.name)})
+    cfg = config_cls(**{f.name: getattr(a, f.name) for f in fields(config_cls)
+                        if f.name != "model" and hasattr(a, f.name)}, model=model)
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+
+    def show(pr: Progress) -> None:
+        if rank0:
+            print(f"step {pr.step}/{pr.total} loss {pr.loss:.6f} {pr.elapsed:.0f}s", flush=True)
+
+    with stop_on_signals() as stopped:
+        try:
+            res = train_fn(cfg, show)
+        except KeyboardInterrupt as e:
+            cause = stopped[0] if stopped else getattr(e, "cause", e)
+            what = cause.describe() if hasattr(cause, "describe") else "interrupted"
+            detail = e.describe() if isinstance(e, TrainingInterrupted) else "no checkpoint written"
+            print(f"{prog}: {what}; {detail}", file=sys.stderr)
+            return exit_code_of(cause)
+        except (CoordsrError, FileNotFoundError) as e:
+            print(f"{prog}: error: {e}", file=sys.stderr)
+            return getattr(e, "exit_code", 2)
+    if rank0:
+        print(f"done: step {res.step}, best validation {score} {res.best_psnr}", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None, prog: str = "python -m coordsr.liif.train") -> int:
     """``python -m coordsr.liif.train``: a thin argparse front end over ``train``.
 
@@ -357,53 +431,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m coordsr.liif.trai
     SIGTERM without one, and leaves SIGINT ignored when started with ``cmd &`` from a script);
     the exit status is 130 or 143 and the last line says whether a checkpoint was written.
     """
-    from coordsr.interrupt import exit_code_of, stop_on_signals
-
-    defaults = TrainConfig()
-    mdef = LIIFConfig()
-    p = _Parser(prog=prog, description=__doc__.splitlines()[0])
-    p.add_argument("--data", nargs="+", required=True)
-    p.add_argument("--out", default=defaults.out)
-    p.add_argument("--checkpoint", default=None)
-    p.add_argument("--resume", action="store_true")
-    for name in ("patch", "batch", "steps", "warmup", "seed", "val_every", "ckpt_every", "log_every", "threads"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
-    for name in ("lr", "lr_min", "scale_min", "scale_max", "val_fraction"):
-        p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
-    for name in ("channels", "blocks", "hidden", "mlp_layers"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(mdef, name))
-    p.add_argument("--device", default=defaults.device)
-    p.add_argument("--precision", default=defaults.precision, choices=["auto", "fp32", "bf16"])
-    try:
-        a = p.parse_args(argv)
-    except SystemExit as e:  # --help
-        return int(e.code or 0)
-    except CoordsrError as e:
-        print(f"{prog}: error: {e}" if not str(e).startswith(prog) else str(e), file=sys.stderr)
-        return e.exit_code
-    model = LIIFConfig(**{f.name: getattr(a, f.name) for f in fields(LIIFConfig) if hasattr(a, f.name)})
-    cfg = TrainConfig(**{f.name: getattr(a, f.name) for f in fields(TrainConfig)
-                         if f.name != "model" and hasattr(a, f.name)}, model=model)
-
-    def show(pr: Progress) -> None:
-        if int(os.environ.get("RANK", "0")) == 0:
-            print(f"step {pr.step}/{pr.total} loss {pr.loss:.5f} {pr.elapsed:.0f}s", flush=True)
-
-    with stop_on_signals() as stopped:
-        try:
-            res = train(cfg, show)
-        except KeyboardInterrupt as e:
-            cause = stopped[0] if stopped else getattr(e, "cause", e)
-            what = cause.describe() if hasattr(cause, "describe") else "interrupted"
-            detail = e.describe() if isinstance(e, TrainingInterrupted) else "no checkpoint written"
-            print(f"{prog}: {what}; {detail}", file=sys.stderr)
-            return exit_code_of(cause)
-        except CoordsrError as e:
-            print(f"{prog}: error: {e}", file=sys.stderr)
-            return e.exit_code
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"done: step {res.step}, best validation Y-PSNR {res.best_psnr}", flush=True)
-    return 0
+    parser = training_parser(prog, __doc__.splitlines()[0], TrainConfig(), LIIFConfig(),
+                             ints=("patch", "batch"), floats=("scale_min", "scale_max"),
+                             model_ints=("channels", "blocks", "hidden", "mlp_layers"))
+    return run_training_cli(prog, argv, parser, TrainConfig, LIIFConfig, train, "Y-PSNR")
 
 
 if __name__ == "__main__":
