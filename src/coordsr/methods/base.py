@@ -185,6 +185,19 @@ MAX_SEED = 2**63 - 1
 """Largest seed torch's generators take."""
 
 
+def shipped_weights_file(name: str) -> str:
+    """Path of a weights file shipped inside the package (``coordsr/weights/NAME``);
+    FieldFileError when an install lost it."""
+    import importlib.resources
+
+    from coordsr.errors import FieldFileError
+
+    ref = importlib.resources.files("coordsr") / "weights" / name
+    if not ref.is_file():
+        raise FieldFileError(f"{ref}: shipped weights missing (reinstall coordsr)")
+    return str(ref)
+
+
 def resolve_device(device: str):
     """'auto', 'cpu', 'cuda', 'cuda:N' -> torch.device; ValueError for a name torch does not know
     or a device this machine does not have."""

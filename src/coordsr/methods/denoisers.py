@@ -20,7 +20,7 @@ from typing import ClassVar
 import numpy as np
 
 from coordsr.denoise.protocol import CLEAN_SIGMA, check_sigma, estimate_sigma
-from coordsr.methods.base import Method, check_image, need, resolve_device
+from coordsr.methods.base import Method, check_image, need, resolve_device, shipped_weights_file
 from coordsr.progress import Progress, ProgressCallback
 
 # An orthonormal colour transform (luma + two opponent axes): white noise of level sigma in RGB
@@ -175,14 +175,7 @@ SHIPPED_DENOISER = "denoiser.safetensors"
 
 def shipped_denoiser() -> str:
     """Path of the denoiser weights shipped inside the package."""
-    import importlib.resources
-
-    from coordsr.errors import FieldFileError
-
-    ref = importlib.resources.files("coordsr") / "weights" / SHIPPED_DENOISER
-    if not ref.is_file():
-        raise FieldFileError(f"{ref}: shipped denoiser weights missing (reinstall coordsr)")
-    return str(ref)
+    return shipped_weights_file(SHIPPED_DENOISER)
 
 
 @functools.lru_cache(maxsize=4)

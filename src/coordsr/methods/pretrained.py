@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.resources
 from pathlib import Path
 from dataclasses import dataclass
 from functools import lru_cache
@@ -12,7 +11,7 @@ import numpy as np
 import torch
 
 from coordsr.errors import FieldFileError
-from coordsr.methods.base import Upscaler, need, resolve_device
+from coordsr.methods.base import Upscaler, need, resolve_device, shipped_weights_file
 from coordsr.precision import check_precision, resolve_precision
 from coordsr.progress import Progress
 from coordsr.resize import imresize
@@ -22,10 +21,7 @@ SHIPPED = "pretrained.safetensors"
 
 def shipped_weights() -> str:
     """Path of the weights shipped inside the package."""
-    ref = importlib.resources.files("coordsr") / "weights" / SHIPPED
-    if not ref.is_file():
-        raise FieldFileError(f"{ref}: shipped weights missing (reinstall coordsr)")
-    return str(ref)
+    return shipped_weights_file(SHIPPED)
 
 
 @lru_cache(maxsize=4)
