@@ -536,73 +536,64 @@ def render(
 ):
     """Draw a saved field at any size, with no need for the source image (.tif and .dzi outputs
     are streamed: any size, memory of a row of tiles)."""
-    import numpy as np
-
+    from coordsr.art.files import is_art_field
     from coordsr.coords import FULL_BOX
     from coordsr.field import Field
-    from coordsr.images import write_image
-    from coordsr.render import check_fits_in_memory, render_field, render_field_rows
-    from coordsr.stream import Rows, is_streamed, write_rows
-
-    from coordsr.art.files import is_art_field
 
     check_bit_depth(bit_depth)
     check_image_output(output, [field_path], force, streamed=True)
+    sizes = dict(scale=scale, size=size, width=width, height=height)
     if is_art_field(field_path):
-        return _render_art(field_path, output, output_size_args=dict(scale=scale, size=size, width=width, height=height),
-                           box=box, bit_depth=bit_depth, precision=precision, device=device, quiet=quiet)
-    region = FULL_BOX if box is None else parse_box(box)
+        return _render_art(field_path, output, sizes, box=box, bit_depth=bit_depth, precision=precision,
+                           device=device, quiet=quiet)
     field = Field.load(field_path, device=device_of(device))
     compute = _render_precision(precision, field, device_of(device))
-    meta = field.meta
-    out_size = output_size(meta.height, meta.width, scale=scale, size=size, width=width, height=height)
-    depth = bit_depth or meta.bit_depth
-    dtype = np.uint16 if depth == 16 else np.uint8
-    if is_streamed(output):
-        with ProgressBar(f"render {out_size[1]}x{out_size[0]}", quiet) as bar:
-            write_rows(output, Rows(*out_size, meta.channels, np.dtype(dtype), render_field_rows(
-                field, out_size, box=region, dtype=dtype, compute_dtype=compute, progress=bar.tiles)))
-        _say(f"wrote {output} ({out_size[1]}x{out_size[0]})", quiet)
-        return
-    check_fits_in_memory(out_size[0], out_size[1], meta.channels, dtype)
-    with ProgressBar(f"render {out_size[1]}x{out_size[0]}", quiet) as bar:
-        pixels = render_field(field, out_size, box=region, dtype=dtype, compute_dtype=compute, progress=bar.tiles)
-    write_image(output, pixels, bit_depth=depth)
-    _say(f"wrote {output} ({out_size[1]}x{out_size[0]})", quiet)
+    out_size = output_size(field.meta.height, field.meta.width, **sizes)
+    _draw_to_file(output, field, out_size, field.meta.channels, box=FULL_BOX if box is None else parse_box(box),
+                  convention=field.cfg.convention, depth=bit_depth or field.meta.bit_depth, compute=compute,
+                  quiet=quiet)
 
 
-def _render_art(path: Path, output: Path, *, output_size_args: dict, box: str | None, bit_depth: int | None,
+def _render_art(path: Path, output: Path, sizes: dict, *, box: str | None, bit_depth: int | None,
                 precision: str, device: str, quiet: bool) -> None:
     """`coordsr render` of an art field (`coordsr art -o NAME.field`): its CPPN seen through its
     saved view, the frame's shorter side spanning [-1, 1] as `coordsr art` draws it (or ``--box``
-    in those coordinates). Size from --size/--width/--height/--scale against 1024x1024; .tif and
-    .dzi stream, so a poster may be larger than memory."""
-    import numpy as np
-
+    in those coordinates). Size from --size/--width/--height/--scale against 1024x1024."""
     from coordsr.art.files import load_source
     from coordsr.art.scene import Scene, frame_box
-    from coordsr.images import write_image
-    from coordsr.render import check_fits_in_memory, render, render_rows
-    from coordsr.stream import Rows, is_streamed, write_rows
 
     if precision not in ("auto", "fp32"):
         raise CoordsrError(f"--precision {precision}: art fields are drawn in float32 (auto or fp32)")
     source, view = load_source(path, device=device_of(device))
     scene = Scene(source, view)
-    given = any(v is not None for v in output_size_args.values())
-    out_size = output_size(1024, 1024, **output_size_args) if given else (1024, 1024)  # --scale: of 1024
+    given = any(v is not None for v in sizes.values())
+    h, w = output_size(1024, 1024, **sizes) if given else (1024, 1024)  # --scale: of 1024
+    _draw_to_file(output, scene, (h, w), scene.channels, box=frame_box(h, w) if box is None else parse_box(box),
+                  convention="cell", depth=bit_depth or 8, compute=None, quiet=quiet)
+
+
+def _draw_to_file(output: Path, drawable, out_size: tuple[int, int], channels: int, *, box, convention: str,
+                  depth: int, compute, quiet: bool) -> None:
+    """Draw ``drawable`` (a field or an art scene) at ``out_size`` over ``box`` into ``output``:
+    a row of tiles at a time for .tif / .dzi (coordsr.stream), whole for the other formats."""
+    import numpy as np
+
+    from coordsr.images import write_image
+    from coordsr.render import check_fits_in_memory, render, render_rows
+    from coordsr.stream import Rows, is_streamed, write_rows
+
     h, w = out_size
-    region = frame_box(h, w) if box is None else parse_box(box)
-    depth = bit_depth or 8
     dtype = np.uint16 if depth == 16 else np.uint8
+    draw = dict(box=box, convention=convention, dtype=dtype)
+    if compute is not None:  # None: render's default, float32
+        draw["compute_dtype"] = compute
     with ProgressBar(f"render {w}x{h}", quiet) as bar:
         if is_streamed(output):
-            write_rows(output, Rows(h, w, scene.channels, np.dtype(dtype), render_rows(
-                scene, out_size, scene.channels, box=region, dtype=dtype, progress=bar.tiles)))
+            write_rows(output, Rows(h, w, channels, np.dtype(dtype),
+                                    render_rows(drawable, out_size, channels, progress=bar.tiles, **draw)))
         else:
-            check_fits_in_memory(h, w, scene.channels, dtype)
-            pixels = render(scene, out_size, scene.channels, box=region, dtype=dtype, progress=bar.tiles)
-            write_image(output, pixels, bit_depth=depth)
+            check_fits_in_memory(h, w, channels, dtype)
+            write_image(output, render(drawable, out_size, channels, progress=bar.tiles, **draw), bit_depth=depth)
     _say(f"wrote {output} ({w}x{h})", quiet)
 
 
