@@ -29,6 +29,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from coordsr.atomic import publish
 from coordsr.errors import CoordsrError
+from coordsr.images import PNG_LEVEL
 
 ANIMATION_SUFFIXES = (".gif", ".mp4")
 """Animation files; a path with no suffix (or ending in '/') is a folder of PNG frames."""
@@ -59,7 +60,7 @@ def png_bytes(frame: np.ndarray, record: dict | None = None) -> bytes:
     if record is not None:
         info.add_text(PNG_KEY, json.dumps(record, sort_keys=True))
     buf = io.BytesIO()
-    _modes(frame).save(buf, "PNG", pnginfo=info, compress_level=6)
+    _modes(frame).save(buf, "PNG", pnginfo=info, compress_level=PNG_LEVEL)
     return buf.getvalue()
 
 
@@ -90,7 +91,7 @@ def write_png_rows(path: Path, frame: np.ndarray, record: dict | None = None, ba
             chunk(f, b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour_type, 0, 0, 0))
             if record is not None:  # JSON is ASCII (ensure_ascii), as tEXt wants Latin-1
                 chunk(f, b"tEXt", PNG_KEY.encode("latin-1") + b"\0" + json.dumps(record, sort_keys=True).encode())
-            deflate = zlib.compressobj(6)
+            deflate = zlib.compressobj(PNG_LEVEL)
             band = np.empty((min(band_rows, h), 1 + w * c), np.uint8)
             band[:, 0] = 2  # filter 'Up': each byte minus the one above it, modulo 256
             for r0 in range(0, h, band_rows):
