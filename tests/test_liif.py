@@ -13,7 +13,7 @@ from coordsr.errors import FieldFileError
 from coordsr.liif.model import (FORMAT_VERSION, LIIF, LIIFConfig, encode_tiled, load_weights,
                                 query_chunked, save_weights, upscale)
 from coordsr.methods import METHODS
-from coordsr.methods.pretrained import pretrained, shipped_weights
+from coordsr.methods.pretrained import ENSEMBLE_ORDER, pretrained, shipped_weights
 from coordsr.resize import imresize
 
 TINY = LIIFConfig(channels=8, blocks=2, hidden=16, mlp_layers=1)
@@ -214,3 +214,38 @@ def test_shipped_weights_load_and_beat_bicubic():
     bic = imresize(lr, (120, 120), scale=3)
     psnr = lambda a: -10 * torch.log10(((a.clamp(0, 1) - hr)[:, 3:-3, 3:-3] ** 2).mean())  # noqa: E731
     assert psnr(sr) > psnr(bic) + 0.5, (psnr(sr), psnr(bic))
+
+
+def test_self_ensemble_is_the_mean_of_the_turned_passes(tiny_weights):
+    """ensemble=n: the mean over the first n flips/turns of the input, each output turned back;
+    a non-square output checks that the 90 degree turns swap the size they ask for."""
+    from coordsr.zeroshot.ops import dihedral, undihedral
+
+    rng = np.random.default_rng(3)
+    img = rng.random((9, 14, 3), dtype=np.float32)
+    size = (23, 31)
+    x = torch.from_numpy(img).permute(2, 0, 1)[None]
+    model = load_weights(tiny_weights)
+    for n in (2, 8):
+        passes = []
+        for k in ENSEMBLE_ORDER[:n]:
+            turned = dihedral(x, k)
+            out_size = size if k % 2 == 0 else size[::-1]
+            passes.append(undihedral(upscale(model, turned, out_size), k))
+        ref = torch.stack(passes).mean(0)[0].clamp(0, 1).permute(1, 2, 0).numpy()
+        out = pretrained(weights=tiny_weights, device="cpu", precision="fp32", ensemble=n).upscale(img, size)
+        np.testing.assert_allclose(out, ref, atol=1e-6)
+    single = pretrained(weights=tiny_weights, device="cpu", precision="fp32").upscale(img, size)
+    assert not np.allclose(out, single, atol=1e-3)  # the passes differ: the test can tell
+    with pytest.raises(ValueError, match="ensemble"):
+        pretrained(weights=tiny_weights, ensemble=3)
+
+
+def test_self_ensemble_streams_the_whole_output(tiny_weights):
+    """A streamed output with ensemble > 1 is the in-memory result, quantized (no tiled shortcut)."""
+    from coordsr.images import quantize
+
+    img = np.random.default_rng(4).random((12, 10, 3), dtype=np.float32)
+    m = pretrained(weights=tiny_weights, device="cpu", precision="fp32", ensemble=4, tile=8)
+    rows = np.concatenate([band for _, band in m.upscale_rows(img, (30, 25)).bands])
+    np.testing.assert_array_equal(rows, quantize(m.upscale(img, (30, 25)), 8))

@@ -204,3 +204,45 @@ def test_signal_to_the_command_writes_a_checkpoint(folders, tmp_path, sig):
     assert proc.returncode == (130 if sig == "SIGINT" else 143), rest
     assert f"checkpoint written to {out.with_suffix('.ckpt')}" in rest
     assert T.load_checkpoint(out.with_suffix(".ckpt"))["step"] >= 1
+
+
+def test_grow_keeps_the_function_and_every_new_weight_learns():
+    """A wider, deeper model grown from a trained one computes the same colours at the start,
+    and the loss reaches the new channels and blocks (none is stuck at zero gradient)."""
+    from coordsr.liif.grow import grow
+    from coordsr.liif.model import LIIF
+
+    torch.manual_seed(1)
+    small = LIIF(TINY)
+    for p in small.parameters():  # a "trained" model: no zero weights anywhere
+        torch.nn.init.normal_(p, std=0.2)
+    big = grow(small, LIIFConfig(channels=12, blocks=3, hidden=16, mlp_layers=1))
+    x = torch.rand(2, 3, 9, 11)
+    coords, cell = torch.rand(2, 50, 2) * 2 - 1, torch.full((2, 2), 0.1)
+    with torch.no_grad():
+        torch.testing.assert_close(big.query(big.encode(x), coords, cell),
+                                   small.query(small.encode(x), coords, cell), atol=1e-5, rtol=0)
+    loss = big.query(big.encode(x), coords, cell).square().mean()
+    loss.backward()
+    # the new blocks' first convs sit behind a zero conv: they learn from the second step on
+    two_steps = {f"encoder.body.{b}.conv1.{w}" for b in (1, 2) for w in ("weight", "bias")}
+    for name, p in big.named_parameters():
+        if name not in two_steps:
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+    with pytest.raises(ValueError, match="grow"):
+        grow(big, TINY)
+
+
+def test_train_from_init_starts_from_those_weights(folders, tmp_path):
+    """--init: step 0 of the run is the given model, grown; the run then trains it."""
+    first = tmp_path / "a.safetensors"
+    T.train(tiny_cfg(folders, first, steps=2, val_every=2))
+    grown = tmp_path / "b.safetensors"
+    res = T.train(tiny_cfg(folders, grown, steps=0, init=str(first),
+                           model=LIIFConfig(channels=10, blocks=2, hidden=16, mlp_layers=1)))
+    x, coords, cell = torch.rand(1, 3, 8, 8), torch.rand(1, 20, 2) * 2 - 1, torch.full((1, 2), 0.1)
+    a, b = load_weights(first), res.model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(b.query(b.encode(x), coords, cell), a.query(a.encode(x), coords, cell),
+                                   atol=1e-3, rtol=0)  # float16 file
+    assert b.cfg.channels == 10 and b.cfg.blocks == 2

@@ -35,7 +35,7 @@ import torch.nn as nn
 
 from coordsr.errors import CoordsrError
 from coordsr.liif import data as D
-from coordsr.liif.model import LIIF, LIIFConfig, save_weights, upscale
+from coordsr.liif.model import LIIF, LIIFConfig, load_weights, save_weights, upscale
 from coordsr.precision import autocast, resolve_precision
 from coordsr.progress import Progress, ProgressCallback
 
@@ -118,6 +118,9 @@ class TrainConfig(RunConfig):
 
     model: LIIFConfig = field(default_factory=LIIFConfig)
     """Architecture (ignored when resuming: the checkpoint's is used)."""
+    init: str | None = None
+    """Weights file to start from instead of a random model, grown to ``model`` when that is
+    wider or deeper (same function at the start: :mod:`coordsr.liif.grow`); ignored on resume."""
     patch: int = 32
     """Side of the LR training crop, in pixels."""
     batch: int = 16
@@ -258,7 +261,12 @@ def _train(cfg, progress, device, rank, world, distributed) -> TrainResult:
     state = load_checkpoint(ckpt_path) if cfg.resume and ckpt_path.exists() else None
     torch.manual_seed(cfg.seed)
     model_cfg = LIIFConfig(**state["model_config"]) if state else cfg.model
-    model = LIIF(model_cfg).to(device)
+    if cfg.init and not state:
+        from coordsr.liif.grow import grow
+
+        model = grow(load_weights(cfg.init), model_cfg, seed=cfg.seed).train().to(device)
+    else:
+        model = LIIF(model_cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, best = 0, None
     if state:
@@ -371,6 +379,8 @@ def training_parser(prog: str, description: str, defaults: RunConfig, model_defa
     p.add_argument("--out", default=defaults.out)
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--resume", action="store_true")
+    if hasattr(defaults, "init"):
+        p.add_argument("--init", default=None, help="weights to start from (grown to the model's size)")
     for name in ("steps", "warmup", "seed", "val_every", "ckpt_every", "log_every", "threads", *ints):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     for name in ("lr", "lr_min", "val_fraction", *floats):

@@ -18,6 +18,11 @@ from coordsr.resize import imresize
 
 SHIPPED = "pretrained.safetensors"
 
+ENSEMBLE_ORDER = (0, 4, 2, 6, 1, 5, 3, 7)
+"""The self-ensemble's transforms (coordsr.zeroshot.ops.dihedral): identity, mirror, the two
+180 degree turns, then the 90 degree ones; ``ensemble=n`` uses the first n."""
+ENSEMBLES = (1, 2, 4, 8)
+
 
 def shipped_weights() -> str:
     """Path of the weights shipped inside the package."""
@@ -47,12 +52,18 @@ class pretrained(Upscaler):
     """Compute precision: 'auto' (bfloat16 where this machine runs it faster: its measured
     change is below 0.05 dB, BENCHMARKS.md "Precision"), 'fp32' or 'bf16'."""
 
+    ensemble: int = 1
+    """Geometric self-ensemble (EDSR's x8): average the outputs of 1, 2, 4 or 8 flipped and
+    rotated copies of the input (mirror first, then the 180 degree turns, then the 90 degree
+    ones), each mapped back. Costs that many passes; BENCHMARKS.md "Self-ensemble" has its gain."""
+
     streams: ClassVar[bool] = True
     auto_bf16: ClassVar[bool] = True
     """Whether 'auto' may pick bfloat16 (measured: Set5 x2-x4 change below 0.05 dB)."""
 
     def validate(self) -> None:
         check_precision(self.precision)
+        need(self.ensemble in ENSEMBLES, "ensemble", self.ensemble, f"one of {', '.join(map(str, ENSEMBLES))}")
         need(self.tile >= 1, "tile", self.tile, "at least 1")
         need(self.chunk >= 1, "chunk", self.chunk, "at least 1")
         if self.weights is not None and not Path(self.weights).is_file():
@@ -69,12 +80,15 @@ class pretrained(Upscaler):
         encoder = 4 * 4 * 64 * region
         queries = 4 * 4 * min(self.chunk, t[0] * t[1]) * 4 * 64 + 4 * 3 * t[0] * t[1] * 2
         alpha = (8 + 4) * H * W + 8 * (H * h + W * w) if c in (2, 4) else 0
+        ensemble = (4 * 3 * H * W + 2 * 4 * 3 * h * w) if self.ensemble > 1 else 0  # the sum, turned inputs
         return (super().peak_bytes(in_shape, size) + 4 * 3 * H * W + 4 * c * H * W + alpha
-                + 4 * 3 * h * w + encoder + queries)
+                + 4 * 3 * h * w + encoder + queries + ensemble)
 
     def stream_peak_bytes(self, in_shape, size):
         """The input and its colour copy, one tile's work (as ``peak_bytes``), one row of tiles
         quantized, and for alpha the band's rows of the bicubic alpha."""
+        if self.ensemble > 1:  # the ensemble's passes each need the whole output: not streamed
+            return self.peak_bytes(in_shape, size)
         (h, w, c), (H, W) = in_shape, size
         rows = min(self.tile, H)
         full = self.peak_bytes(in_shape, size)
@@ -93,17 +107,26 @@ class pretrained(Upscaler):
 
     def _upscale(self, image, size, progress):
         from coordsr.liif.model import upscale
+        from coordsr.zeroshot.ops import dihedral, dihedral_size, undihedral
 
         model, x, compute = self._prepare(image)
         c = image.shape[2]
-        y = x.new_empty(1, 3, size[0], size[1])
+        turns = ENSEMBLE_ORDER[:self.ensemble]
+        total = None
+        for i, k in enumerate(turns):
+            y = x.new_empty(1, 3, *dihedral_size(size, k))
+            xk = dihedral(x, k)
 
-        def on_tile(k: int, n: int) -> None:
-            if progress is not None:  # the preview shows the k tiles done over bicubic
-                progress(Progress(step=k, total=n, stage="render",
-                                  preview=lambda: partial_preview(y, x, k, self.tile)))
+            def on_tile(done: int, n: int) -> None:
+                if progress is not None:  # the preview shows the tiles done over bicubic (first pass)
+                    preview = (lambda: partial_preview(y, xk, done, self.tile)) if i == 0 else None
+                    progress(Progress(step=i * n + done, total=len(turns) * n, stage="render", preview=preview))
 
-        upscale(model, x, size, tile=self.tile, chunk=self.chunk, on_tile=on_tile, compute_dtype=compute, out=y)
+            upscale(model, xk, y.shape[-2:], tile=self.tile, chunk=self.chunk, on_tile=on_tile,
+                    compute_dtype=compute, out=y)
+            y = undihedral(y, k)
+            total = y.contiguous() if total is None else total.add_(y)
+        y = total / len(turns) if len(turns) > 1 else total
         rgb = y[0].permute(1, 2, 0).cpu().numpy()
         out = rgb if c >= 3 else rgb.mean(axis=2, keepdims=True)
         if c in (2, 4):  # alpha: plain bicubic, it has no texture to learn
@@ -120,6 +143,9 @@ class pretrained(Upscaler):
         from coordsr.liif.model import upscale_tiles
         from coordsr.resize import imresize_rows
 
+        if self.ensemble > 1:  # each pass needs the whole output: compute it, then hand it over
+            yield from Upscaler._upscale_rows(self, image, size, bit_depth, progress)
+            return
         model, x, compute = self._prepare(image)
         c = image.shape[2]
         (H, W), n = size, -(-size[0] // self.tile) * -(-size[1] // self.tile)
