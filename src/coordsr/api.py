@@ -630,7 +630,7 @@ class Field:
 
     def render(self, size: tuple[int, int] | None = None, *, scale: float | None = None,
                box: tuple[float, float, float, float] | None = None, output: OutputKind = "numpy",
-               precision: str = "auto", progress: ProgressArg = None) -> ImageOutput:
+               precision: str = "auto", footprint: str = "auto", progress: ProgressArg = None) -> ImageOutput:
         """Draw the field at any size (``coordsr render``), in tiles: memory beyond the output
         is one tile's.
 
@@ -643,19 +643,27 @@ class Field:
                 (float32 (C, H, W)).
             precision: 'auto' (bfloat16 only where the method measured it harmless and this
                 machine runs it faster), 'fp32' or 'bf16'.
+            footprint: what a pixel shows: 'point' (its centre), 'area' (its cell's mean),
+                'supersample:K', or 'auto' ('area' when fitted with ``fit='area'``, else 'point').
             progress: True for a progress bar, or a callable taking each :class:`coordsr.Progress`
                 (stage 'render', steps in pixels).
 
         Raises:
-            SettingError: a bad size, box, output or precision.
+            SettingError: a bad size, box, output, precision or footprint.
             CoordsrError: an output too large for the memory available.
         """
         from coordsr.coords import FULL_BOX
         from coordsr.methods import METHODS
         from coordsr.precision import resolve_precision
-        from coordsr.render import render_field
+        from coordsr.render import parse_footprint, render_field
 
         _check_output(output)
+        if footprint == "auto":
+            footprint = "area" if self._settings.get("fit") == "area" else "point"
+        try:
+            parse_footprint(footprint)
+        except ValueError as e:
+            raise SettingError(f"footprint: {e}") from None
         meta = self._module.meta
         out_size = _out_size(meta.height, meta.width, scale, size)
         region = FULL_BOX if box is None else _check_box(box)
@@ -671,7 +679,7 @@ class Field:
             tiles = None if callback is None else (
                 lambda done, total: callback(Progress(step=done, total=total, stage="render")))
             pixels = render_field(self._module, out_size, box=region, dtype=dtype, compute_dtype=compute,
-                                  progress=tiles)
+                                  footprint=footprint, progress=tiles)
         if output == "pil":
             from PIL import Image
 

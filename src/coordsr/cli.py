@@ -532,30 +532,42 @@ def render(
     bit_depth: BitDepth = None,
     precision: Annotated[str, typer.Option(
         "--precision", help="auto (bf16 where this CPU runs it faster and the method allows), fp32, bf16.")] = "auto",
+    footprint: Annotated[str, typer.Option(
+        "--footprint", help="What a pixel shows: point (its centre), area (its cell's mean: closed form for "
+                            "Fourier/positional/grid encodings, else 4x4 samples), supersample:K (K x K samples), "
+                            "or auto (area for fields fitted with fit=area, else point).")] = "auto",
     device: Device = "auto", force: Force = False, quiet: Quiet = False,
 ):
     """Draw a saved field at any size, with no need for the source image (.tif and .dzi outputs
     are streamed: any size, memory of a row of tiles)."""
+    from coordsr.render import parse_footprint
     from coordsr.art.files import is_art_field
     from coordsr.coords import FULL_BOX
     from coordsr.field import Field
 
     check_bit_depth(bit_depth)
     check_image_output(output, [field_path], force, streamed=True)
+    if footprint != "auto":
+        try:
+            parse_footprint(footprint)
+        except ValueError as e:
+            raise CoordsrError(f"--footprint: {e}") from None
     sizes = dict(scale=scale, size=size, width=width, height=height)
     if is_art_field(field_path):
         return _render_art(field_path, output, sizes, box=box, bit_depth=bit_depth, precision=precision,
-                           device=device, quiet=quiet)
+                           footprint="point" if footprint == "auto" else footprint, device=device, quiet=quiet)
     field = Field.load(field_path, device=device_of(device))
+    if footprint == "auto":
+        footprint = field.fitted_footprint()
     compute = _render_precision(precision, field, device_of(device))
     out_size = output_size(field.meta.height, field.meta.width, **sizes)
     _draw_to_file(output, field, out_size, field.meta.channels, box=FULL_BOX if box is None else parse_box(box),
                   convention=field.cfg.convention, depth=bit_depth or field.meta.bit_depth, compute=compute,
-                  quiet=quiet)
+                  footprint=footprint, quiet=quiet)
 
 
 def _render_art(path: Path, output: Path, sizes: dict, *, box: str | None, bit_depth: int | None,
-                precision: str, device: str, quiet: bool) -> None:
+                precision: str, footprint: str, device: str, quiet: bool) -> None:
     """`coordsr render` of an art field (`coordsr art -o NAME.field`): its CPPN seen through its
     saved view, the frame's shorter side spanning [-1, 1] as `coordsr art` draws it (or ``--box``
     in those coordinates). Size from --size/--width/--height/--scale against 1024x1024."""
@@ -569,11 +581,11 @@ def _render_art(path: Path, output: Path, sizes: dict, *, box: str | None, bit_d
     given = any(v is not None for v in sizes.values())
     h, w = output_size(1024, 1024, **sizes) if given else (1024, 1024)  # --scale: of 1024
     _draw_to_file(output, scene, (h, w), scene.channels, box=frame_box(h, w) if box is None else parse_box(box),
-                  convention="cell", depth=bit_depth or 8, compute=None, quiet=quiet)
+                  convention="cell", depth=bit_depth or 8, compute=None, footprint=footprint, quiet=quiet)
 
 
 def _draw_to_file(output: Path, drawable, out_size: tuple[int, int], channels: int, *, box, convention: str,
-                  depth: int, compute, quiet: bool) -> None:
+                  depth: int, compute, footprint: str, quiet: bool) -> None:
     """Draw ``drawable`` (a field or an art scene) at ``out_size`` over ``box`` into ``output``:
     a row of tiles at a time for .tif / .dzi (coordsr.stream), whole for the other formats."""
     import numpy as np
@@ -584,7 +596,7 @@ def _draw_to_file(output: Path, drawable, out_size: tuple[int, int], channels: i
 
     h, w = out_size
     dtype = np.uint16 if depth == 16 else np.uint8
-    draw = dict(box=box, convention=convention, dtype=dtype)
+    draw = dict(box=box, convention=convention, dtype=dtype, footprint=footprint)
     if compute is not None:  # None: render's default, float32
         draw["compute_dtype"] = compute
     with ProgressBar(f"render {w}x{h}", quiet) as bar:

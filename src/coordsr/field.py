@@ -116,13 +116,17 @@ class Field(nn.Module):
         scale = aspect_scale(meta.height, meta.width) if cfg.aspect else torch.ones(2)
         self.register_buffer("coord_scale", scale, persistent=False)
 
-    def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        """(..., 2) coordinates -> (..., C) colours (0.5-centred output, not clipped)."""
+    def forward(self, coords: torch.Tensor, *, var: torch.Tensor | None = None) -> torch.Tensor:
+        """(..., 2) coordinates -> (..., C) colours (0.5-centred output, not clipped).
+
+        ``var`` (2,): query a region instead of a point, a Gaussian footprint of that per-axis
+        variance (field units) around each coordinate, through the encoding's expected value
+        over it (:attr:`has_footprint` says whether the encoding has one)."""
         with torch.autocast(coords.device.type, enabled=False):  # encodings stay float32: positions
-            feats = self.encoding(coords * self.coord_scale.to(coords.dtype))
+            feats = self._over_footprint(self.encoding(coords * self.coord_scale.to(coords.dtype)), var)
         return self.net(feats) + 0.5
 
-    def forward_grid(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+    def forward_grid(self, xs: torch.Tensor, ys: torch.Tensor, *, var: torch.Tensor | None = None) -> torch.Tensor:
         """Colours on the grid of every (xs[j], ys[i]): (W,), (H,) -> (H, W, C); equals
         ``self(stack(meshgrid(ys, xs)))`` up to float rounding. Encodings with a separable
         ``forward_grid`` (the multiresolution grid) use it: the renderer's fast path."""
@@ -134,7 +138,28 @@ class Field(nn.Module):
             else:
                 yy, xx = torch.meshgrid(ys, xs, indexing="ij")
                 feats = self.encoding(torch.stack((xx, yy), dim=-1))
+            feats = self._over_footprint(feats, var)
         return self.net(feats) + 0.5
+
+    def fitted_footprint(self) -> str:
+        """How this field's pixels were fitted, as a render footprint: 'area' for a field fitted
+        with ``fit='area'`` (its file's settings say so), 'point' otherwise."""
+        settings = (getattr(self, "file_header", None) or {}).get("settings") or {}
+        return "area" if settings.get("fit") == "area" else "point"
+
+    @property
+    def has_footprint(self) -> bool:
+        """Whether the encoding gives its expected value over a footprint in closed form
+        (Fourier features, positional encoding, grids; not raw coordinates)."""
+        return hasattr(self.encoding, "footprint_weights")
+
+    def _over_footprint(self, feats: torch.Tensor, var: torch.Tensor | None) -> torch.Tensor:
+        if var is None:
+            return feats
+        if not self.has_footprint:
+            raise ValueError(f"the {self.cfg.encoding} encoding has no closed-form footprint; supersample instead")
+        var = torch.as_tensor(var, dtype=torch.float32, device=feats.device) * self.coord_scale.square()
+        return feats * self.encoding.footprint_weights(var).to(feats.dtype)
 
     # --- files -------------------------------------------------------------------------------
 

@@ -1,6 +1,10 @@
-"""Fit a field to an image through one of the two observation models (DESIGN.md section 2).
+"""Fit a field to an image through one of the observation models (DESIGN.md section 2).
 
 - **point**: f(pixel centre) = pixel value, the seed's method.
+- **area**: the mean of f over the pixel's cell = pixel value ("regions instead of points", the
+  seed's open question): in closed form where the field's encoding has an expected value over a
+  footprint (Fourier features, positional encoding, grids: ``Field.forward(..., var=)``), else
+  as the mean of AREA_SUPERSAMPLE x AREA_SUPERSAMPLE samples spread over the cell.
 - **consistent**: the field is drawn on the output grid, the degradation operator (MATLAB-style
   resize with the kernel that made the data) takes it down to the input grid, and the result
   is compared with the input. Steps can work on random input crops: the rows and columns of
@@ -27,8 +31,8 @@ from coordsr.progress import Progress, ProgressCallback
 from coordsr.resize import resize_matrix
 
 
-Observation = Literal["point", "consistent"]
-OBSERVATIONS: tuple[str, ...] = ("point", "consistent")
+Observation = Literal["point", "area", "consistent"]
+OBSERVATIONS: tuple[str, ...] = ("point", "area", "consistent")
 
 
 @dataclass
@@ -48,7 +52,8 @@ class FitConfig:
     adam_eps: float = 1e-8
     """Adam's epsilon (Instant-NGP uses 1e-15 for its grids)."""
     observation: Observation = "point"
-    """'point' (fit pixel centres) or 'consistent' (fit through the degradation operator)."""
+    """'point' (fit pixel centres), 'area' (fit each pixel's mean over its cell) or
+    'consistent' (fit through the degradation operator)."""
     kernel: str = "cubic"
     """Degradation kernel of the consistent model: 'cubic' (benchmarks), 'box' (sensor), 'gaussian'."""
     batch: int = 0
@@ -217,6 +222,35 @@ class PointObservation:
         return mse, mse
 
 
+class AreaObservation(PointObservation):
+    """Targets are the pixel values; predictions the field's mean over each pixel's cell."""
+
+    def __init__(self, image: torch.Tensor, convention: str, batch: int, generator: torch.Generator):
+        from coordsr.render import AREA_SUPERSAMPLE, cell_samples
+
+        super().__init__(image, convention, batch, generator)
+        h, w = image.shape[:2]
+        dx, dy = (1 / max(w - 1, 1), 1 / max(h - 1, 1)) if convention == "seed" else (2 / w, 2 / h)
+        self.var = torch.tensor([dx * dx / 12, dy * dy / 12])  # a box of side d has variance d^2 / 12
+        k = AREA_SUPERSAMPLE  # sample offsets within a cell, for fields without a closed form
+        zero = torch.zeros(1, device=image.device)
+        ox, oy = cell_samples(zero, dx, k), cell_samples(zero, dy, k)
+        self.offsets = torch.stack(torch.meshgrid(oy, ox, indexing="ij")[::-1], dim=-1).reshape(-1, 2)
+
+    def loss(self, field: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss to minimise, data MSE)."""
+        coords, target = self.coords, self.target
+        if 0 < self.batch < len(coords):
+            idx = torch.randint(len(coords), (self.batch,), generator=self.gen).to(coords.device)
+            coords, target = coords[idx], target[idx]
+        if getattr(field, "has_footprint", False):
+            pred = field(coords, var=self.var)
+        else:  # (N, k*k, 2) samples -> their mean
+            pred = field(coords[:, None] + self.offsets).mean(dim=1)
+        mse = torch.mean((pred - target) ** 2)
+        return mse, mse
+
+
 class ConsistentObservation:
     """Targets are the input pixels; predictions are the drawn output taken down by the operator."""
 
@@ -287,6 +321,8 @@ def fit(field: nn.Module, image: np.ndarray, cfg: FitConfig, *, out_size: tuple[
     gen = torch.Generator().manual_seed(cfg.seed)
     if cfg.observation == "point":
         obs = PointObservation(target, convention, cfg.batch, gen)
+    elif cfg.observation == "area":
+        obs = AreaObservation(target, convention, cfg.batch, gen)
     elif cfg.observation == "consistent":
         if out_size is None:
             raise ValueError("the consistent observation model needs the output size")

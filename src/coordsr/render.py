@@ -72,6 +72,55 @@ def tiles(h: int, w: int, tile_pixels: int = TILE_PIXELS) -> Iterator[tuple[int,
             yield r0, min(r0 + th, h), c0, min(c0 + tw, w)
 
 
+FOOTPRINTS = ("point", "area", "supersample:K")
+"""What one output pixel shows of the field: its value at the pixel centre ('point'), its mean
+over the pixel's cell ('area': in closed form where the field's encoding has one, else by
+supersampling AREA_SUPERSAMPLE x AREA_SUPERSAMPLE), or the mean of K x K samples spread over the
+cell ('supersample:K', the reference). docs/FOOTPRINT.md measures them."""
+
+AREA_SUPERSAMPLE = 4
+MAX_SUPERSAMPLE = 16
+
+
+def parse_footprint(text: str) -> tuple[str, int]:
+    """'point' -> ('point', 1), 'area' -> ('area', 1), 'supersample:K' -> ('supersample', K);
+    ValueError naming the choices otherwise."""
+    mode, _, k = str(text).partition(":")
+    if mode in ("point", "area") and not k:
+        return mode, 1
+    if mode == "supersample" and k.isdigit() and 1 <= int(k) <= MAX_SUPERSAMPLE:
+        return mode, int(k)
+    raise ValueError(f"unknown footprint {text!r}; valid: point, area, supersample:K with K in 1..{MAX_SUPERSAMPLE}")
+
+
+def cell_samples(axis: torch.Tensor, spacing: float, k: int) -> torch.Tensor:
+    """k samples spread evenly over each pixel of ``axis`` (its centres, ``spacing`` apart),
+    at the centres of k equal sub-cells: (n,) -> (n * k,), pixel by pixel."""
+    offsets = ((torch.arange(k, dtype=torch.float64) + 0.5) / k - 0.5) * spacing
+    return (axis[:, None].double() + offsets.to(axis.device)).flatten().to(axis.dtype)
+
+
+def _draw_tile(field, xs: torch.Tensor, ys: torch.Tensor, dx: float, dy: float, mode: str, k: int) -> torch.Tensor:
+    """The field's colours on the pixels centred at ``xs`` x ``ys`` (dx, dy apart): (H, W, C)."""
+    var = None
+    if mode == "area" and getattr(field, "has_footprint", False):
+        var = torch.tensor([dx * dx / 12, dy * dy / 12])  # a box of side d has variance d^2 / 12
+    elif mode == "area":
+        mode, k = "supersample", AREA_SUPERSAMPLE
+    if mode == "supersample" and k > 1:
+        xs, ys = cell_samples(xs, dx, k), cell_samples(ys, dy, k)
+    extra = {} if var is None else {"var": var}
+    if hasattr(field, "forward_grid"):  # separable evaluation on the tile's grid
+        values = field.forward_grid(xs, ys, **extra)
+    else:
+        yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+        values = field(torch.stack((xx, yy), dim=-1), **extra)
+    if mode == "supersample" and k > 1:
+        h, w = ys.shape[0] // k, xs.shape[0] // k
+        values = values.reshape(h, k, w, k, -1).float().mean(dim=(1, 3))
+    return values
+
+
 def _quantize(x: torch.Tensor, dtype) -> np.ndarray:
     x = x.clamp(0, 1)
     if np.dtype(dtype) == np.uint8:
@@ -84,13 +133,14 @@ def _quantize(x: torch.Tensor, dtype) -> np.ndarray:
 def render(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, int], channels: int, *,
            box: Box = FULL_BOX, convention: Convention = "cell", dtype=np.float32,
            device=None, tile_pixels: int = TILE_PIXELS, compute_dtype: torch.dtype = torch.float32,
-           progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+           footprint: str = "point", progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Evaluate ``field`` on the pixel centres of an (H, W) grid over ``box``: (H, W, C) array.
 
     ``dtype`` float32 keeps values unclipped in [0, 1] units (clipped to [0, 1]); uint8 / uint16
     quantize tile by tile, so an 8-bit 8192x8192 RGB output holds 200 MB, not 800 MB.
     ``compute_dtype`` torch.bfloat16 runs the field's matrix products under autocast
-    (:mod:`coordsr.precision`). ``progress(done_pixels, total_pixels)`` is called after each tile.
+    (:mod:`coordsr.precision`). ``footprint``: what a pixel shows of the field (FOOTPRINTS).
+    ``progress(done_pixels, total_pixels)`` is called after each tile.
     Outputs too large for memory: :func:`render_rows` hands them over a row of tiles at a time.
     """
     h, w = int(size[0]), int(size[1])
@@ -99,7 +149,8 @@ def render(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, int],
     check_fits_in_memory(h, w, channels, dtype)
     out = np.empty((h, w, channels), dtype=dtype)
     for r0, rows in render_rows(field, size, channels, box=box, convention=convention, dtype=dtype, device=device,
-                                tile_pixels=tile_pixels, compute_dtype=compute_dtype, progress=progress):
+                                tile_pixels=tile_pixels, compute_dtype=compute_dtype, footprint=footprint,
+                                progress=progress):
         out[r0:r0 + len(rows)] = rows
     return out
 
@@ -108,6 +159,7 @@ def render(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, int],
 def render_rows(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, int], channels: int, *,
                 box: Box = FULL_BOX, convention: Convention = "cell", dtype=np.float32,
                 device=None, tile_pixels: int = TILE_PIXELS, compute_dtype: torch.dtype = torch.float32,
+                footprint: str = "point",
                 progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """:func:`render` one row of tiles at a time: yields (first row, (rows, W, C) array), top to
     bottom. Memory is one row of tiles and one tile's activations, whatever the output size;
@@ -117,11 +169,18 @@ def render_rows(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, 
         raise CoordsrError(f"output size must be at least 1x1, got {w}x{h}")
     if device is None:
         device = next((p.device for p in getattr(field, "parameters", lambda: [])()), torch.device("cpu"))
+    mode, k = parse_footprint(footprint)
+    if mode == "area" and not getattr(field, "has_footprint", False):
+        k = AREA_SUPERSAMPLE
     x0, y0, x1, y1 = box
+    if convention == "seed":  # pixel centres from 0 to 1 over the whole output
+        dx, dy = 1 / max(w - 1, 1), 1 / max(h - 1, 1)
+    else:
+        dx, dy = (x1 - x0) / w, (y1 - y0) / h
     done = 0
     rows, top = None, -1
     with reusing_memory():  # a generator: the setting must hold while it runs, not when it is made
-        for r0, r1, c0, c1 in tiles(h, w, tile_pixels):
+        for r0, r1, c0, c1 in tiles(h, w, max(1, tile_pixels // (k * k))):  # k x k samples a pixel
             if r0 != top:
                 if rows is not None:
                     yield top, rows
@@ -134,11 +193,7 @@ def render_rows(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, 
                 xs = axis_centers(c1 - c0, x0 + (x1 - x0) * c0 / w, x0 + (x1 - x0) * c1 / w, device=device)
                 ys = axis_centers(r1 - r0, y0 + (y1 - y0) * r0 / h, y0 + (y1 - y0) * r1 / h, device=device)
             with autocast(compute_dtype, device):
-                if hasattr(field, "forward_grid"):  # separable evaluation on the tile's grid
-                    values = field.forward_grid(xs, ys)
-                else:
-                    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
-                    values = field(torch.stack((xx, yy), dim=-1))
+                values = _draw_tile(field, xs, ys, dx, dy, mode, k)
             rows[:, c0:c1] = _quantize(values.float(), dtype)
             done += (r1 - r0) * (c1 - c0)
             if progress is not None:

@@ -48,6 +48,15 @@ class FourierFeatures(nn.Module):
         phase = (2 * math.pi) * (x @ self.B.to(x.dtype).t())  # (..., n_features)
         return torch.cat((phase.cos(), phase.sin()), dim=-1)
 
+    def footprint_weights(self, var: torch.Tensor) -> torch.Tensor:
+        """Per-feature factors that turn the encoding of a point into its expected value over a
+        Gaussian footprint of per-axis variance ``var`` (in_dim,) around it (Mip-NeRF's
+        integrated encoding, Barron et al. 2021): E[cos(w.x)] = cos(w.mu) exp(-w^T diag(var) w / 2),
+        the same for sin. Ones for a zero footprint. (out_dim,)."""
+        w = 2 * math.pi * self.B.to(var.dtype)  # (n_features, in_dim), radians per unit
+        damp = torch.exp(-0.5 * (w.square() * var).sum(-1))
+        return torch.cat((damp, damp))
+
     def extra_repr(self) -> str:
         return (f"in_dim={self.in_dim}, n_features={self.n_features}, sigma={self.sigma}, "
                 f"seed={self.seed}")

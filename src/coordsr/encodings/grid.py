@@ -362,6 +362,19 @@ class MultiresGrid(nn.Module):
                 feats[lv] = out[:, g].view(Fdim, H, W)
         return feats.permute(2, 3, 0, 1).flatten(-2)  # (H, W, L * F), feature-major memory
 
+    def footprint_weights(self, var: torch.Tensor) -> torch.Tensor:
+        """Per-feature factors for a Gaussian footprint of per-axis variance ``var`` (in_dim,):
+        each level's features are scaled by erf(1 / sqrt(8 sigma^2 R^2)), sigma the footprint's
+        standard deviation in units of the grid's [0, 1] and R the level's cells per unit, so
+        levels much finer than the footprint fade out (Zip-NeRF's feature downweighting, Barron
+        et al. 2023, without its multisampling). Ones for a zero footprint. (out_dim,)."""
+        sigma2 = var.mean() / 4  # x in [-1, 1] -> u in [0, 1]: standard deviations halve
+        res = torch.tensor(self.level_resolutions, dtype=var.dtype, device=var.device)
+        if float(sigma2) <= 0:
+            return torch.ones(self.out_dim, dtype=var.dtype, device=var.device)
+        weight = torch.erf(1 / torch.sqrt(8 * sigma2 * res.square()))
+        return weight.repeat_interleave(self.n_features)  # levels in order, F features each
+
     def _level_view(self, level: int, block: torch.Tensor) -> torch.Tensor:
         """A level's (F, R+1, R+1) vertex image, axes (y, x): a view if dense, cached if hashed."""
         image = self._materialised(level, block) if self.level_hashed[level] else self.level_image(level, block)

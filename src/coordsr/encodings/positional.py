@@ -43,5 +43,14 @@ class PositionalEncoding(nn.Module):
         enc = torch.cat((phase.sin(), phase.cos()), dim=-1).flatten(-2)  # (..., 2KD)
         return torch.cat((x, enc), dim=-1) if self.include_input else enc
 
+    def footprint_weights(self, var: torch.Tensor) -> torch.Tensor:
+        """Factors giving the expected encoding over a Gaussian footprint of per-axis variance
+        ``var`` (in_dim,): sin and cos of frequency f damped by exp(-f^2 var / 2) (Mip-NeRF's
+        integrated positional encoding); the raw coordinates are their own mean. (out_dim,)."""
+        freqs = (2.0 ** torch.arange(self.n_freqs, dtype=torch.float64) * math.pi).to(var.dtype)
+        damp = torch.exp(-0.5 * freqs[:, None].square() * var)  # (K, D)
+        per_octave = torch.cat((damp, damp), dim=-1).flatten()  # sin then cos of each octave, as forward
+        return torch.cat((torch.ones_like(var), per_octave)) if self.include_input else per_octave
+
     def extra_repr(self) -> str:
         return f"in_dim={self.in_dim}, n_freqs={self.n_freqs}, include_input={self.include_input}"

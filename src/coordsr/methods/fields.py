@@ -22,7 +22,7 @@ from coordsr.fit import OBSERVATIONS, FitConfig, FitResult, fit, parse_until
 from coordsr.methods.base import MAX_SEED, Upscaler, check_image, check_size, need, resolve_device
 from coordsr.precision import check_precision, resolve_precision
 from coordsr.progress import ProgressCallback
-from coordsr.render import TILE_PIXELS, render_field, render_field_rows
+from coordsr.render import AREA_SUPERSAMPLE, TILE_PIXELS, render_field, render_field_rows
 from coordsr.resize import KERNELS
 
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
@@ -51,7 +51,8 @@ class FieldUpscaler(Upscaler):
     lr: float = 1e-3
     """Peak learning rate."""
     fit: str = "point"
-    """Observation model: 'point' (pixel centres, the seed's) or 'consistent' (through the kernel)."""
+    """Observation model: 'point' (pixel centres, the seed's), 'area' (each pixel the field's mean
+    over its cell; the output is drawn the same way) or 'consistent' (through the kernel)."""
     kernel: str = "cubic"
     """Degradation kernel of the consistent model: 'cubic', 'box' or 'gaussian'."""
     batch: int = 0
@@ -104,8 +105,10 @@ class FieldUpscaler(Upscaler):
         cfg = field.cfg
         row = 4 * (_ENCODING_FLOATS.get(cfg.encoding, 3) * field.encoding.out_dim  # bytes a point
                    + _ACTIVATION_FLOATS.get(cfg.activation, 4) * self.layers * self.hidden + 4 * c)
-        if self.fit == "point":
+        if self.fit in ("point", "area"):
             rows, operators = (min(self.batch, h * w) if self.batch else h * w), 0
+            if self.fit == "area" and not field.has_footprint:  # supersampled cells
+                rows *= AREA_SUPERSAMPLE ** 2
         else:  # consistent: the output pixels under the input crop, and the dense (in, out) operators
             side = math.isqrt(self.batch) if self.batch else max(h, w)
             rows = min(H, math.ceil(min(side, h) * H / h) + 8) * min(W, math.ceil(min(side, w) * W / w) + 8)
@@ -156,7 +159,12 @@ class FieldUpscaler(Upscaler):
 
     def _upscale(self, image, size, progress):
         field, _ = self.fit_field(image, size, progress=progress)
-        return render_field(field, size, compute_dtype=self.compute_dtype())
+        return render_field(field, size, compute_dtype=self.compute_dtype(), footprint=self.footprint())
+
+    def footprint(self) -> str:
+        """What an output pixel shows of the fitted field: its cell's mean when the input's
+        pixels were fitted that way (``fit='area'``), else its centre's value."""
+        return "area" if self.fit == "area" else "point"
 
     def stream_peak_bytes(self, in_shape, size):
         """``peak_bytes`` with one row of render tiles (float32 and quantized) instead of the output."""
@@ -168,7 +176,7 @@ class FieldUpscaler(Upscaler):
         """Fit, then draw the field a row of tiles at a time (``coordsr.render.render_rows``)."""
         field, _ = self.fit_field(image, size, progress=progress)
         yield from render_field_rows(field, size, dtype=np.uint16 if bit_depth == 16 else np.uint8,
-                                     compute_dtype=self.compute_dtype())
+                                     compute_dtype=self.compute_dtype(), footprint=self.footprint())
 
 
 @dataclass

@@ -42,7 +42,7 @@ from coordsr.server.tiles import Pyramid, TileRangeError, TileRenderer
 
 log = logging.getLogger("coordsr.server")
 STATIC = Path(__file__).parent / "static"
-FIT_MODELS = ("point", "consistent")
+FIT_MODELS = ("point", "area", "consistent")
 JobId = Annotated[str, PathParam(description="The job's id: 16 hex digits")]
 
 

@@ -262,7 +262,8 @@ class JobManager:
                 fitted.save(folder / "field.safetensors", method=rec.method, settings=rec.settings)
                 has_field = True
                 depth = np.uint16 if rec.bit_depth == 16 else np.uint8  # quantized tile by tile: 1/4 the memory
-                out = render_field(fitted, size, dtype=depth, progress=self._render_reporter(live, report))
+                out = render_field(fitted, size, dtype=depth, footprint=upscaler.footprint(),
+                                   progress=self._render_reporter(live, report))
             else:
                 out = upscaler.upscale(pixels, size, progress=report)
             write_image(folder / "result.png", np.ascontiguousarray(out), bit_depth=rec.bit_depth)

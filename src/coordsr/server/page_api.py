@@ -176,7 +176,8 @@ def add_page_routes(app: FastAPI, store: Store, manager) -> None:
             from coordsr.render import render_field
 
             field = Field.load(store.job_dir(rec.id) / "field.safetensors", device="cpu")
-            pixels = render_field(field, (rec.out_height, rec.out_width), dtype=np.uint16)
+            pixels = render_field(field, (rec.out_height, rec.out_width), dtype=np.uint16,
+                                  footprint=field.fitted_footprint())
         else:
             pixels = read_image(path).pixels
         data = encode_as(pixels, format, quality, rec.bit_depth)

@@ -189,7 +189,7 @@ class TileRenderer:
 
         field = self._load_field(job_id, job_dir)
         if field.cfg.convention == "cell":
-            return render_field(field, size, box=box, dtype=np.uint8)
+            return render_field(field, size, box=box, dtype=np.uint8, footprint=field.fitted_footprint())
         # The seed convention has no notion of a region: map the box's cell coordinates to it.
         from coordsr.coords import seed_to_cell
         import torch
