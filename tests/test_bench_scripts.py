@@ -139,3 +139,17 @@ def test_denoise_bench_and_report(scripts, tmp_path, monkeypatch):
     text = "\n".join(report.denoise_sections(tmp_path))
     assert "## Denoising (issue 14)" in text and "| Kodak24 | wavelet (wavelet=db2), sigma given | 1 |" in text
     assert "CBM3D" in text and "non-commercial" in text  # published rows beside whole Kodak24 rows
+
+
+def test_footprint_benchmark_compares_every_footprint_with_the_reference(scripts, tmp_path, one_thread, capsys):
+    out = tmp_path / "footprint.json"
+    assert scripts("footprint").main(["--images", "Set5/baby.png", "--families", "hashgrid,siren", "--size", "32",
+                                      "--shrink", "2", "--repeats", "1", "--set", "steps=5", "--set", "hidden=16",
+                                      "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert [r["family"] for r in doc["rows"]] == ["hashgrid", "siren"]
+    assert [r["closed_form"] for r in doc["rows"]] == [True, False]
+    for row in doc["rows"]:
+        assert set(row["shrinks"]["2"]) == {"point", "area", "supersample:2"}
+        assert row["cost_vs_point"]["supersample:4"] > 1
+    assert "| hashgrid | 1/2 |" in capsys.readouterr().out
