@@ -57,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         sheet.paste(Image.fromarray(pix), (k * side, label))
         draw.text((k * side + 3, 2), name + (f" {psnr:.2f} dB" if psnr is not None else ""), fill="black")
     sheet.save(args.out, optimize=True)
+    import json  # the labels' numbers beside the figure, for the report's caption
+
+    args.out.with_suffix(".json").write_text(json.dumps(
+        {"image": args.image, "crop": side, "sigma": args.sigma,
+         "psnr": {name: round(psnr, 2) for name, _, psnr in tiles if psnr is not None}}, indent=1))
     print(f"wrote {args.out} ({args.image}, central {side}x{side}, sigma {args.sigma:g})", file=sys.stderr)
     return 0
 

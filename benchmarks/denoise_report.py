@@ -105,13 +105,17 @@ def denoise_sections(results: Path | None = None) -> list[str]:
         lines += ["", f"Made by: `{joint['command']}` ({joint['environment']['date']}"
                   + (f", load average {load[0]:.1f} at the end" if load else "") + ")", ""]
     measured = len(lines) > 4  # more than the title and the protocol
-    if measured and (REPO / "docs" / "img" / "denoise_crops.png").is_file():
+    figure = REPO / "docs" / "img" / "denoise_crops.png"
+    if measured and figure.is_file():
+        import json
+
+        labels = json.loads(figure.with_suffix(".json").read_text()) if figure.with_suffix(".json").is_file() else {}
+        psnrs = ", ".join(f"{k} {v:.2f}" for k, v in labels.get("psnr", {}).items())
         lines += ["### Crops side by side", "",
-                  "![noisy, nlmeans, wavelet, tv, clean](docs/img/denoise_crops.png)", "",
-                  "Made by: `python benchmarks/denoise_figure.py --methods nlmeans,wavelet,tv --out "
-                  "docs/img/denoise_crops.png` (kodim05, central 160x160, sigma 25; every method run on that "
-                  "crop; PSNR of the crop in each label). zsn2n and field tiles were left out: on the shared "
-                  "machine (load average above 30) they did not finish in time.", ""]
+                  f"![{', '.join(labels.get('psnr', {}))}, clean](docs/img/denoise_crops.png)", "",
+                  "Made by: `python benchmarks/denoise_figure.py --out docs/img/denoise_crops.png` (kodim05, "
+                  "central 160x160, sigma 25; every method run on that crop with its defaults; PSNR of the crop "
+                  "in each label" + (f": {psnrs} dB" if psnrs else "") + ").", ""]
     return lines if measured else []
 
 
