@@ -14,6 +14,7 @@ Examples::
     python benchmarks/make_benchmarks_md.py --family interpolation   # the fast baselines
     python benchmarks/make_benchmarks_md.py --methods siren,hashgrid --steps 500
     python benchmarks/make_benchmarks_md.py --report-only            # rewrite from the cache
+    python benchmarks/make_benchmarks_md.py --sections-only          # only the sections from results/*.json
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
     p.add_argument("--json", type=Path, default=None, help="also write the reported rows as JSON")
     p.add_argument("--report-only", action="store_true", help="run nothing; rewrite from the cache")
+    p.add_argument("--sections-only", action="store_true",
+                   help="run nothing; rewrite only the sections made from benchmarks/results (speed, settings, "
+                        "denoising), keeping the tables above them as they are (no canary needed)")
     p.add_argument("--anchor", action="store_true",
                    help="also run the speed anchor (benchmarks/siren_speed.py: our SIREN against "
                         "siren-pytorch, side by side) into --results")
@@ -205,6 +209,9 @@ def stop_rule_section(results: Path) -> list[str]:
                          f"| {r['steps_auto']:.0f} / {r['steps_full']:.0f} | {r['seconds_full']:.1f} "
                          f"| {r['seconds_auto']:.1f} | {r['time_saved']:.0%} |")
         lines.append("")
+        notes = path.with_suffix(".notes.md")  # what was checked by hand beside the table
+        if notes.is_file():
+            lines += [notes.read_text().strip(), ""]
     return lines
 
 
@@ -226,9 +233,47 @@ def precision_section(results: Path) -> list[str]:
     return lines
 
 
+AB_SECTIONS = (
+    ("ensemble_*.json", "Self-ensemble",
+     "`python benchmarks/settings_ab.py --method pretrained --vary ensemble=1,8 ...`: the input's 8 flips and "
+     "turns, each upscaled and turned back, averaged (EDSR's geometric self-ensemble), against one pass."),
+    ("lr_*.json", "Learning rate",
+     "`python benchmarks/settings_ab.py --method M --vary lr=A,B ...`: the same cells fitted with two peak "
+     "learning rates (each with the default stop rule)."),
+    ("fit_*.json", "Observation models",
+     "`python benchmarks/settings_ab.py --method M --vary fit=A,B ...`: the same cells fitted to the pixel "
+     "centres (point), to each pixel's mean over its cell (area, drawn the same way) or through the "
+     "degradation (consistent)."),
+)
+
+
+def ab_sections(results: Path) -> list[str]:
+    """One section per AB_SECTIONS pattern: benchmarks/settings_ab.py's rows, value A against B."""
+    lines: list[str] = []
+    for pattern, title, text in AB_SECTIONS:
+        docs = [d for d in (_load(p) for p in sorted(results.glob(pattern))) if d and d.get("rows")]
+        if not docs:
+            continue
+        lines += [f"## {title}", "", text + " Change = B - A, mean Y-PSNR; seconds per image.", "",
+                  "| method | setting | dataset | scale | images | Y-PSNR A | Y-PSNR B | change | s A | s B |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for doc in docs:
+            for r in doc["rows"]:
+                name = r["vary"]
+                a, b = [k[len("psnr_"):] for k in r if k.startswith("psnr_") and k != "psnr_change"]
+                lines.append(f"| {r['method']} | {name} = {a} / {b} | {r['dataset']} | x{r['scale']:g} | "
+                             f"{r['images']} | {r['psnr_' + a]:.2f} | {r['psnr_' + b]:.2f} | {r['psnr_change']:+.3f} "
+                             f"| {r['seconds_' + a]:.1f} | {r['seconds_' + b]:.1f} |")
+            if doc.get("machine_before"):
+                lines += ["", f"Machine (before / after): {machine_line(doc['machine_before'])} / "
+                              f"{machine_line(doc['machine_after'])}."]
+        lines.append("")
+    return lines
+
+
 def speed_sections(results: Path) -> list[str]:
     """The speed scripts' last measurements (their JSON in ``results``), as markdown sections."""
-    lines = stop_rule_section(results) + precision_section(results)
+    lines = stop_rule_section(results) + precision_section(results) + ab_sections(results)
     for path in sorted(results.glob("siren_speed*.json")):  # one section per measured size
         anchor = _load(path)
         if not anchor:
@@ -369,8 +414,30 @@ def extra_settings(name: str, pairs: list[str]) -> dict:
     return typed_settings(name, collect_settings(None, None, None, pairs))
 
 
+TABLES_END = "## Stopping"
+"""The first heading after the cached tables and the verdict: where the results' sections begin."""
+
+
+def rewrite_sections(path: Path, results: Path) -> None:
+    """Replace the results' sections of an existing BENCHMARKS.md (from its first section after
+    the tables on), keeping the tables, the verdict and an Errors section as they are."""
+    text = path.read_text()
+    head, sep, rest = text.partition("\n" + TABLES_END)
+    if not sep:
+        raise SystemExit(f"{path}: no '{TABLES_END}' section to start from; run --report-only instead")
+    errors = rest[rest.index("\n## Errors"):] if "\n## Errors" in rest else ""
+    lines = speed_sections(results) + denoise_sections(results)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(head.rstrip("\n") + "\n\n" + "\n".join(lines).rstrip("\n") + "\n" + errors)
+    tmp.replace(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.sections_only:
+        rewrite_sections(args.out, args.results)
+        print(f"rewrote the results' sections of {args.out}", flush=True)
+        return 0
     scales = [float(s) for s in args.scales.split(",")]
     names = selected_methods(args.methods, args.family)
     datasets = {}
