@@ -153,3 +153,19 @@ def test_footprint_benchmark_compares_every_footprint_with_the_reference(scripts
         assert set(row["shrinks"]["2"]) == {"point", "area", "supersample:2"}
         assert row["cost_vs_point"]["supersample:4"] > 1
     assert "| hashgrid | 1/2 |" in capsys.readouterr().out
+
+
+def test_sections_only_keeps_the_tables_and_rewrites_the_results(scripts, tmp_path):
+    md = scripts("make_benchmarks_md")
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "ensemble_x.json").write_text(json.dumps({"rows": [
+        {"dataset": "Set5", "scale": 2.0, "images": 5, "method": "pretrained", "vary": "ensemble",
+         "psnr_1": 37.0, "psnr_8": 37.2, "seconds_1": 0.3, "seconds_8": 2.9, "psnr_change": 0.2}]}))
+    out = tmp_path / "B.md"
+    out.write_text("# Benchmarks\n\n## Set5\n\n| a table |\n\n## Stopping: old\n\nold text\n\n## Errors\n\n- e\n")
+    assert md.main(["--sections-only", "--out", str(out), "--results", str(results)]) == 0
+    text = out.read_text()
+    assert text.startswith("# Benchmarks\n\n## Set5\n\n| a table |\n")
+    assert "old text" not in text and "## Self-ensemble" in text and "| ensemble = 1 / 8 | Set5 | x2 |" in text
+    assert text.rstrip().endswith("- e")
