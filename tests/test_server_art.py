@@ -150,6 +150,27 @@ def test_art_page_previews_and_renders_a_poster_as_a_job_of_the_gallery(server):
             page.wait_for_function("document.getElementById('preview').naturalWidth === 64")
             assert page.get_attribute("#download-result", "href").endswith(f"/api/jobs/{job_id}/result.png?download=1")
             page.locator("#job").screenshot(path=str(ARTIFACTS / "art-job-in-main-page.png"))
+            # An animation from the Art page: a GIF of its frames.
+            page.go_back()
+            page.wait_for_function("document.querySelectorAll('#anim-kind option').length > 0")
+            page.fill("#anim-frames", "3")
+            page.fill("#anim-w", "32")
+            page.fill("#anim-h", "24")
+            page.click("#render-animation")
+            page.wait_for_selector("#art-gallery .art-item[data-status='done'] img[src$='result.gif']",
+                                   timeout=120_000)
+            page.wait_for_function("document.querySelector('#art-gallery img').naturalWidth === 32")
+            # A long poster, watched and cancelled in the main page: per-tile progress, then cancelled.
+            import httpx
+
+            slow = httpx.post(f"{live_server}/api/art/posters", json=SLOW).json()["id"]
+            page.goto(f"{live_server}/#job/{slow}")
+            page.wait_for_function("/tile \\d+ of 256/.test(document.getElementById('stats').innerText)",
+                                   timeout=60_000)
+            page.click("#cancel")
+            page.wait_for_function("document.getElementById('job-status').innerText.startsWith('cancelled')",
+                                   timeout=60_000)
+            assert app.state.store.get(slow).status == "cancelled"
         finally:
             browser.close()
 
