@@ -33,6 +33,8 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
 from coordsr.errors import CoordsrError, ImageError
+from coordsr.server.art import AnimationJobIn, PosterJobIn, animation_settings, new_art_job, poster_settings
+from coordsr.server.art import router as art_router
 from coordsr.server.guards import RequestGuard, default_allowed_hosts
 from coordsr.server.jobs import FINAL, JobManager, QueueFull, read_history
 from coordsr.server.lock import DataDirLock
@@ -132,15 +134,20 @@ class ViewerInfo(BaseModel):
 
 class JobOut(BaseModel):
     id: str
+    kind: Literal["upscale", "art-poster", "art-animation"]
+    """What the job makes: an upscaled upload, or a poster (PNG) or animation (GIF) of the Art page."""
     label: str
     status: Literal["queued", "running", "done", "failed", "cancelled"]
     method: str
+    """The upscaler; 'art' for art jobs."""
     settings: dict
+    """The upscaler's settings, or the art settings (GET /api/art/options)."""
     created: float
     started: float | None
     finished: float | None
     error: str | None
-    input: ImageInfo
+    input: ImageInfo | None
+    """The uploaded image; None for art jobs, which have none."""
     output: SizeInfo
     progress: ProgressInfo
     has_field: bool
@@ -158,22 +165,26 @@ ERRORS = {code: {"model": ErrorOut} for code in (400, 403, 404, 409, 413, 422, 5
 
 def job_json(rec: JobRecord) -> dict:
     base = f"/api/jobs/{rec.id}"
-    urls = {"self": base, "events": f"{base}/events", "input": f"{base}/input.png",
-            "thumb": f"{base}/thumb.png"}
+    upscale = rec.kind == "upscale"  # art jobs have no input, no bicubic, no field, no viewer
+    urls = {"self": base, "events": f"{base}/events", "thumb": f"{base}/thumb.png"}
+    if upscale:
+        urls["input"] = f"{base}/input.png"
     viewer = None
     if rec.status == "done":
-        urls.update(result=f"{base}/result.png", result_download=f"{base}/result.png?download=1",
-                    bicubic=f"{base}/bicubic.png")
+        result = f"{base}/{rec.result_file}"
+        urls.update(result=result, result_download=f"{result}?download=1")
+        if upscale:
+            urls["bicubic"] = f"{base}/bicubic.png"
+            viewer = {**Pyramid.for_image(rec.out_width, rec.out_height).as_json(),
+                      "tiles": f"{base}/tiles/{{level}}/{{x}}_{{y}}.png"}
         if rec.has_field:
             urls["field"] = f"{base}/field"
-        viewer = {**Pyramid.for_image(rec.out_width, rec.out_height).as_json(),
-                  "tiles": f"{base}/tiles/{{level}}/{{x}}_{{y}}.png"}
     return {
-        "id": rec.id, "label": rec.label, "status": rec.status, "method": rec.method,
+        "id": rec.id, "kind": rec.kind, "label": rec.label, "status": rec.status, "method": rec.method,
         "settings": rec.settings, "created": rec.created, "started": rec.started,
         "finished": rec.finished, "error": rec.error,
         "input": {"width": rec.in_width, "height": rec.in_height, "channels": rec.channels,
-                  "mode": rec.mode, "bit_depth": rec.bit_depth},
+                  "mode": rec.mode, "bit_depth": rec.bit_depth} if upscale else None,
         "output": {"width": rec.out_width, "height": rec.out_height},
         "progress": {"step": rec.step, "total": rec.total, "psnr": rec.psnr},
         "has_field": rec.has_field, "first_preview_s": rec.first_preview_s,
@@ -237,6 +248,26 @@ def method_settings(cls, steps: int | None, seed: int | None, fit: str | None, l
     if "seed" in settings and not 0 <= settings["seed"] < 2**63:
         raise HTTPException(422, f"seed must be between 0 and 2^63 - 1, got {settings['seed']}")
     return settings
+
+
+def refuse_when_full(manager: JobManager, limits: Limits) -> None:
+    """503 (with Retry-After) when the queue has no room for one more job."""
+    if manager.waiting() >= limits.queue_size:
+        raise HTTPException(503, f"the job queue is full ({limits.queue_size} waiting); try again later",
+                            headers={"Retry-After": "30"})
+
+
+def enqueue(store: Store, manager: JobManager, rec: JobRecord, response: Response) -> dict:
+    """Store a job whose folder is made and queue it; its JSON, Location set. 503 when the queue
+    filled meanwhile (nothing is left of the job)."""
+    store.insert(rec)
+    try:
+        manager.submit(rec)
+    except QueueFull as exc:
+        store.delete(rec.id)
+        raise HTTPException(503, str(exc), headers={"Retry-After": "30"}) from None
+    response.headers["Location"] = f"/api/jobs/{rec.id}"
+    return job_json(rec)
 
 
 class BodyLimit:
@@ -421,9 +452,7 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
                 raise HTTPException(422, str(exc)) from None
             del data
             oh, ow = output_size(image.height, image.width, scale, width, height, limits)
-            if manager.waiting() >= limits.queue_size:
-                raise HTTPException(503, f"the job queue is full ({limits.queue_size} waiting); try again later",
-                                    headers={"Retry-After": "30"})
+            refuse_when_full(manager, limits)
             rec = JobRecord(id=new_job_id(), label=label, method=method, settings=settings,
                             in_width=image.width, in_height=image.height, channels=image.channels,
                             mode=image.mode, bit_depth=image.bit_depth, out_width=ow, out_height=oh,
@@ -438,14 +467,7 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
                 log.error("job %s: cannot store the upload: %s", rec.id, exc)
                 raise HTTPException(507, f"cannot store the upload: {' '.join(str(exc).split())}") from None
             del image
-        store.insert(rec)
-        try:
-            manager.submit(rec)
-        except QueueFull as exc:
-            store.delete(rec.id)
-            raise HTTPException(503, str(exc), headers={"Retry-After": "30"}) from None
-        response.headers["Location"] = f"/api/jobs/{rec.id}"
-        return job_json(rec)
+        return enqueue(store, manager, rec, response)
 
     @app.get("/api/jobs", response_model=JobsOut, tags=["jobs"])
     def list_jobs(limit: Annotated[int, Query(ge=1, le=1000)] = 200):
@@ -525,10 +547,17 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
 
     @app.get("/api/jobs/{job_id}/result.png", response_class=FileResponse, responses=ERRORS, tags=["files"])
     def get_result(job_id: JobId, download: bool = False):
-        """The upscaled image (PNG at the input's bit depth); `?download=1` names it for saving."""
+        """The upscaled image (PNG at the input's bit depth) or an art poster (its settings in a
+        PNG text chunk); `?download=1` names it for saving."""
         rec = record(job_id)
-        name = f"{rec.label}-{rec.method}-{rec.out_width}x{rec.out_height}.png"
-        return job_file(rec, "result.png", download=name if download else None)
+        return job_file(rec, "result.png", download=rec.download_name() if download else None)
+
+    @app.get("/api/jobs/{job_id}/result.gif", response_class=FileResponse, responses=ERRORS, tags=["files"])
+    def get_result_gif(job_id: JobId, download: bool = False):
+        """An art animation (a looping GIF); `?download=1` names it for saving."""
+        rec = record(job_id)
+        return job_file(rec, "result.gif", download=rec.download_name() if download else None,
+                        media_type="image/gif")
 
     @app.get("/api/jobs/{job_id}/bicubic.png", response_class=FileResponse, responses=ERRORS, tags=["files"])
     def get_bicubic(job_id: JobId):
@@ -561,6 +590,8 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
         """Tile (x, y) of `level` of the viewer's virtual image (see `viewer` in the job), drawn
         from the field on demand at any depth."""
         rec = record(job_id)
+        if rec.kind != "upscale":
+            raise HTTPException(404, f"job {job_id} is an {rec.kind} job: only upscales have viewer tiles")
         if rec.status != "done":
             raise HTTPException(409, f"job {job_id} is {rec.status}: tiles exist only when it is done")
         try:
@@ -582,8 +613,26 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
     def index():
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
-    from coordsr.server.art import router as art_router  # the Art tab (server/art.py)
+    # --- the Art tab (server/art.py): pictures while the client waits; posters and GIFs as jobs --
+
     app.include_router(art_router)
+
+    @app.post("/api/art/posters", status_code=202, response_model=JobOut, responses=ERRORS, tags=["art"])
+    def art_poster_job(body: PosterJobIn, response: Response):
+        """Queue a poster: w x h pixels (at most `max_job_pixels` of GET /api/art/options), a PNG
+        with its settings in a text chunk. Answers 202 with the job; its events come per tile."""
+        settings = poster_settings(body)
+        refuse_when_full(manager, limits)
+        return enqueue(store, manager, new_art_job(store, "art-poster", settings, body.w, body.h), response)
+
+    @app.post("/api/art/animations", status_code=202, response_model=JobOut, responses=ERRORS, tags=["art"])
+    def art_animation_job(body: AnimationJobIn, response: Response):
+        """Queue an animation: a looping GIF of at most `max_job_frames` frames of
+        `max_job_frame_pixels` pixels. Answers 202 with the job; its events come per frame."""
+        settings = animation_settings(body)
+        refuse_when_full(manager, limits)
+        return enqueue(store, manager, new_art_job(store, "art-animation", settings, body.w, body.h), response)
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     # The last added is the outermost: who may ask, then how much, then whether there is room.

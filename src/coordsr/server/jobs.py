@@ -1,7 +1,9 @@
 """The job queue: a bounded queue, a fixed number of worker threads, live events for each job.
 
-A job runs one upscaler from the registry on one uploaded image. While it runs, its progress
-reports become events (``progress``, with a preview image about once a second) that are pushed
+A job runs one upscaler from the registry on one uploaded image, or draws one poster or animation
+of the Art page (``JobRecord.kind``: one run function per kind; statuses and events are shared).
+While it runs, its progress reports become events (``progress``; an upscale sends a preview image
+about once a second, a poster an event per tile, an animation one per frame) that are pushed
 to every subscriber of the job's event stream; when it ends, an ``end`` event. Subscribers are
 asyncio queues of the web server's event loop, fed from the worker threads with
 ``call_soon_threadsafe``, so nothing polls.
@@ -232,11 +234,7 @@ class JobManager:
             live.publish("end", {"status": status, "error": changes.get("error")})
 
     def _run(self, live: LiveJob) -> None:
-        from coordsr.images import read_image, write_image
-        from coordsr.methods import METHODS
-        from coordsr.methods.interpolation import bicubic
-        from coordsr.render import render_field
-
+        """Run a queued job to its end: the runner of its kind makes its files, this settles it."""
         rec = self.store.get(live.id)
         if rec is None or rec.status != "queued" or live.ended:
             return  # deleted or cancelled while it waited
@@ -248,30 +246,9 @@ class JobManager:
             return
         self.store.update(rec.id, status="running", started=time.time())
         live.publish("status", {"status": "running"})
-        folder = self.store.job_dir(rec.id)
-        size = (rec.out_height, rec.out_width)
+        run = self._run_upscale if rec.kind == "upscale" else self._run_art
         try:
-            cls = METHODS[rec.method]
-            pixels = read_image(folder / "input.png").pixels
-            upscaler = cls(device=self.device, **rec.settings)
-            report = self._reporter(live, rec)
-            has_field, psnr = False, None
-            if getattr(cls, "fits_field", False):
-                fitted, result = upscaler.fit_field(pixels, size, bit_depth=rec.bit_depth, progress=report)
-                psnr = result.psnr
-                fitted.save(folder / "field.safetensors", method=rec.method, settings=rec.settings)
-                has_field = True
-                depth = np.uint16 if rec.bit_depth == 16 else np.uint8  # quantized tile by tile: 1/4 the memory
-                out = render_field(fitted, size, dtype=depth, footprint=upscaler.footprint(),
-                                   progress=self._render_reporter(live, report))
-            else:
-                out = upscaler.upscale(pixels, size, progress=report)
-            write_image(folder / "result.png", np.ascontiguousarray(out), bit_depth=rec.bit_depth)
-            if live.cancel.is_set():
-                raise Cancelled()
-            before = bicubic(device="cpu").upscale(pixels, size)
-            write_image(folder / "bicubic.png", np.ascontiguousarray(before), bit_depth=8)
-            (folder / "history.json").write_text(json.dumps(live.history))
+            final = run(live, rec, self.store.job_dir(rec.id))
         except Cancelled:
             if self._stopping.is_set():
                 self._finish(live, "failed", error="interrupted: the server stopped while this job was running")
@@ -286,8 +263,62 @@ class JobManager:
             log.exception("job %s crashed", rec.id)
             self._finish(live, "failed", error=f"internal error: {type(exc).__name__}: {exc}")
             return
+        self._finish(live, "done", **final)
+
+    def _run_upscale(self, live: LiveJob, rec: JobRecord, folder: Path) -> dict:
+        """An upload upscaled by a registry method: result.png, bicubic.png, maybe the field;
+        returns the record's final changes."""
+        from coordsr.images import read_image, write_image
+        from coordsr.methods import METHODS
+        from coordsr.methods.interpolation import bicubic
+        from coordsr.render import render_field
+
+        size = (rec.out_height, rec.out_width)
+        cls = METHODS[rec.method]
+        pixels = read_image(folder / "input.png").pixels
+        upscaler = cls(device=self.device, **rec.settings)
+        report = self._reporter(live, rec)
+        has_field, psnr = False, None
+        if getattr(cls, "fits_field", False):
+            fitted, result = upscaler.fit_field(pixels, size, bit_depth=rec.bit_depth, progress=report)
+            psnr = result.psnr
+            fitted.save(folder / "field.safetensors", method=rec.method, settings=rec.settings)
+            has_field = True
+            depth = np.uint16 if rec.bit_depth == 16 else np.uint8  # quantized tile by tile: 1/4 the memory
+            out = render_field(fitted, size, dtype=depth, footprint=upscaler.footprint(),
+                               progress=self._render_reporter(live, report))
+        else:
+            out = upscaler.upscale(pixels, size, progress=report)
+        write_image(folder / "result.png", np.ascontiguousarray(out), bit_depth=rec.bit_depth)
+        if live.cancel.is_set():
+            raise Cancelled()
+        before = bicubic(device="cpu").upscale(pixels, size)
+        write_image(folder / "bicubic.png", np.ascontiguousarray(before), bit_depth=8)
+        (folder / "history.json").write_text(json.dumps(live.history))
         final = {"step": live.history[-1]["step"], "total": live.history[-1]["total"]} if live.history else {}
-        self._finish(live, "done", has_field=has_field, psnr=psnr, **final)
+        return {"has_field": has_field, "psnr": psnr, **final}
+
+    def _run_art(self, live: LiveJob, rec: JobRecord, folder: Path) -> dict:
+        """An Art page poster (an event per tile) or animation (an event per frame): result.png
+        or result.gif (server/art.py draws them); returns the record's final changes."""
+        from coordsr.server.art import render_art_job
+
+        start, last = time.monotonic(), {}
+
+        def report(event: dict) -> None:
+            if live.cancel.is_set():
+                raise Cancelled()
+            event = {"loss": None, "psnr": None, **event, "elapsed": time.monotonic() - start}
+            done = event["step"] / max(event["total"], 1)
+            event["eta"] = event["elapsed"] * (1 - done) / done if done > 0 else None
+            last.update(step=event["step"], total=event["total"])
+            live.publish("progress", event)
+
+        render_art_job(rec, folder, report)
+        if live.cancel.is_set():  # asked for after the last report: the result is not kept
+            (folder / rec.result_file).unlink(missing_ok=True)
+            raise Cancelled()
+        return last
 
     def _reporter(self, live: LiveJob, rec: JobRecord):
         """The progress callback of one job: events, throttled previews, cancellation."""

@@ -152,7 +152,7 @@ def add_page_routes(app: FastAPI, store: Store, manager) -> None:
         """End a running fit at its next report and finish the job with the field as it is
         (drawn at the output size, downloadable). 409 for jobs that fit no field or are not running."""
         rec = record(job_id)
-        if not getattr(METHODS.get(rec.method), "fits_field", False):
+        if rec.kind != "upscale" or not getattr(METHODS.get(rec.method), "fits_field", False):
             raise HTTPException(409, f"method {rec.method!r} fits no field: there is nothing to keep early")
         if rec.status != "running" or not manager.keep_current(job_id):
             raise HTTPException(409, f"job {job_id} is {rec.status}: only a running fit can stop and keep")
@@ -182,7 +182,7 @@ def add_page_routes(app: FastAPI, store: Store, manager) -> None:
             pixels = read_image(path).pixels
         data = encode_as(pixels, format, quality, rec.bit_depth)
         media, suffix = FORMATS[format]
-        name = f"{rec.label}-{rec.method}-{rec.out_width}x{rec.out_height}{'-16bit' if format == 'png16' else ''}.{suffix}"
+        name = rec.download_name(suffix, "-16bit" if format == "png16" else "")
         return Response(data, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     @app.get("/api/jobs/{job_id}/peers", tags=["page"])
@@ -240,20 +240,22 @@ def add_page_routes(app: FastAPI, store: Store, manager) -> None:
     @app.get("/api/zip", response_class=Response, tags=["page"],
              responses={200: {"content": {"application/zip": {}}}})
     def zip_results(ids: Annotated[str, Query(description="Job ids, comma-separated")]):
-        """The results of several finished jobs in one zip (PNG files, named as single downloads)."""
+        """The results of several finished jobs in one zip (PNG files, and GIFs of art animations,
+        named as single downloads)."""
         wanted = [i for i in ids.split(",") if i]
         if not wanted:
             raise HTTPException(422, "ids: give at least one job id")
         if len(wanted) > 200:
             raise HTTPException(422, f"ids: at most 200 jobs in one zip, got {len(wanted)}")
         records = [record(job_id) for job_id in wanted]
-        paths = [done_file(rec, "result.png") for rec in records]  # every refusal before any work
+        paths = [done_file(rec, rec.result_file) for rec in records]  # every refusal before any work
         buf, names = tempfile.SpooledTemporaryFile(max_size=32 << 20), set()  # big zips go to disk
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:  # PNGs are compressed already
             for rec, path in zip(records, paths):
-                name = f"{rec.label}-{rec.method}-{rec.out_width}x{rec.out_height}.png"
+                name = rec.download_name()
                 if name in names:  # the same input and method twice: keep both
-                    name = f"{name[:-4]}-{rec.id[:6]}.png"
+                    stem, suffix = name.rsplit(".", 1)
+                    name = f"{stem}-{rec.id[:6]}.{suffix}"
                 names.add(name)
                 zf.write(path, name)
         size = buf.tell()

@@ -9,6 +9,11 @@ part of a path. A record is the truth about a job; its folder holds what the job
     result.png         the upscaled image, at the input's bit depth
     bicubic.png        the same size by bicubic interpolation, for the before/after slider
     field.safetensors  the fitted field (methods with ``fits_field`` only)
+
+A job's ``kind`` says what it makes. 'upscale' jobs are the above; art jobs (the Art page's
+posters and animations, server/art.py) have no input: their folder holds ``thumb.png`` (a small
+still of the picture) and ``result.png`` (a poster, its settings in a PNG text chunk) or
+``result.gif`` (an animation). Records stored before kinds existed are upscale jobs.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ from pathlib import Path
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE = ("queued", "running")
 ID_RE = re.compile(r"[0-9a-f]{16}")
-SCHEMA_VERSION = 1
+KINDS = ("upscale", "art-poster", "art-animation")
+SCHEMA_VERSION = 2
+"""1: the first table; 2: the ``kind`` column (older tables gain it, as 'upscale', on open)."""
 
 
 def new_job_id() -> str:
@@ -79,6 +86,23 @@ class JobRecord:
     """True when field.safetensors was written."""
     first_preview_s: float | None = None
     """Seconds from the upload's arrival to the first live preview."""
+    kind: str = "upscale"
+    """One of KINDS: what the job makes (an upscaled image, an art poster or an art animation)."""
+
+    @property
+    def result_file(self) -> str:
+        """The name of the job's result in its folder."""
+        return "result.gif" if self.kind == "art-animation" else "result.png"
+
+    def download_name(self, suffix: str | None = None, extra: str = "") -> str:
+        """The file name a download of the result gets: label, what made it, size."""
+        suffix = suffix or self.result_file.rsplit(".", 1)[1]
+        size = f"{self.out_width}x{self.out_height}{extra}"
+        if self.kind == "art-poster":
+            return f"{self.label}-{size}.{suffix}"
+        if self.kind == "art-animation":
+            return f"{self.label}-{self.settings.get('animation', 'animation')}-{size}.{suffix}"
+        return f"{self.label}-{self.method}-{size}.{suffix}"
 
 
 _COLUMNS = [f.name for f in fields(JobRecord)]
@@ -104,7 +128,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     total INTEGER NOT NULL DEFAULT 0,
     psnr REAL,
     has_field INTEGER NOT NULL DEFAULT 0,
-    first_preview_s REAL
+    first_preview_s REAL,
+    kind TEXT NOT NULL DEFAULT 'upscale'
 );
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created);
 """
@@ -124,6 +149,9 @@ class Store:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
+            have = {r["name"] for r in self._db.execute("PRAGMA table_info(jobs)")}
+            if "kind" not in have:  # a table from schema 1: every job in it was an upscale
+                self._db.execute("ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'upscale'")
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:

@@ -63,7 +63,13 @@ function scaleOf(job) {
   const r = (v) => (Math.round(v * 100) / 100).toString();
   return Math.abs(sx - sy) < 0.01 ? `×${r(sx)}` : `×${r(sx)} × ${r(sy)}`;
 }
-function jobName(job) { return `${job.label} (${job.method}, ${fmtTime(job.created)})`; }
+// Art jobs (posters and animations from the Art page, /art) have no input: no scale, no bicubic.
+function isArt(job) { return job.kind === "art-poster" || job.kind === "art-animation"; }
+function artWhat(job) {
+  const s = job.settings;
+  return job.kind === "art-poster" ? "poster" : `animation (${s.animation}, ${s.frames} frames)`;
+}
+function jobName(job) { return `${job.label} (${isArt(job) ? artWhat(job) : job.method}, ${fmtTime(job.created)})`; }
 
 // --- the form: methods and settings -------------------------------------------------------------
 
@@ -349,17 +355,27 @@ function openJob(job) {
   state.job = job;
   state.history = [];
   window.coordsr.opened += 1;
-  const method = state.methods[job.method] || {};
+  const method = (!isArt(job) && state.methods[job.method]) || {};
   const title = (state.notes[job.method] || {}).title || job.method;
   $("job").hidden = false;
-  $("job-title").textContent =
-    `${job.label}: ${title}, ${job.input.width}×${job.input.height} → ${job.output.width}×${job.output.height} (${scaleOf(job)})`;
+  $("job-title").textContent = isArt(job)
+    ? `${job.label}: ${artWhat(job)}, ${job.output.width}×${job.output.height}`
+    : `${job.label}: ${title}, ${job.input.width}×${job.input.height} → ${job.output.width}×${job.output.height} (${scaleOf(job)})`;
   // What belongs to the previous job goes first: its field link, its picture, its comparison.
   resetResult();
-  $("input-img").src = job.urls.input;
-  $("input-img").alt = `The input, ${job.label}, ${job.input.width}×${job.input.height}`;
-  $("input-caption").textContent = `input ${job.input.width}×${job.input.height}`;
-  if (job.status !== "done") {  // a finished job shows its result as soon as its events answer
+  $("input-img").closest("figure").hidden = isArt(job);
+  if (isArt(job)) {
+    $("input-img").removeAttribute("src");
+  } else {
+    $("input-img").src = job.urls.input;
+    $("input-img").alt = `The input, ${job.label}, ${job.input.width}×${job.input.height}`;
+    $("input-caption").textContent = `input ${job.input.width}×${job.input.height}`;
+  }
+  if (job.status !== "done" && isArt(job)) {  // the still it draws, small, until the result is there
+    $("preview").src = job.urls.thumb;
+    $("preview").alt = `Small still of ${job.label}, shown while the ${artWhat(job)} renders`;
+    $("preview-caption").textContent = `small still, while the ${job.kind === "art-poster" ? "poster" : "animation"} renders`;
+  } else if (job.status !== "done") {  // a finished job shows its result as soon as its events answer
     $("preview").src = `/api/jobs/${job.id}/bicubic-now.png`;
     $("preview").alt = `Bicubic upscale of ${job.label}, shown while ${job.method} works`;
     $("preview-caption").textContent = "bicubic, while the method works";
@@ -469,7 +485,10 @@ function showProgress(p) {
   state.lastProgressAt = Date.now();
   if (p.stage === "render") {
     $("stats").textContent = `drawing the output: ${Math.round(100 * p.step / p.total)}%` +
-      (p.total > 1 && p.total < 1000 ? ` (tile ${p.step} of ${p.total})` : "");
+      (p.tiles ? ` (tile ${p.tile} of ${p.tiles})` : p.total > 1 && p.total < 1000 ? ` (tile ${p.step} of ${p.total})` : "") +
+      (p.eta !== null && p.eta !== undefined ? ` · time left ${fmtSeconds(p.eta)}` : "");
+  } else if (p.stage === "frame") {
+    $("stats").textContent = `frame ${p.step} of ${p.total} · elapsed ${fmtSeconds(p.elapsed)} · time left ${fmtSeconds(p.eta)}`;
   } else {
     const parts = [`step ${p.step} / ${p.total}`];
     if (p.psnr !== null && p.psnr !== undefined) parts.push(`fit to the input ${p.psnr.toFixed(2)} dB`);
@@ -579,7 +598,8 @@ function resetResult() {
 function showResult(job) {
   $("live").hidden = false;
   $("preview").src = job.urls.result;
-  $("preview").alt = `Result of ${job.method} on ${job.label}`;
+  $("preview").alt = isArt(job) ? `The ${artWhat(job)} ${job.label}, ${job.output.width}×${job.output.height}`
+    : `Result of ${job.method} on ${job.label}`;
   $("preview-caption").textContent = `result ${job.output.width}×${job.output.height}`;
   const last = state.history[state.history.length - 1];
   $("stats").textContent = last ? `${last.step} steps` : "";
@@ -588,6 +608,8 @@ function showResult(job) {
   $("keep").hidden = true;
   $("cancel").hidden = true;
   $("result").hidden = false;
+  $("compare-part").hidden = $("zoom-part").hidden = isArt(job);  // an art job's result stands alone
+  if (isArt(job)) { setupDownloads(job); return; }
   $("after").src = job.urls.result;
   $("after").alt = `Result of ${job.method} on ${job.label}, ${job.output.width}×${job.output.height}`;
   $("after-tag").textContent = job.method;
@@ -599,21 +621,26 @@ function showResult(job) {
 function setupDownloads(job) {
   const format = $("format");
   const png16 = format.querySelector("option[value=png16]");
-  png16.disabled = !(job.has_field || job.input.bit_depth === 16);
+  png16.disabled = !(job.has_field || (job.input && job.input.bit_depth === 16));
   if (png16.disabled && format.value === "png16") format.value = "png";
+  const gif = job.kind === "art-animation";  // a GIF has one format
+  $("format-label").hidden = gif;
+  $("download-result").textContent = gif ? "Download the GIF" : "Download the image";
   const update = () => {
-    const f = format.value, q = $("quality").value || 92;
+    const f = gif ? "gif" : format.value, q = $("quality").value || 92;
     $("quality-label").hidden = !(f === "jpeg" || f === "webp");
     const link = $("download-result");
-    if (f === "png") {
+    if (f === "png" || f === "gif") {
       link.href = job.urls.result_download;
-      link.setAttribute("download", `${job.label}-${job.method}-${job.output.width}x${job.output.height}.png`);
+      link.setAttribute("download", "");  // the server names it (Content-Disposition)
     } else {
       link.href = `/api/jobs/${job.id}/export?format=${f}&quality=${encodeURIComponent(q)}`;
       link.setAttribute("download", "");
     }
     $("format-hint").textContent = {
-      png: `PNG at the input's bit depth (${job.input.bit_depth}).`,
+      gif: "A looping GIF (each frame its own 256 colours).",
+      png: isArt(job) ? "PNG with the picture's settings in a text chunk: coordsr art --from it --size 7680x4320 draws it again, larger."
+        : `PNG at the input's bit depth (${job.input.bit_depth}).`,
       png16: job.has_field ? "16-bit PNG: the field drawn again at 16 bits (takes a moment for large outputs)." : "16-bit PNG of the 16-bit result.",
       jpeg: "JPEG has no transparency: transparent parts are put on white.",
       webp: "WebP, lossy at this quality.",
@@ -849,7 +876,7 @@ function shownJobs() {
   const text = $("gallery-filter").value.trim().toLowerCase();
   const status = $("gallery-status").value;
   return state.jobs.filter((j) => {
-    if (text && !`${j.label} ${j.method}`.toLowerCase().includes(text)) return false;
+    if (text && !`${j.label} ${j.method} ${isArt(j) ? artWhat(j) : ""}`.toLowerCase().includes(text)) return false;
     if (status === "active") return j.status === "queued" || j.status === "running";
     if (status === "failed") return j.status === "failed" || j.status === "cancelled";
     return !status || j.status === status;
@@ -878,15 +905,18 @@ function renderGallery(queue) {
     });
     const img = document.createElement("img");
     const done = job.status === "done";
-    img.src = done ? `/api/jobs/${job.id}/result-thumb.png` : job.urls.thumb;
-    img.alt = done ? `Result of ${job.method} on ${job.label}` : `Input ${job.label} (${job.status})`;
+    // an animation's card shows its small still: a moving gallery would distract
+    img.src = done && job.kind !== "art-animation" ? `/api/jobs/${job.id}/result-thumb.png` : job.urls.thumb;
+    img.alt = isArt(job) ? `The ${artWhat(job)} ${job.label} (${job.status})`
+      : done ? `Result of ${job.method} on ${job.label}` : `Input ${job.label} (${job.status})`;
     img.loading = "lazy";
     const name = document.createElement("div");
     name.className = "name"; name.textContent = job.label; name.title = job.label;
     const meta = document.createElement("div");
     meta.className = "meta";
     const took = job.finished && job.started ? ` · took ${fmtSeconds(job.finished - job.started)}` : "";
-    meta.textContent = `${job.method} · ${scaleOf(job)} · ${job.output.width}×${job.output.height}`;
+    meta.textContent = isArt(job) ? `${artWhat(job)} · ${job.output.width}×${job.output.height}`
+      : `${job.method} · ${scaleOf(job)} · ${job.output.width}×${job.output.height}`;
     const when = document.createElement("div");
     when.className = "meta";
     when.textContent = `${fmtTime(job.created)}${took}`;

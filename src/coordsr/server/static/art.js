@@ -1,5 +1,6 @@
-// The Art tab: settings -> a live preview (small at once, then full size), posters and GIFs
-// rendered by the server's /api/art endpoints, shown in an in-page gallery.
+// The Art tab: settings -> a live preview (small at once, then full size, drawn while it waits);
+// posters and GIFs are jobs of the server's queue (POST /api/art/posters, /api/art/animations),
+// followed here through their event streams and kept in the main page's gallery.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -61,34 +62,93 @@ async function updatePreview() {
   }
 }
 
-function addToGallery(blob, caption, filename) {
-  const url = URL.createObjectURL(blob);
-  const fig = document.createElement("figure");
-  fig.className = "art-item";
-  const img = document.createElement("img");
-  img.src = url;
-  img.alt = caption;
-  const cap = document.createElement("figcaption");
-  const link = document.createElement("a");
-  link.href = url;
-  link.download = filename;
-  link.textContent = caption;
-  cap.appendChild(link);
-  fig.append(img, cap);
-  $("art-gallery").prepend(fig);
+function settingsBody(extra) {
+  const body = {};
+  for (const name of SETTINGS) {
+    const el = $(name);
+    body[name] = el.tagName === "SELECT" ? el.value : Number(el.value);
+  }
+  return { ...body, ...extra };
 }
 
-async function render(button, url, caption, filename) {
+function link(href, text, label) {
+  const a = document.createElement("a");
+  a.href = href;
+  a.textContent = text;
+  if (label) a.setAttribute("aria-label", label);
+  return a;
+}
+
+// The line under the buttons (a polite live region): what became of the last job, and its link.
+function note(text, job) {
+  $("job-note").textContent = "";
+  $("job-note").append(`${text}; `, link(`/#job/${job.id}`, "open it in the gallery"), ".");
+}
+
+// One job of this tab: its still, then its result; its status and progress from its events.
+function followJob(job, caption) {
+  const item = document.createElement("li");
+  item.className = "art-item";
+  item.dataset.id = job.id;
+  item.dataset.status = job.status;
+  const img = document.createElement("img");
+  img.src = job.urls.thumb;
+  img.alt = `Small still of ${caption}`;
+  const name = document.createElement("div");
+  name.textContent = caption;
+  const status = document.createElement("div");
+  status.className = "hint";
+  status.textContent = job.status;
+  const bar = document.createElement("progress");
+  bar.max = 1; bar.value = 0;
+  bar.setAttribute("aria-label", `Progress of ${caption}`);
+  const links = document.createElement("div");
+  links.append(link(`/#job/${job.id}`, "Open in the gallery", `Open ${caption} in the gallery of the main page`));
+  item.append(img, name, status, bar, links);
+  $("art-gallery").prepend(item);
+
+  const events = new EventSource(job.urls.events);
+  events.addEventListener("status", (e) => { status.textContent = JSON.parse(e.data).status; });
+  events.addEventListener("progress", (e) => {
+    const p = JSON.parse(e.data);
+    bar.value = p.total ? p.step / p.total : 0;
+    status.textContent = p.stage === "frame" ? `frame ${p.step} of ${p.total}`
+      : p.tiles ? `tile ${p.tile} of ${p.tiles}` : `${Math.round(100 * bar.value)}%`;
+  });
+  events.addEventListener("end", (e) => {
+    events.close();
+    const ended = JSON.parse(e.data);
+    item.dataset.status = ended.status;
+    status.textContent = ended.status === "done" ? "done" : `${ended.status}: ${ended.error || ""}`;
+    bar.value = ended.status === "done" ? 1 : bar.value;
+    note(`${caption}: ${ended.status}`, job);
+    if (ended.status !== "done") return;
+    // a poster may be 4096 pixels wide: its gallery thumbnail here; a GIF is small, and moves
+    img.src = job.kind === "art-poster" ? `/api/jobs/${job.id}/result-thumb.png` : ended.urls.result;
+    img.alt = caption;
+    img.dataset.result = ended.urls.result;
+    links.append(" · ", link(ended.urls.result_download, "Download", `Download ${caption}`));
+  });
+}
+
+async function submitJob(button, path, body, caption) {
   button.disabled = true;
-  const before = button.textContent;
-  button.textContent = "Rendering...";
   try {
-    addToGallery(await fetchBlob(url), caption, filename);
+    const r = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" },
+                                  body: JSON.stringify(body) });
+    if (!r.ok) {
+      let detail = `${r.status} ${r.statusText}`;
+      try { detail = (await r.json()).detail || detail; } catch (e) { /* not JSON */ }
+      throw new Error(detail);
+    }
+    const job = await r.json();
+    $("error").hidden = true;
+    followJob(job, caption);
+    note(`${caption} is queued as job ${job.label}`, job);
   } catch (e) {
     showError(e.message);
   } finally {
     button.disabled = false;
-    button.textContent = before;
   }
 }
 
@@ -110,19 +170,22 @@ async function start() {
   fillSelect("palette", options.palettes, "rgb");
   fillSelect("symmetry", options.symmetries, "none");
   fillSelect("anim-kind", options.animations, "latent");
-  $("limits").textContent = `This page draws posters up to ${limits.max_pixels} pixels and animations up to ` +
-    `${limits.max_frames} frames of ${limits.max_frame_pixels} pixels; coordsr art on the command line has no such limit.`;
+  const side = Math.floor(Math.sqrt(limits.max_job_pixels));
+  $("limits").textContent = `Posters up to ${side}×${side} pixels, animations up to ${limits.max_job_frames} frames ` +
+    `of ${limits.max_job_frame_pixels.toLocaleString()} pixels (e.g. ${Math.floor(Math.sqrt(limits.max_job_frame_pixels))}×` +
+    `${Math.floor(Math.sqrt(limits.max_job_frame_pixels))}); coordsr art on the command line has no such limit.`;
   for (const name of SETTINGS) $(name).addEventListener("input", updatePreview);
   $("shuffle").onclick = () => { $("seed").value = Math.floor(Math.random() * 1000); updatePreview(); };
   $("render-poster").onclick = () => {
-    const w = $("poster-w").value, h = $("poster-h").value;
-    render($("render-poster"), `/api/art/image.png?${settingsQuery({ w, h })}`,
-      `seed ${$("seed").value}, ${w}x${h}`, `art-${$("seed").value}-${w}x${h}.png`);
+    const w = Number($("poster-w").value), h = Number($("poster-h").value);
+    submitJob($("render-poster"), "/api/art/posters", settingsBody({ w, h }),
+      `poster, seed ${$("seed").value}, ${w}x${h}`);
   };
   $("render-animation").onclick = () => {
-    const kind = $("anim-kind").value, frames = $("anim-frames").value;
-    render($("render-animation"), `/api/art/animation.gif?${settingsQuery({ kind, frames, w: 128, h: 128 })}`,
-      `seed ${$("seed").value}, ${kind}, ${frames} frames`, `art-${$("seed").value}-${kind}.gif`);
+    const animation = $("anim-kind").value, frames = Number($("anim-frames").value);
+    const w = Number($("anim-w").value), h = Number($("anim-h").value);
+    submitJob($("render-animation"), "/api/art/animations", settingsBody({ animation, frames, w, h }),
+      `animation, seed ${$("seed").value}, ${animation}, ${frames} frames`);
   };
   updatePreview();
 }
