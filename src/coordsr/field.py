@@ -159,7 +159,9 @@ class Field(nn.Module):
         if not self.has_footprint:
             raise ValueError(f"the {self.cfg.encoding} encoding has no closed-form footprint; supersample instead")
         var = torch.as_tensor(var, dtype=torch.float32, device=feats.device) * self.coord_scale.square()
-        return feats * self.encoding.footprint_weights(var).to(feats.dtype)
+        weights = self.encoding.footprint_weights(var).to(feats.dtype)
+        # in place when drawing (the encoding's output is fresh): no second copy of the features
+        return feats * weights if torch.is_grad_enabled() else feats.mul_(weights)
 
     # --- files -------------------------------------------------------------------------------
 
