@@ -170,9 +170,16 @@ def code_version(*objs: type | ModuleType) -> str:
             files[dep] = Path(spec.origin)
             todo.append((dep, spec.submodule_search_locations is not None))
     h = hashlib.sha1()
+    weights = Path(__file__).parent / "weights"
     for name in sorted(files):
+        source = files[name].read_bytes()
         h.update(name.encode())
-        h.update(files[name].read_bytes())
+        h.update(source)
+        # Shipped weights a module names (e.g. SHIPPED = "pretrained.safetensors") are part of
+        # what it computes: new weights are a new version of the method.
+        for shipped in sorted(set(re.findall(rb'"([\w.-]+\.safetensors)"', source))):
+            if (weights / shipped.decode()).is_file():
+                h.update((weights / shipped.decode()).read_bytes())
     return h.hexdigest()[:12]
 
 
