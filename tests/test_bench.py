@@ -364,3 +364,18 @@ def test_duplicate_image_names_are_refused(tmp_path, images):
     Image.open(images[0]).save(twin)
     with pytest.raises(ValueError, match="share a name: a"):
         run_bench([images[0], twin], [2], {"bicubic": {}}, dataset="t")
+
+
+def test_code_version_changes_with_the_shipped_weights_a_module_names(tmp_path, monkeypatch):
+    import coordsr.bench as B
+    from coordsr.methods.pretrained import pretrained
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    monkeypatch.setattr(B, "WEIGHTS_DIR", weights)
+    (weights / "pretrained.safetensors").write_bytes(b"old")
+    old = B.code_version(pretrained)
+    (weights / "pretrained.safetensors").write_bytes(b"new")
+    assert B.code_version(pretrained) != old
+    (weights / "other.safetensors").write_bytes(b"x")  # a file no module names: no change
+    assert B.code_version(pretrained) == B.code_version(pretrained)

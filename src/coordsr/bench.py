@@ -144,6 +144,10 @@ def effective_settings(upscaler) -> dict:
     return {f.name: _jsonable(getattr(upscaler, f.name)) for f in dataclasses.fields(upscaler)}
 
 
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+"""Where the shipped weights lie (part of a method's version: :func:`code_version`)."""
+
+
 def code_version(*objs: type | ModuleType) -> str:
     """Hash of the source of the modules of ``objs`` and of the coordsr modules they import.
 
@@ -170,7 +174,7 @@ def code_version(*objs: type | ModuleType) -> str:
             files[dep] = Path(spec.origin)
             todo.append((dep, spec.submodule_search_locations is not None))
     h = hashlib.sha1()
-    weights = Path(__file__).parent / "weights"
+    weights = WEIGHTS_DIR
     for name in sorted(files):
         source = files[name].read_bytes()
         h.update(name.encode())
