@@ -1,4 +1,4 @@
-"""Issue 17, parts 1 and 2: streamed output (tiled pyramidal TIFF, Deep Zoom) and tiled
+"""Issue 17, parts 1 and 2: streamed output (tiled pyramidal TIFF, Deep Zoom, OME-Zarr) and tiled
 image-conditioned methods.
 
 Every tile of a streamed file is compared with the in-memory result of that region; reduced
@@ -162,6 +162,50 @@ def test_dzi_tiles_and_levels(tmp_path, channels, dtype):
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("channels, dtype", [(3, np.uint8), (1, np.uint16), (4, np.uint8)])
+def test_zarr_levels_chunks_and_ngff_metadata(tmp_path, channels, dtype):
+    """Every level is the 2x2 mean of the one above, in (c, y, x) chunks of 256; the OME-NGFF
+    reader of ome-zarr-py finds the same arrays and axes."""
+    import zarr
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    a = np.random.default_rng(2).integers(0, 200, (300, 520, channels), dtype=dtype)
+    write_rows(tmp_path / "x.zarr", array_rows(a))
+    group = zarr.open_group(str(tmp_path / "x.zarr"), mode="r")
+    ms = group.attrs["multiscales"][0]
+    assert ms["version"] == "0.4" and [ax["name"] for ax in ms["axes"]] == ["c", "y", "x"]
+    assert [d["path"] for d in ms["datasets"]] == ["0", "1", "2"]  # down to one 256 chunk
+    expect = a
+    for k, d in enumerate(ms["datasets"]):
+        arr = group[d["path"]]
+        assert arr.chunks == (channels, 256, 256) and d["coordinateTransformations"][0]["scale"] == [1, 2**k, 2**k]
+        np.testing.assert_array_equal(arr[:].transpose(1, 2, 0), expect)
+        expect = halve(expect)
+    node = next(iter(Reader(parse_url(str(tmp_path / "x.zarr")))()))
+    assert [tuple(x.shape) for x in node.data] == [(channels, 300, 520), (channels, 150, 260), (channels, 75, 130)]
+    np.testing.assert_array_equal(np.asarray(node.data[1]).transpose(1, 2, 0), halve(a))
+    assert leftovers(tmp_path) == []
+
+
+def test_zarr_output_replaces_only_a_zarr_folder(tmp_path, field_file, capsys):
+    """An existing .zarr image needs --force; a folder that is not one is never replaced."""
+    out = tmp_path / "x.zarr"
+    assert run(capsys, "render", field_file, "-o", out, "--size", "64x64", "-q")[0] == 0
+    code, _, err = run(capsys, "render", field_file, "-o", out, "--size", "32x32")
+    assert_one_line_error(code, err, "already exists")
+    assert run(capsys, "render", field_file, "-o", out, "--size", "32x32", "--force", "-q")[0] == 0
+    import zarr
+
+    assert zarr.open_group(str(out), mode="r")["0"].shape == (3, 32, 32)
+    mine = tmp_path / "mine.zarr"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    code, _, err = run(capsys, "render", field_file, "-o", mine, "--size", "32x32", "--force")
+    assert_one_line_error(code, err, "not a Zarr image")
+    assert (mine / "notes.txt").read_text() == "mine" and leftovers(tmp_path) == []
+
+
 # --- producers: every streamed tile equals the in-memory result ---------------------------------
 
 
@@ -173,7 +217,7 @@ def test_render_rows_equal_render(field_file):
     np.testing.assert_array_equal(np.concatenate([b for _, b in rows]), full)
 
 
-@pytest.mark.parametrize("suffix", [".tif", ".dzi"])
+@pytest.mark.parametrize("suffix", [".tif", ".dzi", ".zarr"])
 def test_cli_render_streams_the_in_memory_pixels(tmp_path, field_file, capsys, suffix):
     # float32 like the reference below (auto may pick bfloat16 for hashgrid: 1-level differences)
     code, _, err = run(capsys, "render", field_file, "-o", tmp_path / f"big{suffix}", "--size", "700x300",
@@ -182,6 +226,10 @@ def test_cli_render_streams_the_in_memory_pixels(tmp_path, field_file, capsys, s
     ref = render_field(Field.load(field_file), (300, 700), box=(-0.5, -0.5, 0.7, 0.9), dtype=np.uint8)
     if suffix == ".tif":
         got = levels_of(tmp_path / "big.tif")[0]
+    elif suffix == ".zarr":
+        import zarr
+
+        got = zarr.open_group(str(tmp_path / "big.zarr"), mode="r")["0"][:].transpose(1, 2, 0)
     else:
         top = tmp_path / "big_files" / "10"
         got = np.zeros_like(ref)
@@ -272,7 +320,7 @@ def _fail_on_second_band(monkeypatch, exc):
     monkeypatch.setattr(stream.Pyramid, "push", push)
 
 
-@pytest.mark.parametrize("suffix", [".tif", ".dzi"])
+@pytest.mark.parametrize("suffix", [".tif", ".dzi", ".zarr"])
 def test_full_disk_mid_stream_leaves_nothing(tmp_path, field_file, capsys, monkeypatch, suffix):
     _fail_on_second_band(monkeypatch, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
     out = tmp_path / f"x{suffix}"
@@ -282,7 +330,7 @@ def test_full_disk_mid_stream_leaves_nothing(tmp_path, field_file, capsys, monke
     assert not out.exists() and not (tmp_path / "x_files").exists() and leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("suffix", [".tif", ".dzi"])
+@pytest.mark.parametrize("suffix", [".tif", ".dzi", ".zarr"])
 def test_interrupt_mid_stream_leaves_nothing(tmp_path, field_file, capsys, monkeypatch, suffix):
     import signal
 
@@ -354,3 +402,13 @@ def test_denoise_does_not_stream(tmp_path, photo, capsys):
     code, _, err = run(capsys, "denoise", photo, "-o", tmp_path / "x.dzi", "--method", "wavelet")
     assert_one_line_error(code, err, "unknown image type '.dzi'")
     assert not (tmp_path / "x.dzi").exists()
+
+
+def test_zarr_without_the_package_is_refused_before_work(tmp_path, field_file, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "zarr" else real(name, *a))
+    code, _, err = run(capsys, "render", field_file, "-o", tmp_path / "x.zarr", "--size", "64x64")
+    assert_one_line_error(code, err, "coordsr[zarr]")
+    assert not (tmp_path / "x.zarr").exists()

@@ -186,14 +186,17 @@ def collect_settings(steps, seed, fit, extra: list[str] | None, *, until=None, p
     return settings
 
 
-def check_output(path: Path, inputs: list[Path], force: bool) -> None:
+def check_output(path: Path, inputs: list[Path], force: bool, *, folder_format: bool = False) -> None:
     """Refuse outputs that would overwrite an input, an existing file (without --force), or
-    land in a missing folder."""
+    land in a missing folder. ``folder_format``: the output is itself a folder (a Zarr image),
+    which --force may replace when it is one already, never any other folder."""
     for src in inputs:
         if src.exists() and path.exists() and path.resolve() == src.resolve():
             raise CoordsrError(f"{path}: output would overwrite the input; choose another name")
-    if path.exists() and path.is_dir():
-        raise CoordsrError(f"{path}: is a folder; give a file name")
+    is_zarr = (path / ".zgroup").is_file() or (path / "zarr.json").is_file()
+    if path.exists() and path.is_dir() and not (folder_format and is_zarr):
+        raise CoordsrError(f"{path}: is a folder" + ("" if folder_format else "; give a file name")
+                           + (" that is not a Zarr image; choose another name" if folder_format else ""))
     if path.exists() and not force:
         raise CoordsrError(f"{path}: already exists; use --force to overwrite it")
     if not path.parent.is_dir():
@@ -205,13 +208,17 @@ def check_output(path: Path, inputs: list[Path], force: bool) -> None:
 def check_image_output(path: Path, inputs: list[Path], force: bool, *, streamed: bool = False) -> None:
     """check_output, and a suffix we can write (an image; with ``streamed``, also .dzi, see
     coordsr.stream), before any work is done."""
+    import importlib.util
+
     from coordsr.images import SUFFIXES
     from coordsr.stream import STREAM_SUFFIXES, dzi_files
 
-    check_output(path, inputs, force)
+    check_output(path, inputs, force, folder_format=streamed and path.suffix.lower() == ".zarr")
     known = {**SUFFIXES, **STREAM_SUFFIXES} if streamed else SUFFIXES
     if path.suffix.lower() not in known:
         raise CoordsrError(f"{path}: unknown image type {path.suffix!r}, use one of {', '.join(known)}")
+    if path.suffix.lower() == ".zarr" and importlib.util.find_spec("zarr") is None:
+        raise CoordsrError(f"{path}: writing OME-Zarr needs the zarr package: pip install 'coordsr[zarr]'")
     if path.suffix.lower() == ".dzi" and dzi_files(path).exists() and not force:
         raise CoordsrError(f"{path}: its tile folder {dzi_files(path)} already exists; use --force to replace it")
 

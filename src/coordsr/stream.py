@@ -11,7 +11,10 @@ writer consumes it, and never holds more than a band per pyramid level:
   write: tifffile reads them as the levels of the series, Pillow with ``seek(level)``;
 - Deep Zoom (``.dzi`` + ``NAME_files/LEVEL/COL_ROW.png``): the tile pyramid OpenSeadragon
   reads, every level down to 1 x 1, tiles of 256 without overlap, PNG (lossless, 16-bit and
-  alpha kept) or JPEG.
+  alpha kept) or JPEG;
+- OME-Zarr (``.zarr``, a folder; the ``zarr`` extra): an OME-NGFF 0.4 multiscale image, axes
+  (c, y, x), chunks of (C, 256, 256), one array per level down to one chunk, which napari,
+  ome-zarr-py, Fiji (MoBIE) and the OME viewers read.
 
 Reduced levels are made from the stream as it passes: each level halves the bands it is given
 (2 x 2 mean, rounded; an odd last row or column is averaged with itself) and hands a band to
@@ -19,9 +22,10 @@ the next level whenever it has a full row of tiles. A TIFF's reduced pages must 
 full-size page in the file, so their tiles are encoded as they are made and parked in a
 temporary file beside the output, then copied in (compressed, a small fraction of level 0).
 
-Both writers are atomic like every other coordsr output (``coordsr.atomic``): a TIFF is
+Every writer is atomic like every other coordsr output (``coordsr.atomic``): a TIFF is
 written to a temporary file and renamed; a Deep Zoom pyramid is built in a temporary folder,
-its tile folder renamed into place first and its ``.dzi`` (the entry point) last. A failure
+its tile folder renamed into place first and its ``.dzi`` (the entry point) last; a Zarr
+folder is built under a temporary name and renamed. A failure
 or a signal leaves neither a partial file nor a half-built pyramid.
 
 Any other suffix (PNG, JPEG, ...) is assembled in memory and written by ``coordsr.images``,
@@ -47,7 +51,7 @@ TILE = 256
 DEFLATE_LEVEL = 1
 """zlib level of TIFF tiles: level 1 compresses a rendered tile at 150 MP/s on one core, a few
 percent of the time a field takes to draw it; level 6 costs 2.5x as much for 10% smaller files."""
-STREAM_SUFFIXES = {".tif": "tiff", ".tiff": "tiff", ".dzi": "dzi"}
+STREAM_SUFFIXES = {".tif": "tiff", ".tiff": "tiff", ".dzi": "dzi", ".zarr": "zarr"}
 """Suffixes written as a stream, with bounded memory, whatever the output size."""
 DZI_NS = "http://schemas.microsoft.com/deepzoom/2008"
 BIGTIFF_AT = 2**32 - 2**25
@@ -95,6 +99,8 @@ def write_rows(path: str | os.PathLike, image: Rows, *, tile: int = TILE, tile_f
         write_tiff(path, image, tile=tile)
     elif kind == "dzi":
         write_dzi(path, image, tile=tile, tile_format=tile_format)
+    elif kind == "zarr":
+        write_zarr(path, image, tile=tile)
     else:
         from coordsr.images import write_image
         from coordsr.render import check_fits_in_memory
@@ -342,4 +348,66 @@ def write_dzi(path: str | os.PathLike, image: Rows, *, tile: int = TILE, tile_fo
     finally:
         for p in (work, old):
             if p is not None:
+                shutil.rmtree(p, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- OME-Zarr
+
+
+def ngff_attributes(name: str, channels: int, levels: int, max_value: int) -> dict:
+    """The OME-NGFF 0.4 attributes of a (c, y, x) multiscale image whose level k is halved k times."""
+    colours = {1: ["FFFFFF"], 2: ["FFFFFF", "FFFFFF"], 3: ["FF0000", "00FF00", "0000FF"],
+               4: ["FF0000", "00FF00", "0000FF", "FFFFFF"]}[channels]
+    labels = {1: ["grey"], 2: ["grey", "alpha"], 3: ["red", "green", "blue"], 4: ["red", "green", "blue", "alpha"]}
+    window = {"start": 0, "end": max_value, "min": 0, "max": max_value}
+    return {
+        "multiscales": [{
+            "version": "0.4", "name": name, "type": "mean",
+            "axes": [{"name": "c", "type": "channel"}, {"name": "y", "type": "space"},
+                     {"name": "x", "type": "space"}],
+            "datasets": [{"path": str(k), "coordinateTransformations": [
+                {"type": "scale", "scale": [1.0, 2.0**k, 2.0**k]}]} for k in range(levels + 1)],
+        }],
+        "omero": {"rdefs": {"model": "color" if channels >= 3 else "greyscale"},
+                  "channels": [{"label": lab, "color": col, "window": window, "active": lab != "alpha"}
+                               for lab, col in zip(labels[channels], colours)]},
+    }
+
+
+def write_zarr(path: str | os.PathLike, image: Rows, *, tile: int = TILE) -> None:
+    """An OME-Zarr multiscale image (a folder: Zarr format 2, OME-NGFF 0.4), written as
+    ``image``'s bands arrive, each level's chunks once."""
+    path = Path(path)
+    try:
+        import zarr
+    except ImportError:
+        raise ImageError(f"{path}: writing OME-Zarr needs the zarr package: pip install 'coordsr[zarr]'") from None
+    levels = tiff_levels(image.height, image.width, tile)
+    sizes = level_sizes(image.height, image.width, levels)
+    c, dtype = image.channels, np.dtype(image.dtype)
+    work = temp_name(path)
+    old = None
+    try:
+        root = zarr.open_group(str(work), mode="w", zarr_format=2)
+        arrays = [root.create_array(str(k), shape=(c, h, w), chunks=(c, tile, tile), dtype=dtype,
+                                    chunk_key_encoding={"name": "v2", "separator": "/"})  # NGFF 0.4 wants "/"
+                  for k, (h, w) in enumerate(sizes)]
+
+        def save(level: int, row: int, band: np.ndarray) -> None:
+            arrays[level][:, row * tile:row * tile + len(band), :] = band.transpose(2, 0, 1)
+
+        pyr = Pyramid(image.height, image.width, c, dtype, tile, levels, save)
+        for _, band in rebanded(image, tile):
+            pyr.push(0, band)
+        pyr.finish()
+        root.attrs.update(ngff_attributes(path.stem, c, levels, int(np.iinfo(dtype).max)))
+        if path.exists():  # --force: the old image goes only once the new one is complete
+            old = temp_name(path)
+            os.replace(path, old)
+        os.replace(work, path)
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot write: {exc.strerror or exc}") from exc
+    finally:
+        for p in (work, old):
+            if p is not None and os.path.exists(p):
                 shutil.rmtree(p, ignore_errors=True)
