@@ -5,8 +5,8 @@ For each family and image: fit the field to a ``--size`` crop (the method's defa
 rule), draw it at ``--size / k`` for each ``--shrink`` k with every footprint (coordsr.render:
 point, area, supersample:2) and compare with ``supersample:4`` (16 samples a pixel, the
 reference the issue names): Y-PSNR against the reference, as the protocol computes it (no
-shave). The cost of each footprint is measured on a 1024x1024 render of the same field (best of
-``--repeats``), as a multiple of the point render's time. Prints a table, writes JSON with the
+shave). The cost of each footprint is measured on a ``--cost-size`` square render of the same
+field (best of ``--repeats``), as a multiple of the point render's time. Prints a table, writes JSON with the
 machine's load and GFLOP/s of the same run::
 
     nice -n 10 .venv/bin/python benchmarks/footprint.py --json benchmarks/results/footprint.json
@@ -51,7 +51,8 @@ def seconds(fn, repeats: int) -> float:
     return best
 
 
-def measure(family: str, image: np.ndarray, shrinks: list[int], repeats: int, settings: dict) -> dict:
+def measure(family: str, image: np.ndarray, shrinks: list[int], repeats: int, settings: dict,
+            cost_size: int = 512) -> dict:
     from coordsr.cli import build_method
     from coordsr.metrics import psnr_y
     from coordsr.render import render_field
@@ -66,10 +67,11 @@ def measure(family: str, image: np.ndarray, shrinks: list[int], repeats: int, se
         out = (size // k, size // k)
         ref = render_field(field, out, footprint=REFERENCE)
         row["shrinks"][str(k)] = {fp: psnr_y(render_field(field, out, footprint=fp), ref) for fp in FOOTPRINTS}
-    point = seconds(lambda: render_field(field, (1024, 1024)), repeats)
-    row["cost_vs_point"] = {fp: seconds(lambda fp=fp: render_field(field, (1024, 1024), footprint=fp), repeats) / point
+    side = (cost_size, cost_size)
+    point = seconds(lambda: render_field(field, side), repeats)
+    row["cost_vs_point"] = {fp: seconds(lambda fp=fp: render_field(field, side, footprint=fp), repeats) / point
                             for fp in (*FOOTPRINTS[1:], REFERENCE)}
-    row["point_render_1024_s"] = point
+    row["point_render_s"], row["cost_size"] = point, cost_size
     return row
 
 
@@ -81,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=128, help="side of the centre crop the field is fitted to")
     p.add_argument("--shrink", default="2,4", help="draw at size / k for each k")
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--cost-size", type=int, default=512, help="side of the renders that are timed")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a setting of every family")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", type=Path, default=None)
@@ -95,13 +98,13 @@ def main(argv: list[str] | None = None) -> int:
         image = crop(DATA / rel, a.size)
         for family in a.families.split(","):
             settings = dict(kv.split("=", 1) for kv in a.set)
-            row = {"image": rel, **measure(family, image, shrinks, a.repeats, settings)}
+            row = {"image": rel, **measure(family, image, shrinks, a.repeats, settings, a.cost_size)}
             rows.append(row)
             print(json.dumps(row), flush=True)
     after = machine_record()
 
     print(f"\nY-PSNR (dB) against the {REFERENCE} render (16 samples a pixel), mean over "
-          f"{len(a.images.split(','))} images; cost of a 1024x1024 render relative to point")
+          f"{len(a.images.split(','))} images; cost of a {a.cost_size}x{a.cost_size} render relative to point")
     print("| family | drawn at | point | area | supersample:2 | area cost | supersample:2 cost | reference cost |")
     print("|---|---|---|---|---|---|---|---|")
     summary = []
