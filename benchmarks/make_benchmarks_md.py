@@ -240,6 +240,9 @@ AB_SECTIONS = (
     ("lr_*.json", "Learning rate",
      "`python benchmarks/settings_ab.py --method M --vary lr=A,B ...`: the same cells fitted with two peak "
      "learning rates (each with the default stop rule)."),
+    ("until_*.json", "Stopping, other families",
+     "`python benchmarks/settings_ab.py --method M --vary until=steps,auto ...`: the full budget against "
+     "the default stop, run as a user runs them (not replayed from a trajectory as above)."),
     ("fit_*.json", "Observation models",
      "`python benchmarks/settings_ab.py --method M --vary fit=A,B ...`: the same cells fitted to the pixel "
      "centres (point), to each pixel's mean over its cell (area, drawn the same way) or through the "
