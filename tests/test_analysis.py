@@ -185,8 +185,11 @@ def test_analyze_writes_figures_and_numbers(tmp_path, small, capsys):
     hg = numbers["methods"]["hashgrid"]
     assert hg["jacobian"]["how"] == "autograd" and "regions" in hg and "fitted" in hg["ntk"]
     assert numbers["linearity_scale"] == 2 and "HR" not in numbers["methods"] and "hr" in numbers
+    through = hg["training_spectra"]  # the bands' energy through the fit: its first and last steps
+    assert through["steps"] == [1, 3] and len(through["band_energy"]) == 2 and through["scale"] == 2
+    assert len(through["band_energy"][0]) == len(numbers["spectra"]["bands"])
     for name in ("linearity", "linearity_maps", "jacobian_maps", "jacobian_hist", "regions", "spectra_x4",
-                 "spectra_x8", "ntk"):
+                 "spectra_x8", "spectra_training", "ntk"):
         assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -224,3 +227,20 @@ def test_analyze_refuses_a_folder_that_is_not_empty(tmp_path, small, capsys):
     (out / "keep.txt").write_text("mine")
     assert main(["analyze", str(small), "--out", str(out), "-q"]) != 0
     assert "already exists" in capsys.readouterr().err and (out / "keep.txt").read_text() == "mine"
+
+
+def test_training_spectra_record_log_spaced_steps_and_the_last():
+    from coordsr.analysis.run import BANDS, TrainingSpectra
+    from coordsr.progress import Progress
+
+    x = np.arange(32)
+    drawn = 0.5 + 0.25 * np.cos(2 * np.pi * 4 / 32 * x)[None, :, None].repeat(32, 0).repeat(3, 2)
+    rec = TrainingSpectra(input_width=16)  # drawn at x2
+    for step in [1, *range(25, 1001, 25), 1010]:
+        rec(Progress(step=step, total=1010, stage="fit", preview=lambda: drawn))
+    got = rec.numbers()
+    assert got["steps"][:3] == [1, 25, 50] and got["steps"][-1] == 1010 and got["scale"] == 2
+    gaps = np.diff(got["steps"][2:-1])
+    assert len(got["steps"]) < 20 and (gaps[1:] >= gaps[:-1]).all()  # sparser as the fit goes on
+    # a cosine of 4 cycles in 32 drawn pixels = 0.25 cycles per input pixel: all in the first band
+    assert BANDS[0][0] < 0.25 <= BANDS[0][1] and got["band_energy"][0][0] > 100 * sum(got["band_energy"][0][1:])

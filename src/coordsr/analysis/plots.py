@@ -104,6 +104,31 @@ def spectra(path: Path, title: str, curves: dict[str, tuple[np.ndarray, np.ndarr
     _save(fig, path)
 
 
+def training_spectra(path: Path, records: dict[str, dict], bands, targets: dict[str, list[float]]) -> None:
+    """Energy of each frequency band of the drawing against the fit's step, one panel per
+    method (log-log), with the input's (and the truth's) energy in each band dashed."""
+    rows, cols = _grid(len(records), cols=3)
+    fig = _figure(4.2 * cols, 3.4 * rows + 0.3)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    colours = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
+    for ax, (name, rec) in zip(axes, records.items()):
+        steps, energy = np.asarray(rec["steps"]), np.asarray(rec["band_energy"])
+        for k, (lo, hi) in enumerate(bands):
+            e = np.clip(energy[:, k], 1e-12, None)
+            ax.loglog(steps, e, color=colours[k % len(colours)], label=f"{lo:g}-{hi:g} c/px")
+            for style, (target_name, target) in zip((":", "--"), targets.items()):
+                if target[k] > 0:
+                    ax.axhline(target[k], color=colours[k % len(colours)], linewidth=0.8, linestyle=style)
+        ax.set_title(f"{name}, drawn at x{rec['scale']:g}")
+        ax.set_xlabel("fit step")
+        ax.set_ylabel("band energy")
+    for ax in axes[len(records):]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=7, title=" / ".join(f"{n} {st}" for st, n in zip(("dotted", "dashed"), targets)),
+                   title_fontsize=7)
+    _save(fig, path)
+
+
 def eigenvalues(path: Path, title: str, spectra_: dict[str, dict[str, np.ndarray]]) -> None:
     """NTK eigenvalues over the largest, one panel per stage ('init', 'fitted')."""
     stages = sorted({s for v in spectra_.values() for s in v}, key=lambda s: s != "init")

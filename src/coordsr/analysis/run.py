@@ -87,6 +87,31 @@ def hr_scale(image: np.ndarray, hr: np.ndarray, name: str = "HR") -> int:
     return H // h
 
 
+class TrainingSpectra:
+    """A fit's progress callback that records the energy of each of BANDS in the drawing (the
+    fit's own preview of its output, at most 256 pixels a side) at steps spaced by ``growth``
+    (1, 2, 3, 5, ... and the last): which frequencies a network learns first (spectral bias,
+    Rahaman et al. 2019). The fit's reports come every 25 steps after the first (coordsr.fit)."""
+
+    def __init__(self, input_width: int, growth: float = 1.5):
+        self.input_width, self.growth = input_width, growth
+        self.next, self.steps, self.bands, self.scale = 1.0, [], [], None
+
+    def __call__(self, p) -> None:
+        if p.stage != "fit" or p.preview is None or (p.step < self.next and p.step != p.total):
+            return
+        drawn = p.preview()
+        self.scale = drawn.shape[1] / self.input_width  # cycles per input pixel, whatever the preview's size
+        spec = spectra.radial_spectrum(drawn, self.scale)
+        self.steps.append(p.step)
+        self.bands.append([spectra.band_energy(spec, *b) for b in BANDS])
+        while self.next <= p.step:
+            self.next = max(self.next + 1, self.next * self.growth)
+
+    def numbers(self) -> dict:
+        return {"steps": self.steps, "band_energy": self.bands, "scale": self.scale}
+
+
 def image_subjects(image: np.ndarray, upscalers: dict, *, scale: int = 4,
                    log: Callable[[str], None] | None = None) -> list[Subject]:
     """Fit or prepare each upscaler on ``image``: one Subject each (fields fitted once, for ``scale``)."""
@@ -99,12 +124,14 @@ def image_subjects(image: np.ndarray, upscalers: dict, *, scale: int = 4,
         start = time.perf_counter()
         if getattr(up, "fits_field", False):
             size = (h * scale, w * scale)
-            fitted, result = up.fit_field(image, size)
+            record = TrainingSpectra(w)
+            fitted, result = up.fit_field(image, size, progress=record)
             meta = ImageMeta(height=h, width=w, channels=c, mode=MODES[c])
             torch.manual_seed(up.seed)  # fit_field's initialisation, drawn again
             init = Field(up.field_config(meta, size), meta).eval()
             notes = {"fit_seconds": round(time.perf_counter() - start, 2), "fit_steps": result.steps,
-                     "fit_psnr_input": round(result.psnr, 3), "activation": fitted.cfg.activation}
+                     "fit_psnr_input": round(result.psnr, 3), "activation": fitted.cfg.activation,
+                     "training_spectra": record.numbers()}
             out.append(Subject(name, lambda s, f=fitted: render_field(f, s), fitted, init, notes))
         else:
             out.append(Subject(name, lambda s, u=up: u.upscale(image, s), notes={"family": up.family}))
@@ -242,6 +269,15 @@ def measure(image: np.ndarray, subjects: list[Subject], folder: Path, *, hr: np.
         plots.spectra(folder / f"spectra_x{s}.png", f"radially averaged power, drawn at x{s}", curves)
     if log:
         log("spectra done")
+
+    # (c') the same bands through each fit (recorded by TrainingSpectra while fitting)
+    through = {x.name: x.notes["training_spectra"] for x in subjects
+               if x.notes.get("training_spectra", {}).get("steps")}
+    if through:
+        targets = {"input": numbers["spectra"]["input"]}
+        if hr_spec is not None:
+            targets[f"HR x{s_lin}"] = numbers["spectra"][f"HR x{s_lin}"]
+        plots.training_spectra(folder / "spectra_training.png", through, BANDS, targets)
 
     # (d) the empirical NTK at initialisation and after fitting
     gen = torch.Generator().manual_seed(cfg.seed)
