@@ -114,6 +114,8 @@ def training_spectra(path: Path, records: dict[str, dict], bands, targets: dict[
     for ax, (name, rec) in zip(axes, records.items()):
         steps, energy = np.asarray(rec["steps"]), np.asarray(rec["band_energy"])
         for k, (lo, hi) in enumerate(bands):
+            if lo >= rec["scale"] / 2:  # beyond the drawing's Nyquist: nothing to show
+                continue
             e = np.clip(energy[:, k], 1e-12, None)
             ax.loglog(steps, e, color=colours[k % len(colours)], label=f"{lo:g}-{hi:g} c/px")
             for style, (target_name, target) in zip((":", "--"), targets.items()):

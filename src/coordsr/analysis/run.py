@@ -159,8 +159,8 @@ def _stats(v: np.ndarray) -> dict:
 
 
 def _round(x):
-    if isinstance(x, float):
-        return round(x, 6)
+    if isinstance(x, float):  # six significant digits: band energies run down to 1e-9
+        return float(f"{x:.6g}")
     if isinstance(x, dict):
         return {k: _round(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
