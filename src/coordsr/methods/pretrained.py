@@ -76,8 +76,10 @@ class pretrained(Upscaler):
         the 64-wide MLP each)."""
         (h, w, c), (H, W) = in_shape, size
         t = min(self.tile, H), min(self.tile, W)
-        region = min(h, t[0] * h // H + 2 * 3 + 2 * 12) * min(w, t[1] * w // W + 2 * 3 + 2 * 12)
-        encoder = 4 * 4 * 64 * region
+        model = _load(self.weights or shipped_weights(), "cpu")  # cached: the model it will run
+        pad = 2 * (3 + model.margin)  # the query halo and the receptive field, both sides
+        region = min(h, t[0] * h // H + pad) * min(w, t[1] * w // W + pad)
+        encoder = 4 * 4 * max(model.cfg.channels, model.cfg.hidden) * region
         queries = 4 * 4 * min(self.chunk, t[0] * t[1]) * 4 * 64 + 4 * 3 * t[0] * t[1] * 2
         alpha = (8 + 4) * H * W + 8 * (H * h + W * w) if c in (2, 4) else 0
         ensemble = (4 * 3 * H * W + 2 * 4 * 3 * h * w) if self.ensemble > 1 else 0  # the sum, turned inputs
