@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             cost = {fp: float(np.mean([r["cost_vs_point"][fp] for r in mine])) for fp in (*FOOTPRINTS[1:], REFERENCE)}
             summary.append({"family": family, "shrink": k, "psnr_vs_reference": mean, "cost_vs_point": cost,
                             "closed_form": mine[0]["closed_form"]})
-            area = f"{mean['area']:.2f}" + ("" if mine[0]["closed_form"] else " (4x4 samples)")
+            area = f"{mean['area']:.2f}" if mine[0]["closed_form"] else "the reference (4x4 samples)"
             print(f"| {family} | 1/{k} | {mean['point']:.2f} | {area} | {mean['supersample:2']:.2f} | "
                   f"{cost['area']:.2f}x | {cost['supersample:2']:.2f}x | {cost[REFERENCE]:.2f}x |")
     print(f"machine before: {machine_line(before)}; after: {machine_line(after)}")
