@@ -169,7 +169,7 @@ def test_workers_give_the_same_outputs_and_the_model_loads_once(tmp_path, photos
     common = ["--scale", 2, "--method", "pretrained", "--precision", "fp32", "-q"]
     _load.cache_clear()
     assert run(capsys, "upscale", photos, "-o", one, *common)[0] == 0
-    assert _load.cache_info().misses == 1 and _load.cache_info().hits == 3  # built once for 4 images
+    assert _load.cache_info().misses == 1 and _load.cache_info().hits >= 3  # built once for 4 images
     code, _, err = run(capsys, "upscale", photos, "-o", two, *common, "--workers", 2)
     assert code == 0, err
     for p in one.iterdir():
