@@ -242,7 +242,7 @@ class siren(FieldUpscaler):
 
     auto_bf16: ClassVar[bool] = True
     """Measured on Set5 with the default stop: bfloat16 +0.23 dB at x3 and +0.10 dB at x4, with
-    50% and 39% less fit time (x2 not measured: hours at one thread). BENCHMARKS.md "Precision"."""
+    half the fit time (x2 not measured: hours at one thread). BENCHMARKS.md "Precision"."""
 
     def validate(self) -> None:
         super().validate()
