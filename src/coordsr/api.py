@@ -655,11 +655,11 @@ class Field:
         from coordsr.coords import FULL_BOX
         from coordsr.methods import METHODS
         from coordsr.precision import resolve_precision
-        from coordsr.render import parse_footprint, render_field
+        from coordsr.render import footprint_of_fit, parse_footprint, render_field
 
         _check_output(output)
         if footprint == "auto":
-            footprint = "area" if self._settings.get("fit") == "area" else "point"
+            footprint = footprint_of_fit(self._settings.get("fit"))
         try:
             parse_footprint(footprint)
         except ValueError as e:

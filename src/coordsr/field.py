@@ -144,8 +144,10 @@ class Field(nn.Module):
     def fitted_footprint(self) -> str:
         """How this field's pixels were fitted, as a render footprint: 'area' for a field fitted
         with ``fit='area'`` (its file's settings say so), 'point' otherwise."""
+        from coordsr.render import footprint_of_fit
+
         settings = (getattr(self, "file_header", None) or {}).get("settings") or {}
-        return "area" if settings.get("fit") == "area" else "point"
+        return footprint_of_fit(settings.get("fit"))
 
     @property
     def has_footprint(self) -> bool:

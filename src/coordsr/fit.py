@@ -218,8 +218,12 @@ class PointObservation:
         if 0 < self.batch < len(coords):
             idx = torch.randint(len(coords), (self.batch,), generator=self.gen).to(coords.device)
             coords, target = coords[idx], target[idx]
-        mse = torch.mean((field(coords) - target) ** 2)
+        mse = torch.mean((self.predict(field, coords) - target) ** 2)
         return mse, mse
+
+    def predict(self, field: nn.Module, coords: torch.Tensor) -> torch.Tensor:
+        """What the model says the pixels centred at ``coords`` (N, 2) hold: the field there."""
+        return field(coords)
 
 
 class AreaObservation(PointObservation):
@@ -237,18 +241,11 @@ class AreaObservation(PointObservation):
         ox, oy = cell_samples(zero, dx, k), cell_samples(zero, dy, k)
         self.offsets = torch.stack(torch.meshgrid(oy, ox, indexing="ij")[::-1], dim=-1).reshape(-1, 2)
 
-    def loss(self, field: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loss to minimise, data MSE)."""
-        coords, target = self.coords, self.target
-        if 0 < self.batch < len(coords):
-            idx = torch.randint(len(coords), (self.batch,), generator=self.gen).to(coords.device)
-            coords, target = coords[idx], target[idx]
+    def predict(self, field: nn.Module, coords: torch.Tensor) -> torch.Tensor:
+        """The field's mean over each pixel's cell: in closed form, or over k x k samples."""
         if getattr(field, "has_footprint", False):
-            pred = field(coords, var=self.var)
-        else:  # (N, k*k, 2) samples -> their mean
-            pred = field(coords[:, None] + self.offsets).mean(dim=1)
-        mse = torch.mean((pred - target) ** 2)
-        return mse, mse
+            return field(coords, var=self.var)
+        return field(coords[:, None] + self.offsets).mean(dim=1)  # (N, k*k, 2) samples -> their mean
 
 
 class ConsistentObservation:

@@ -93,6 +93,12 @@ def parse_footprint(text: str) -> tuple[str, int]:
     raise ValueError(f"unknown footprint {text!r}; valid: point, area, supersample:K with K in 1..{MAX_SUPERSAMPLE}")
 
 
+def footprint_of_fit(fit: str | None) -> str:
+    """The footprint that draws a field the way its input pixels were fitted (``fit``, the
+    per-image methods' observation model): 'area' for area fits, 'point' otherwise."""
+    return "area" if fit == "area" else "point"
+
+
 def cell_samples(axis: torch.Tensor, spacing: float, k: int) -> torch.Tensor:
     """k samples spread evenly over each pixel of ``axis`` (its centres, ``spacing`` apart),
     at the centres of k equal sub-cells: (n,) -> (n * k,), pixel by pixel."""
@@ -100,14 +106,11 @@ def cell_samples(axis: torch.Tensor, spacing: float, k: int) -> torch.Tensor:
     return (axis[:, None].double() + offsets.to(axis.device)).flatten().to(axis.dtype)
 
 
-def _draw_tile(field, xs: torch.Tensor, ys: torch.Tensor, dx: float, dy: float, mode: str, k: int) -> torch.Tensor:
-    """The field's colours on the pixels centred at ``xs`` x ``ys`` (dx, dy apart): (H, W, C)."""
-    var = None
-    if mode == "area" and getattr(field, "has_footprint", False):
-        var = torch.tensor([dx * dx / 12, dy * dy / 12])  # a box of side d has variance d^2 / 12
-    elif mode == "area":
-        mode, k = "supersample", AREA_SUPERSAMPLE
-    if mode == "supersample" and k > 1:
+def _draw_tile(field, xs: torch.Tensor, ys: torch.Tensor, dx: float, dy: float, k: int,
+               var: torch.Tensor | None) -> torch.Tensor:
+    """The field's colours on the pixels centred at ``xs`` x ``ys`` (dx, dy apart): (H, W, C),
+    each the mean of k x k samples over its cell, or queried over the footprint ``var``."""
+    if k > 1:
         xs, ys = cell_samples(xs, dx, k), cell_samples(ys, dy, k)
     extra = {} if var is None else {"var": var}
     if hasattr(field, "forward_grid"):  # separable evaluation on the tile's grid
@@ -115,7 +118,7 @@ def _draw_tile(field, xs: torch.Tensor, ys: torch.Tensor, dx: float, dy: float, 
     else:
         yy, xx = torch.meshgrid(ys, xs, indexing="ij")
         values = field(torch.stack((xx, yy), dim=-1), **extra)
-    if mode == "supersample" and k > 1:
+    if k > 1:
         h, w = ys.shape[0] // k, xs.shape[0] // k
         values = values.reshape(h, k, w, k, -1).float().mean(dim=(1, 3))
     return values
@@ -169,14 +172,18 @@ def render_rows(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, 
         raise CoordsrError(f"output size must be at least 1x1, got {w}x{h}")
     if device is None:
         device = next((p.device for p in getattr(field, "parameters", lambda: [])()), torch.device("cpu"))
-    mode, k = parse_footprint(footprint)
-    if mode == "area" and not getattr(field, "has_footprint", False):
-        k = AREA_SUPERSAMPLE
     x0, y0, x1, y1 = box
     if convention == "seed":  # pixel centres from 0 to 1 over the whole output
         dx, dy = 1 / max(w - 1, 1), 1 / max(h - 1, 1)
     else:
         dx, dy = (x1 - x0) / w, (y1 - y0) / h
+    # What every pixel shows, decided once: k x k samples a pixel, or a footprint in closed form.
+    mode, k = parse_footprint(footprint)
+    var = None
+    if mode == "area" and getattr(field, "has_footprint", False):
+        var = torch.tensor([dx * dx / 12, dy * dy / 12])  # a box of side d has variance d^2 / 12
+    elif mode == "area":
+        k = AREA_SUPERSAMPLE
     done = 0
     rows, top = None, -1
     with reusing_memory():  # a generator: the setting must hold while it runs, not when it is made
@@ -193,7 +200,7 @@ def render_rows(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, 
                 xs = axis_centers(c1 - c0, x0 + (x1 - x0) * c0 / w, x0 + (x1 - x0) * c1 / w, device=device)
                 ys = axis_centers(r1 - r0, y0 + (y1 - y0) * r0 / h, y0 + (y1 - y0) * r1 / h, device=device)
             with autocast(compute_dtype, device):
-                values = _draw_tile(field, xs, ys, dx, dy, mode, k)
+                values = _draw_tile(field, xs, ys, dx, dy, k, var)
             rows[:, c0:c1] = _quantize(values.float(), dtype)
             done += (r1 - r0) * (c1 - c0)
             if progress is not None:

@@ -22,7 +22,7 @@ from coordsr.fit import OBSERVATIONS, FitConfig, FitResult, fit, parse_until
 from coordsr.methods.base import MAX_SEED, Upscaler, check_image, check_size, need, resolve_device
 from coordsr.precision import check_precision, resolve_precision
 from coordsr.progress import ProgressCallback
-from coordsr.render import AREA_SUPERSAMPLE, TILE_PIXELS, render_field, render_field_rows
+from coordsr.render import AREA_SUPERSAMPLE, TILE_PIXELS, footprint_of_fit, render_field, render_field_rows
 from coordsr.resize import KERNELS
 
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
@@ -164,7 +164,7 @@ class FieldUpscaler(Upscaler):
     def footprint(self) -> str:
         """What an output pixel shows of the fitted field: its cell's mean when the input's
         pixels were fitted that way (``fit='area'``), else its centre's value."""
-        return "area" if self.fit == "area" else "point"
+        return footprint_of_fit(self.fit)
 
     def stream_peak_bytes(self, in_shape, size):
         """``peak_bytes`` with one row of render tiles (float32 and quantized) instead of the output."""
