@@ -193,10 +193,10 @@ def check_output(path: Path, inputs: list[Path], force: bool, *, folder_format: 
     for src in inputs:
         if src.exists() and path.exists() and path.resolve() == src.resolve():
             raise CoordsrError(f"{path}: output would overwrite the input; choose another name")
-    is_zarr = (path / ".zgroup").is_file() or (path / "zarr.json").is_file()
-    if path.exists() and path.is_dir() and not (folder_format and is_zarr):
-        raise CoordsrError(f"{path}: is a folder" + ("" if folder_format else "; give a file name")
-                           + (" that is not a Zarr image; choose another name" if folder_format else ""))
+    if path.is_dir() and not folder_format:
+        raise CoordsrError(f"{path}: is a folder; give a file name")
+    if path.is_dir() and not ((path / ".zgroup").is_file() or (path / "zarr.json").is_file()):
+        raise CoordsrError(f"{path}: is a folder that is not a Zarr image; choose another name")
     if path.exists() and not force:
         raise CoordsrError(f"{path}: already exists; use --force to overwrite it")
     if not path.parent.is_dir():
