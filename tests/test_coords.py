@@ -1,8 +1,10 @@
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
-from coordsr.coords import aspect_scale, axis_centers, cell_size, pixel_centers, seed_to_cell
+from coordsr.coords import (CONVENTIONS, WHOLE_GRID, aspect_scale, axis_centers, cell_size, misalignment,
+                            pixel_centers, seed_to_cell, to_cell)
 from coordsr.render import render
 
 
@@ -75,3 +77,31 @@ def test_aspect_scale_makes_pixels_square():
     s = aspect_scale(200, 300)
     size = cell_size(200, 300) * s
     assert torch.allclose(size[0], size[1])
+
+
+def test_the_seeds_normalisations_span_their_ranges():
+    assert torch.allclose(axis_centers(5, convention="centred"), torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0]))
+    std = axis_centers(7, convention="standard").double()
+    assert abs(std.mean().item()) < 1e-7 and abs(std.var(unbiased=False).item() - 1) < 1e-6
+    for convention in WHOLE_GRID:
+        assert axis_centers(1, convention=convention).tolist() == [0.0]
+
+
+@pytest.mark.parametrize("convention", WHOLE_GRID)
+def test_to_cell_maps_each_pixel_to_its_cell_centre(convention):
+    c = pixel_centers(3, 5, convention=convention)
+    assert torch.allclose(to_cell(c, 3, 5, convention), pixel_centers(3, 5), atol=1e-6)
+
+
+def test_misalignment_at_4x_is_zero_for_cells_three_eighths_of_an_input_pixel_for_corners():
+    assert misalignment(16, 64, "cell").abs().max() == 0
+    for convention in ("seed", "centred"):
+        shift = misalignment(16, 64, convention).abs()
+        assert abs(shift.max().item() - 1.5) < 1e-9, convention  # the end pixels: 1.5 output pixels
+        assert shift.min().item() < 0.05  # exact only in the middle
+    # Standardising each grid on its own spreads the larger grid further, almost as cells do:
+    # (N-1)/sqrt(N^2-1) against (n-1)/sqrt(n^2-1) is 1 + 1/n - 1/N to first order, as for cells.
+    standard = misalignment(16, 64, "standard").abs()
+    assert 0.01 < standard.max().item() < 0.1
+    assert torch.allclose(misalignment(16, 64, "seed"), misalignment(16, 64, "centred"))
+    assert set(CONVENTIONS) == {"cell", *WHOLE_GRID}

@@ -143,7 +143,7 @@ def test_early_stop_on_a_plateau():
     assert res.steps < 1000
 
 
-@pytest.mark.parametrize("convention", ["cell", "seed"])
+@pytest.mark.parametrize("convention", ["cell", "seed", "centred", "standard"])
 def test_separable_render_equals_pointwise_render(convention):
     # render() takes the field's forward_grid fast path; a plain callable takes the per-point
     # path. Both must draw the same picture, aspect scaling and region included.

@@ -508,15 +508,16 @@ def test_images_keep_their_mode_and_bit_depth(client):
     assert tile.shape == (256, 256)  # 8-bit grey
 
 
-def test_seed_convention_fields_are_tiled_in_the_house_convention(tmp_path):
-    """The seed's convention has no boxes: tiles map the box into it, so a full-image tile at the
-    input's size lands on the seed's own pixel positions (j / (N - 1))."""
+@pytest.mark.parametrize("convention", ["seed", "centred", "standard"])
+def test_whole_grid_convention_fields_are_tiled_in_the_house_convention(tmp_path, convention):
+    """The seed's conventions have no boxes: tiles map the box into them, so a full-image tile at
+    the input's size lands on the convention's own pixel positions (for the seed, j / (N - 1))."""
     from coordsr.methods.fields import cppn
     from coordsr.render import render_field
     from coordsr.server.tiles import TileRenderer
 
     image = decode_image_bytes(png(12, 16), "in").pixels
-    field, _ = cppn(device="cpu", steps=5, hidden=16, layers=2, convention="seed").fit_field(image, (24, 32))
+    field, _ = cppn(device="cpu", steps=5, hidden=16, layers=2, convention=convention).fit_field(image, (24, 32))
     field.save(tmp_path / "field.safetensors", method="cppn")
     tiles = TileRenderer(device="cpu")
     drawn = tiles._render_field("0" * 16, tmp_path, (-1.0, -1.0, 1.0, 1.0), (12, 16))

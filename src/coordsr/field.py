@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from coordsr.atomic import atomic_path
-from coordsr.coords import Convention, aspect_scale
+from coordsr.coords import CONVENTIONS, Convention, aspect_scale
 from coordsr.errors import FieldFileError
 
 FORMAT = "coordsr-field"
@@ -71,13 +71,14 @@ class FieldConfig:
     layers: int = 3
     """Number of hidden layers."""
     convention: Convention = "cell"
-    """Coordinate convention of the fit: 'cell' (house) or 'seed' (pixel index / (N-1))."""
+    """Coordinate convention of the fit: 'cell' (house), or one of the seed's whole-grid
+    normalisations: 'seed' (pixel index / (N-1)), 'centred' ([-1, 1]), 'standard' (unit variance)."""
     aspect: bool = True
     """Scale (x, y) so that input pixels are square before encoding (isotropic frequencies)."""
 
     def __post_init__(self):
-        if self.convention not in ("cell", "seed"):
-            raise ValueError(f"convention must be 'cell' or 'seed', got {self.convention!r}")
+        if self.convention not in CONVENTIONS:
+            raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}, got {self.convention!r}")
         if not isinstance(self.encoding_args, dict) or not isinstance(self.activation_args, dict):
             raise ValueError("encoding_args and activation_args must be mappings")
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from coordsr.coords import axis_centers, pixel_centers
+from coordsr.coords import WHOLE_GRID, axis_centers, grid_affine, pixel_centers
 from coordsr.errors import Cancelled
 from coordsr.memory import reusing_memory
 from coordsr.precision import autocast, resolve_precision
@@ -234,7 +234,8 @@ class AreaObservation(PointObservation):
 
         super().__init__(image, convention, batch, generator)
         h, w = image.shape[:2]
-        dx, dy = (1 / max(w - 1, 1), 1 / max(h - 1, 1)) if convention == "seed" else (2 / w, 2 / h)
+        dx, dy = (grid_affine(w, convention)[1], grid_affine(h, convention)[1]) if convention in WHOLE_GRID \
+            else (2 / w, 2 / h)
         self.var = torch.tensor([dx * dx / 12, dy * dy / 12])  # a box of side d has variance d^2 / 12
         k = AREA_SUPERSAMPLE  # sample offsets within a cell, for fields without a closed form
         zero = torch.zeros(1, device=image.device)

@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from coordsr.coords import FULL_BOX, Box, Convention, axis_centers
+from coordsr.coords import FULL_BOX, WHOLE_GRID, Box, Convention, axis_centers, grid_affine
 from coordsr.errors import CoordsrError
 from coordsr.memory import reusing_memory
 from coordsr.precision import autocast
@@ -173,8 +173,8 @@ def render_rows(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, 
     if device is None:
         device = next((p.device for p in getattr(field, "parameters", lambda: [])()), torch.device("cpu"))
     x0, y0, x1, y1 = box
-    if convention == "seed":  # pixel centres from 0 to 1 over the whole output
-        dx, dy = 1 / max(w - 1, 1), 1 / max(h - 1, 1)
+    if convention in WHOLE_GRID:  # pixel centres span the whole output, whatever the box
+        (fx, dx), (fy, dy) = grid_affine(w, convention), grid_affine(h, convention)
     else:
         dx, dy = (x1 - x0) / w, (y1 - y0) / h
     # What every pixel shows, decided once: k x k samples a pixel, or a footprint in closed form.
@@ -192,10 +192,10 @@ def render_rows(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, 
                 if rows is not None:
                     yield top, rows
                 rows, top = np.empty((r1 - r0, w, channels), dtype=dtype), r0
-            if convention == "seed":
-                # The seed convention spans [0, 1] over the whole output: slice the full axes.
-                ys = torch.arange(r0, r1, device=device, dtype=torch.float32) / max(h - 1, 1)
-                xs = torch.arange(c0, c1, device=device, dtype=torch.float32) / max(w - 1, 1)
+            if convention in WHOLE_GRID:
+                # These conventions span the whole output: slice the full axes.
+                ys = (fy + dy * torch.arange(r0, r1, device=device, dtype=torch.float64)).float()
+                xs = (fx + dx * torch.arange(c0, c1, device=device, dtype=torch.float64)).float()
             else:
                 xs = axis_centers(c1 - c0, x0 + (x1 - x0) * c0 / w, x0 + (x1 - x0) * c1 / w, device=device)
                 ys = axis_centers(r1 - r0, y0 + (y1 - y0) * r0 / h, y0 + (y1 - y0) * r1 / h, device=device)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from coordsr.analysis.common import LUMA, luma
+from coordsr.coords import WHOLE_GRID, grid_affine
 
 
 def luma_of(out: torch.Tensor) -> torch.Tensor:
@@ -31,8 +32,9 @@ def luma_of(out: torch.Tensor) -> torch.Tensor:
 def pixel_step(field, axis_pixels: tuple[int, int]) -> torch.Tensor:
     """Field units per input pixel along (x, y) in the field's convention: (2,)."""
     h, w = axis_pixels
-    if getattr(getattr(field, "cfg", None), "convention", "cell") == "seed":
-        return torch.tensor([1.0 / max(w - 1, 1), 1.0 / max(h - 1, 1)])
+    convention = getattr(getattr(field, "cfg", None), "convention", "cell")
+    if convention in WHOLE_GRID:
+        return torch.tensor([grid_affine(w, convention)[1], grid_affine(h, convention)[1]])
     return torch.tensor([2.0 / w, 2.0 / h])
 
 

@@ -16,6 +16,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from coordsr.coords import CONVENTIONS
 from coordsr.errors import StopEarly
 from coordsr.field import Field, FieldConfig, ImageMeta
 from coordsr.fit import OBSERVATIONS, FitConfig, FitResult, fit, parse_until
@@ -68,6 +69,11 @@ class FieldUpscaler(Upscaler):
     faster and the preset allows it, see ``auto_bf16``), 'fp32' or 'bf16'."""
     seed: int = 0
     """Seed of the initialisation and sampling: the same seed gives the same field."""
+    convention: str = "cell"
+    """Input coordinates: 'cell' (the house's, DESIGN.md), or one of the seed's normalisations,
+    which span the whole grid and so misalign sizes by up to half an input pixel: 'seed'
+    ([0, 1]), 'centred' ([-1, 1]), 'standard' (unit variance). BENCHMARKS.md "Coordinate
+    normalisations" measures them."""
 
     auto_bf16: ClassVar[bool] = False
     """Whether 'auto' may pick bfloat16 for this preset: its measured PSNR change is negligible
@@ -90,6 +96,9 @@ class FieldUpscaler(Upscaler):
         need(self.patience >= 0, "patience", self.patience, "0 (off) or more")
         need(self.target_psnr >= 0, "target_psnr", self.target_psnr, "0 (off) or more")
         need(0 <= self.seed <= MAX_SEED, "seed", self.seed, f"between 0 and {MAX_SEED}")
+        need(self.convention in CONVENTIONS, "convention", self.convention, ", ".join(CONVENTIONS))
+        if self.fit == "consistent":
+            need(self.convention == "cell", "convention", self.convention, "'cell' for fit=consistent")
         for name in ("hidden", "layers"):  # every preset has them
             need(getattr(self, name) >= 1, name, getattr(self, name), "at least 1")
 
@@ -189,14 +198,6 @@ class cppn(FieldUpscaler):
     """Width of the hidden layers."""
     layers: int = 6
     """Number of hidden layers."""
-    convention: str = "cell"
-    """'cell' (house) or 'seed' (pixel index / (N-1), the seed's half-pixel misalignment)."""
-
-    def validate(self) -> None:
-        super().validate()
-        need(self.convention in ("cell", "seed"), "convention", self.convention, "'cell' or 'seed'")
-        if self.fit == "consistent":
-            need(self.convention == "cell", "convention", self.convention, "'cell' for fit=consistent")
 
     def field_config(self, meta, out_size):
         return FieldConfig(encoding="RawCoords", encoding_args={"radius": True}, activation="tanh",
@@ -226,7 +227,8 @@ class fourier(FieldUpscaler):
     def field_config(self, meta, out_size):
         return FieldConfig(encoding="FourierFeatures",
                            encoding_args={"n_features": self.features, "sigma": self.sigma, "seed": self.seed},
-                           activation="relu", hidden=self.hidden, layers=self.layers)
+                           activation="relu", hidden=self.hidden, layers=self.layers,
+                           convention=self.convention)
 
 
 @dataclass
@@ -250,7 +252,7 @@ class siren(FieldUpscaler):
 
     def field_config(self, meta, out_size):
         return FieldConfig(encoding="RawCoords", activation="sine", activation_args={"w0": self.w0},
-                           hidden=self.hidden, layers=self.layers)
+                           hidden=self.hidden, layers=self.layers, convention=self.convention)
 
 
 @dataclass
@@ -274,7 +276,7 @@ class wire(FieldUpscaler):
     def field_config(self, meta, out_size):
         return FieldConfig(encoding="RawCoords", activation="gabor",
                            activation_args={"omega0": self.omega0, "s0": self.s0},
-                           hidden=self.hidden, layers=self.layers)
+                           hidden=self.hidden, layers=self.layers, convention=self.convention)
 
 
 @dataclass
@@ -314,4 +316,4 @@ class hashgrid(FieldUpscaler):
                            encoding_args={"n_levels": self.levels, "base_resolution": self.base_resolution,
                                           "finest_resolution": finest,
                                           "log2_table_size": self.log2_table_size},
-                           activation="relu", hidden=self.hidden, layers=self.layers)
+                           activation="relu", hidden=self.hidden, layers=self.layers, convention=self.convention)

@@ -190,18 +190,18 @@ class TileRenderer:
         field = self._load_field(job_id, job_dir)
         if field.cfg.convention == "cell":
             return render_field(field, size, box=box, dtype=np.uint8, footprint=field.fitted_footprint())
-        # The seed convention has no notion of a region: map the box's cell coordinates to it.
-        from coordsr.coords import seed_to_cell
+        # Whole-grid conventions have no notion of a region: map the box's cell coordinates to it.
+        from coordsr.coords import to_cell
         import torch
 
-        h, w = field.meta.height, field.meta.width
-        zero = seed_to_cell(torch.zeros(2), h, w)
-        unit = seed_to_cell(torch.ones(2), h, w) - zero
+        h, w, convention = field.meta.height, field.meta.width, field.cfg.convention
+        zero = to_cell(torch.zeros(2), h, w, convention)
+        unit = to_cell(torch.ones(2), h, w, convention) - zero
 
-        def in_seed(coords):
+        def in_convention(coords):
             return field((coords - zero.to(coords)) / unit.to(coords))
 
-        return render(in_seed, size, field.meta.channels, box=box, dtype=np.uint8,
+        return render(in_convention, size, field.meta.channels, box=box, dtype=np.uint8,
                       device=next(field.parameters()).device)
 
     def _load_field(self, job_id: str, job_dir: Path):
