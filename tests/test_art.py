@@ -82,6 +82,27 @@ def test_activation_specs_per_layer_and_per_unit():
     assert mixed(grid()).isfinite().all()
 
 
+def plain_forward(net: CPPN, p: torch.Tensor) -> torch.Tensor:
+    """The CPPN as its definition reads, each activation applied as written (torch.tanh, ...):
+    what the folded tanh units (CPPN._folded) must reproduce."""
+    plain = {"tanh": torch.tanh, "sin": torch.sin, "gauss": lambda h: torch.exp(-h * h / 2),
+             "relu": torch.relu, "abs": torch.abs}
+    w = list(net.weights)
+    h = net.inputs(p).reshape(-1, 3) @ w[0][:, :3].t() + w[1] + w[0][:, 3:] @ net.z
+    for i, units in enumerate(net.units):
+        names = ["tanh", "sin", "gauss", "relu", "abs"]
+        h = torch.stack([plain[names[u]](h[:, j]) for j, u in enumerate(units.tolist())], dim=1)
+        h = h @ w[2 * i + 2].t() + w[2 * i + 3]
+    return net._colour(h.sigmoid()).reshape(*p.shape[:-1], net.channels)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "mix", "tanh,sin,gauss", "relu,tanh"])
+def test_folded_tanh_units_compute_the_networks_definition(activation):
+    net = CPPN(ArtConfig(seed=5, depth=5, width=12, activation=activation))
+    p = grid(17)
+    torch.testing.assert_close(net(p), plain_forward(net, p), atol=2e-5, rtol=0)
+
+
 @pytest.mark.parametrize("bad,message", [
     (dict(palette="nope"), "unknown palette 'nope'"),
     (dict(activation="tanh,swish"), "unknown activation 'swish'"),
