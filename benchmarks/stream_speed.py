@@ -109,8 +109,38 @@ def streamed(field_path: str, size: int, height: int, out_path: str, threads: in
     with tifffile.TiffFile(out_path) as tif:
         row["bigtiff"] = tif.is_bigtiff
         row["levels"] = [list(lv.shape) for lv in tif.series[0].levels]
+        row["tiles_checked"] = check_tiles(field, tif, (height, size))
     os.unlink(out_path)
     queue.put(row)
+
+
+def check_tiles(field, tif, size: tuple[int, int], count: int = 8, seed: int = 0) -> dict:
+    """Level-0 tiles of the written file (the four corners and random others, read alone) against
+    the in-memory render of their region (``render_field`` over that tile's box): how many are
+    byte-equal, and the largest difference."""
+    from coordsr.render import render_field
+
+    page = tif.pages[0]
+    th, tw = page.tilelength, page.tilewidth
+    rows, cols = -(-size[0] // th), -(-size[1] // tw)
+    rng = np.random.default_rng(seed)
+    picks = {(0, 0), (0, cols - 1), (rows - 1, 0), (rows - 1, cols - 1)}
+    while len(picks) < min(count, rows * cols):
+        picks.add((int(rng.integers(rows)), int(rng.integers(cols))))
+    equal, worst = 0, 0
+    for r, c in sorted(picks):
+        index = r * cols + c
+        tif.filehandle.seek(page.dataoffsets[index])
+        segment, _, _ = page.decode(tif.filehandle.read(page.databytecounts[index]), index)
+        r0, c0 = r * th, c * tw
+        r1, c1 = min(r0 + th, size[0]), min(c0 + tw, size[1])
+        got = np.asarray(segment).reshape(th, tw, -1)[:r1 - r0, :c1 - c0]
+        box = (-1 + 2 * c0 / size[1], -1 + 2 * r0 / size[0], -1 + 2 * c1 / size[1], -1 + 2 * r1 / size[0])
+        want = render_field(field, (r1 - r0, c1 - c0), box=box, dtype=np.uint8)
+        diff = int(np.abs(got.astype(np.int16) - want).max())
+        equal += diff == 0
+        worst = max(worst, diff)
+    return {"tiles": len(picks), "byte_equal": equal, "max_abs_diff": worst}
 
 
 def pretrained_cli(in_path: str, out_path: str, threads: int, queue) -> None:
