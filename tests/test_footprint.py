@@ -136,3 +136,45 @@ def test_cli_area_fit_renders_by_area_and_bad_footprints_fail(tmp_path, capsys):
     assert main(["render", str(field), "-o", str(bad), "--footprint", "blur"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--footprint" in err and not bad.exists()
+
+
+def test_mip_levels_are_block_means_at_their_cells():
+    """Each reduced copy of a mip fit holds 2x2 block means of the one before, at the centres of
+    the cells they cover (odd sides drop a row or column): on a linear image, whose block means
+    are its values at the block centres, every level's targets are the image's plane at its coords."""
+    from coordsr.fit import MipObservation
+    from coordsr.coords import pixel_centers
+
+    h, w = 37, 70  # odd and even sides: 37 -> 18 -> 9, 70 -> 35 -> 17
+    plane = lambda c: 0.3 + 0.2 * c[..., :1] - 0.1 * c[..., 1:]  # noqa: E731
+    image = plane(pixel_centers(h, w)).expand(h, w, 3).contiguous()
+    obs = MipObservation(image, "cell", 0, torch.Generator().manual_seed(0))
+    assert [len(level.target) for level in obs.levels] == [37 * 70, 18 * 35, 9 * 17]
+    for level in obs.levels:
+        torch.testing.assert_close(level.target, plane(level.coords).expand(-1, 3), atol=1e-6, rtol=0)
+        torch.testing.assert_close(level.var, obs.levels[0].var * (len(obs.levels[0].target) / len(level.target)),
+                                   rtol=0.1, atol=0)  # a cell's variance grows with its area
+
+
+def test_mip_fit_draws_a_field_smaller_without_aliasing():
+    """A hashgrid fitted with the mip model and drawn at a quarter of its size by its closed-form
+    footprint matches the image's 4x4 block means better than the point fit's point render."""
+    from coordsr.methods.fields import hashgrid
+    from coordsr.metrics import psnr_y
+
+    rng = np.random.default_rng(0)
+    image = np.clip(0.5 + 0.25 * rng.standard_normal((32, 32, 1)).repeat(3, axis=2), 0, 1).astype(np.float32)
+    truth = image.reshape(8, 4, 8, 4, 3).mean(axis=(1, 3))
+    scores = {}
+    for fit_model in ("point", "mip"):
+        method = hashgrid(device="cpu", steps=60, until="steps", fit=fit_model, levels=8, log2_table_size=10)
+        field, _ = method.fit_field(image, (32, 32))
+        scores[fit_model] = psnr_y(render_field(field, (8, 8), footprint=method.footprint()), truth)
+    assert scores["mip"] > scores["point"] + 6, scores
+
+
+def test_mip_fit_needs_the_cell_convention():
+    from coordsr.methods.fields import hashgrid
+
+    with pytest.raises(ValueError, match="convention"):
+        hashgrid(device="cpu", fit="mip", convention="seed").validate()

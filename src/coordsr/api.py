@@ -461,8 +461,10 @@ def fit(image: ImageInput, *, method: str = "hashgrid", fit: str | None = None, 
         method: a per-image method (those with ``fits_field`` in :func:`coordsr.methods`):
             'hashgrid' (the default, as the CLI's), 'siren', 'fourier', 'wire', 'cppn'.
         fit: the observation model: 'point' (the network matches the pixel centres, the seed's
-            method) or 'consistent' (drawn at the output size and taken down with the bicubic
-            that made the data, it matches the input). Default the method's, 'point'.
+            method), 'area' (each pixel is the field's mean over its cell), 'mip' (area, at the
+            input's pixels and at its 2x2, 4x4, 8x8 block means) or 'consistent' (drawn at the
+            output size and taken down with the bicubic that made the data, it matches the
+            input). Default the method's, 'point'.
         steps: the most steps of the fit (default the method's).
         until: when the fit is done: 'auto' (the drawn output stops changing), 'steps' (all of
             them) or 'psnr:DB' (that PSNR on the input).

@@ -311,7 +311,7 @@ def upscale(
     method: Annotated[Optional[str], typer.Option("--method", "-m", help="Registered method (see `coordsr methods`).")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Fitting steps (per-image methods).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed: the same seed gives the same result.")] = None,
-    fit: Annotated[Optional[str], typer.Option("--fit", help="Observation model: point or consistent.")] = None,
+    fit: Annotated[Optional[str], typer.Option("--fit", help="Observation model: point, area, mip or consistent (FOOTPRINT.md).")] = None,
     bit_depth: BitDepth = None, max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     until: Until = None, precision: Precision = None,
     denoise_: Annotated[bool, typer.Option("--denoise", help="Denoise the input first (joint: noisy in, clean out).")] = False,
@@ -501,7 +501,7 @@ def fit_cmd(
     scale: Scale = None, size: Size = None, width: Width = None, height: Height = None,
     steps: Annotated[Optional[int], typer.Option(help="Fitting steps.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed.")] = None,
-    fit: Annotated[Optional[str], typer.Option("--fit", help="Observation model: point or consistent.")] = None,
+    fit: Annotated[Optional[str], typer.Option("--fit", help="Observation model: point, area, mip or consistent (FOOTPRINT.md).")] = None,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS, until: Until = None, precision: Precision = None,
     set_: Sets = None, device: Device = "auto", force: Force = False, quiet: Quiet = False,
 ):

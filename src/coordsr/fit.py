@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from coordsr.coords import WHOLE_GRID, axis_centers, grid_affine, pixel_centers
+from coordsr.coords import FULL_BOX, WHOLE_GRID, Box, axis_centers, grid_affine, pixel_centers
 from coordsr.errors import Cancelled
 from coordsr.memory import reusing_memory
 from coordsr.precision import autocast, resolve_precision
@@ -31,8 +31,8 @@ from coordsr.progress import Progress, ProgressCallback
 from coordsr.resize import resize_matrix
 
 
-Observation = Literal["point", "area", "consistent"]
-OBSERVATIONS: tuple[str, ...] = ("point", "area", "consistent")
+Observation = Literal["point", "area", "mip", "consistent"]
+OBSERVATIONS: tuple[str, ...] = ("point", "area", "mip", "consistent")
 
 
 @dataclass
@@ -52,8 +52,9 @@ class FitConfig:
     adam_eps: float = 1e-8
     """Adam's epsilon (Instant-NGP uses 1e-15 for its grids)."""
     observation: Observation = "point"
-    """'point' (fit pixel centres), 'area' (fit each pixel's mean over its cell) or
-    'consistent' (fit through the degradation operator)."""
+    """'point' (fit pixel centres), 'area' (fit each pixel's mean over its cell), 'mip' (the
+    area model at the input's pixels and at its 2x2, 4x4, ... block means) or 'consistent' (fit
+    through the degradation operator)."""
     kernel: str = "cubic"
     """Degradation kernel of the consistent model: 'cubic' (benchmarks), 'box' (sensor), 'gaussian'."""
     batch: int = 0
@@ -206,9 +207,10 @@ def psnr_from_mse(mse: float) -> float:
 class PointObservation:
     """Targets are the pixel values at the pixel centres of the input grid."""
 
-    def __init__(self, image: torch.Tensor, convention: str, batch: int, generator: torch.Generator):
+    def __init__(self, image: torch.Tensor, convention: str, batch: int, generator: torch.Generator,
+                 box: Box = FULL_BOX):
         h, w, c = image.shape
-        self.coords = pixel_centers(h, w, convention=convention, device=image.device).reshape(-1, 2)
+        self.coords = pixel_centers(h, w, box=box, convention=convention, device=image.device).reshape(-1, 2)
         self.target = image.reshape(-1, c)
         self.batch, self.gen = batch, generator
 
@@ -229,13 +231,15 @@ class PointObservation:
 class AreaObservation(PointObservation):
     """Targets are the pixel values; predictions the field's mean over each pixel's cell."""
 
-    def __init__(self, image: torch.Tensor, convention: str, batch: int, generator: torch.Generator):
+    def __init__(self, image: torch.Tensor, convention: str, batch: int, generator: torch.Generator,
+                 box: Box = FULL_BOX):
         from coordsr.render import AREA_SUPERSAMPLE, cell_samples
 
-        super().__init__(image, convention, batch, generator)
+        super().__init__(image, convention, batch, generator, box=box)
         h, w = image.shape[:2]
+        x0, y0, x1, y1 = box
         dx, dy = (grid_affine(w, convention)[1], grid_affine(h, convention)[1]) if convention in WHOLE_GRID \
-            else (2 / w, 2 / h)
+            else ((x1 - x0) / w, (y1 - y0) / h)
         self.var = torch.tensor([dx * dx / 12, dy * dy / 12])  # a box of side d has variance d^2 / 12
         k = AREA_SUPERSAMPLE  # sample offsets within a cell, for fields without a closed form
         zero = torch.zeros(1, device=image.device)
@@ -247,6 +251,36 @@ class AreaObservation(PointObservation):
         if getattr(field, "has_footprint", False):
             return field(coords, var=self.var)
         return field(coords[:, None] + self.offsets).mean(dim=1)  # (N, k*k, 2) samples -> their mean
+
+
+class MipObservation:
+    """Area observations of the input and of its reduced copies, each pixel of a copy the mean of
+    a 2x2 block of the one before, while both sides stay at least ``min_side``: the field is fitted
+    at every footprint from one input pixel to 2^levels of them, as Mip-NeRF trains at several
+    scales, so that its closed-form footprint draws it smaller without aliasing. A side of odd
+    length drops its last row or column at each halving; the copy covers the region it came from.
+    Each level's MSE counts the same; the reported MSE is the input's."""
+
+    max_levels: int = 3
+    min_side: int = 8
+
+    def __init__(self, image: torch.Tensor, convention: str, batch: int, generator: torch.Generator):
+        if convention != "cell":
+            raise ValueError("the mip observation model needs the cell convention")
+        self.levels = [AreaObservation(image, convention, batch, generator)]
+        h, w = image.shape[:2]
+        img, extent = image, [1.0, 1.0]  # the fraction of the image's width and height a copy covers
+        while len(self.levels) <= self.max_levels and min(h // 2, w // 2) >= self.min_side:
+            extent = [extent[0] * 2 * (w // 2) / w, extent[1] * 2 * (h // 2) / h]
+            h, w = h // 2, w // 2
+            img = img[:2 * h, :2 * w].reshape(h, 2, w, 2, -1).mean(dim=(1, 3))
+            box = (-1.0, -1.0, -1.0 + 2 * extent[0], -1.0 + 2 * extent[1])
+            self.levels.append(AreaObservation(img, convention, batch, generator, box=box))
+
+    def loss(self, field: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean of the levels' MSE, the input's MSE)."""
+        losses = [level.loss(field)[0] for level in self.levels]
+        return torch.stack(losses).mean(), losses[0]
 
 
 class ConsistentObservation:
@@ -321,6 +355,8 @@ def fit(field: nn.Module, image: np.ndarray, cfg: FitConfig, *, out_size: tuple[
         obs = PointObservation(target, convention, cfg.batch, gen)
     elif cfg.observation == "area":
         obs = AreaObservation(target, convention, cfg.batch, gen)
+    elif cfg.observation == "mip":
+        obs = MipObservation(target, convention, cfg.batch, gen)
     elif cfg.observation == "consistent":
         if out_size is None:
             raise ValueError("the consistent observation model needs the output size")

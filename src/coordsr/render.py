@@ -95,8 +95,8 @@ def parse_footprint(text: str) -> tuple[str, int]:
 
 def footprint_of_fit(fit: str | None) -> str:
     """The footprint that draws a field the way its input pixels were fitted (``fit``, the
-    per-image methods' observation model): 'area' for area fits, 'point' otherwise."""
-    return "area" if fit == "area" else "point"
+    per-image methods' observation model): 'area' for area and mip fits, 'point' otherwise."""
+    return "area" if fit in ("area", "mip") else "point"
 
 
 def cell_samples(axis: torch.Tensor, spacing: float, k: int) -> torch.Tensor:

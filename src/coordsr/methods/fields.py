@@ -53,7 +53,8 @@ class FieldUpscaler(Upscaler):
     """Peak learning rate."""
     fit: str = "point"
     """Observation model: 'point' (pixel centres, the seed's), 'area' (each pixel the field's mean
-    over its cell; the output is drawn the same way) or 'consistent' (through the kernel)."""
+    over its cell; the output is drawn the same way), 'mip' (area at the input's pixels and at its
+    2x2, 4x4 and 8x8 block means: drawn smaller without aliasing) or 'consistent' (through the kernel)."""
     kernel: str = "cubic"
     """Degradation kernel of the consistent model: 'cubic', 'box' or 'gaussian'."""
     batch: int = 0
@@ -97,8 +98,8 @@ class FieldUpscaler(Upscaler):
         need(self.target_psnr >= 0, "target_psnr", self.target_psnr, "0 (off) or more")
         need(0 <= self.seed <= MAX_SEED, "seed", self.seed, f"between 0 and {MAX_SEED}")
         need(self.convention in CONVENTIONS, "convention", self.convention, ", ".join(CONVENTIONS))
-        if self.fit == "consistent":
-            need(self.convention == "cell", "convention", self.convention, "'cell' for fit=consistent")
+        if self.fit in ("consistent", "mip"):
+            need(self.convention == "cell", "convention", self.convention, f"'cell' for fit={self.fit}")
         for name in ("hidden", "layers"):  # every preset has them
             need(getattr(self, name) >= 1, name, getattr(self, name), "at least 1")
 
@@ -114,10 +115,12 @@ class FieldUpscaler(Upscaler):
         cfg = field.cfg
         row = 4 * (_ENCODING_FLOATS.get(cfg.encoding, 3) * field.encoding.out_dim  # bytes a point
                    + _ACTIVATION_FLOATS.get(cfg.activation, 4) * self.layers * self.hidden + 4 * c)
-        if self.fit in ("point", "area"):
+        if self.fit in ("point", "area", "mip"):
             rows, operators = (min(self.batch, h * w) if self.batch else h * w), 0
-            if self.fit == "area" and not field.has_footprint:  # supersampled cells
+            if self.fit != "point" and not field.has_footprint:  # supersampled cells
                 rows *= AREA_SUPERSAMPLE ** 2
+            if self.fit == "mip":  # the reduced copies: a third more pixels at most
+                rows += rows // 3 + 1
         else:  # consistent: the output pixels under the input crop, and the dense (in, out) operators
             side = math.isqrt(self.batch) if self.batch else max(h, w)
             rows = min(H, math.ceil(min(side, h) * H / h) + 8) * min(W, math.ceil(min(side, w) * W / w) + 8)
