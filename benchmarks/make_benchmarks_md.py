@@ -268,15 +268,82 @@ def ab_sections(results: Path) -> list[str]:
                              f"{r['images']} | {r['psnr_' + a]:.2f} | {r['psnr_' + b]:.2f} | {r['psnr_change']:+.3f} "
                              f"| {r['seconds_' + a]:.1f} | {r['seconds_' + b]:.1f} |")
             if doc.get("machine_before"):
-                lines += ["", f"Machine (before / after): {machine_line(doc['machine_before'])} / "
-                              f"{machine_line(doc['machine_after'])}."]
+                after = machine_line(doc["machine_after"]) if doc.get("machine_after") else "(stopped early)"
+                lines += ["", f"Machine (before / after): {machine_line(doc['machine_before'])} / {after}."]
         lines.append("")
+    return lines
+
+
+NORMALISATIONS = (("cell", "cell, [-1, 1] (house)"), ("seed", "seed, [0, 1]"), ("centred", "centred, [-1, 1]"),
+                  ("standard", "standardised"))
+
+
+def misalignment_of(dataset: str, scale: int) -> dict[str, tuple[float, float]]:
+    """Per convention, mean and largest |displacement| (output pixels) of the drawn output against
+    where its pixels lie, over both axes of every image of ``dataset`` at ``scale`` (the protocol
+    crops the truth to a multiple of the scale)."""
+    import torch
+    from PIL import Image
+
+    from coordsr.coords import misalignment
+
+    sizes = []
+    for path in find_images(DATA / dataset):
+        with Image.open(path) as im:
+            sizes += [im.width // scale, im.height // scale]
+    out = {}
+    for convention, _ in NORMALISATIONS:
+        shifts = torch.cat([misalignment(n, n * scale, convention).abs() for n in sizes])
+        out[convention] = (float(shifts.mean()), float(shifts.max()))
+    return out
+
+
+def normalisation_section(results: Path) -> list[str]:
+    """The seed's three coordinate normalisations and the house's cells (normalisation_*.json)."""
+    docs = [d for d in (_load(p) for p in sorted(results.glob("normalisation_*.json"))) if d and d.get("rows")]
+    if not docs:
+        return []
+    lines = ["## Coordinate normalisations", "",
+             "The seed asks whether normalising the coordinates differently changes the result: [0, 1] from "
+             "the corner (the seed's own, `convention=seed`), [-1, 1] centred (`centred`), standardised to "
+             "zero mean and unit variance (`standard`), against the house's cells (`cell`: the image covers "
+             "[-1, 1], pixel centres half a pixel inside its edges). The three normalisations put the first "
+             "and last pixel centres on fixed coordinates whatever the size, so the input and the output grid "
+             "do not line up; cells do. Each preset at its default budget (its stop rule), `python "
+             "benchmarks/settings_ab.py --method M --vary convention=cell,seed,centred,standard --datasets "
+             "Set5,Set14 --scales 4 --threads 1 --json benchmarks/results/normalisation_M.json`; mean Y-PSNR on "
+             "the protocol (change against cells in brackets); seconds per image.", "",
+             "| method | dataset | scale | images | " + " | ".join(label for _, label in NORMALISATIONS) + " | seconds (cell / seed / centred / standard) |",
+             "|---|---|---|---|" + "---|" * len(NORMALISATIONS) + "---|"]
+    cells = set()
+    for doc in docs:
+        for r in doc["rows"]:
+            ref = r["psnr_cell"]
+            psnrs = [f"{r['psnr_' + c]:.2f}" + ("" if c == "cell" else f" ({r['psnr_' + c] - ref:+.2f})")
+                     for c, _ in NORMALISATIONS]
+            secs = " / ".join(f"{r['seconds_' + c]:.1f}" for c, _ in NORMALISATIONS)
+            lines.append(f"| {r['method']} | {r['dataset']} | x{r['scale']:g} | {r['images']} | "
+                         + " | ".join(psnrs) + f" | {secs} |")
+            cells.add((r["dataset"], int(r["scale"])))
+    lines += ["", "Where each normalisation draws the output's pixels, against where they lie on the image "
+              "(`coordsr.coords.misalignment`, both axes of every image; output pixels, mean / largest):", "",
+              "| dataset | scale | " + " | ".join(label for _, label in NORMALISATIONS) + " |",
+              "|---|---|" + "---|" * len(NORMALISATIONS)]
+    for dataset, scale in sorted(cells):
+        m = misalignment_of(dataset, scale)
+        lines.append(f"| {dataset} | x{scale} | " + " | ".join(f"{m[c][0]:.2f} / {m[c][1]:.2f}" for c, _ in NORMALISATIONS)
+                     + " |")
+    machine = docs[-1].get("machine_before")
+    if machine:
+        lines += ["", f"Machine (last run, before): {machine_line(machine)}."]
+    lines.append("")
     return lines
 
 
 def speed_sections(results: Path) -> list[str]:
     """The speed scripts' last measurements (their JSON in ``results``), as markdown sections."""
-    lines = stop_rule_section(results) + precision_section(results) + ab_sections(results)
+    lines = (stop_rule_section(results) + precision_section(results) + ab_sections(results)
+             + normalisation_section(results))
     for path in sorted(results.glob("siren_speed*.json")):  # one section per measured size
         anchor = _load(path)
         if not anchor:

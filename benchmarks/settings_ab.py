@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"{ref_s:.1f} s | {s:.1f} s | {1 - s / ref_s:.0%} |")
             lines.append(line)
             print(line, flush=True)
+            if a.json:  # after every row, so that a run stopped early keeps what it measured
+                a.json.write_text(json.dumps({"machine_before": before, "machine_after": None, "rows": records},
+                                             indent=1) + "\n")
     after = machine_record()
     print(f"| dataset | scale | Y-PSNR {name}={rules[0]} | {name}={rules[-1]} | change | "
           f"seconds {rules[0]} | {rules[-1]} | time saved |")
