@@ -106,7 +106,7 @@ def test_help_exits_zero(capsys):
     (["--method", "siren", "--steps", "-5"], "steps must be at least 1"),
     (["--method", "siren", "--seed", "-1"], "seed must be between"),
     (["--method", "hashgrid", "--set", "log2_table_size=60"], "log2_table_size"),
-    (["--method", "siren", "--fit", "sideways"], "fit must be one of point, area, consistent"),
+    (["--method", "siren", "--fit", "sideways"], "fit must be one of point, area, mip, consistent"),
     (["--method", "zeroshot", "--set", "max_step=1"], "max_step"),
     (["--method", "pretrained", "--set", "weights=/nonexistent.safetensors"], "no such weights file"),
     (["--device", "bogus"], "unknown device 'bogus'"),
