@@ -333,6 +333,9 @@ def normalisation_section(results: Path) -> list[str]:
         m = misalignment_of(dataset, scale)
         lines.append(f"| {dataset} | x{scale} | " + " | ".join(f"{m[c][0]:.2f} / {m[c][1]:.2f}" for c, _ in NORMALISATIONS)
                      + " |")
+    notes = [f"- {d['rows'][0]['method']}: {d['note']}" for d in docs if d.get("note")]
+    if notes:
+        lines += ["", *notes]
     machine = docs[-1].get("machine_before")
     if machine:
         lines += ["", f"Machine (last run, before): {machine_line(machine)}."]
