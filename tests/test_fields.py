@@ -227,6 +227,17 @@ def test_auto_stops_once_the_output_stops_changing(one_thread):
     assert psnr(render_field(field, (24, 24)), np.full((24, 24, 3), 0.25)) > 40
 
 
+def test_projected_change_scales_by_the_learning_rate_left():
+    from coordsr.fit import projected_change
+
+    # A flat schedule (lr_end = 1): 0.5 levels over 25 steps, 100 steps left -> 2 levels to come.
+    assert abs(projected_change(0.5, 25, 50, 150, lr_end=1.0) - 2.0) < 1e-9
+    assert projected_change(3.0, 975, 1000, 1000) == 0  # nothing left at the cap
+    # Under the cosine, the same change early (most of the schedule left) projects far more
+    # than late: a slow learner is not stopped half-way.
+    assert projected_change(0.2, 475, 500, 2000) > 5 * projected_change(0.2, 1875, 1900, 2000)
+
+
 def test_adam_equals_torch_adam_bit_for_bit(one_thread):
     """fit.Adam + cosine_lr replace torch.optim.Adam + LambdaLR (whose import of torch._dynamo
     costs as much as importing torch) without changing a single result."""

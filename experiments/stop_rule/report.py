@@ -17,14 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
-from coordsr.fit import AutoStop
+from coordsr.fit import AutoStop, projected_change
 
 
 def auto_stop(trajectory: list[dict]) -> dict:
-    """The record at which AutoStop's rule ends the fit (the last one if it never does)."""
-    calm = 0
-    for rec in trajectory[1:]:
-        calm = calm + 1 if rec["change"] < AutoStop.threshold else 0
+    """The record at which AutoStop's rule ends the fit (the last one if it never does): the
+    recorded change of each check projected over the rest of the schedule, whose cap is the
+    trajectory's last step (the full budget)."""
+    cap, calm = trajectory[-1]["step"], 0
+    for prev, rec in zip(trajectory, trajectory[1:]):
+        projected = projected_change(rec["change"], prev["step"], rec["step"], cap)
+        calm = calm + 1 if projected < AutoStop.threshold else 0
         if calm >= AutoStop.patience:
             return rec
     return trajectory[-1]
@@ -43,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
             if all(other["image"] != r["image"] for other in runs):  # files may overlap
                 runs.append(r)
     rows = []
-    print(f"rule: change of the drawn output < {AutoStop.threshold} levels RMS for {AutoStop.patience} "
-          f"checks in a row, every {AutoStop.every} steps")
+    print(f"rule: change of the drawn output, projected over the rest of the schedule, < {AutoStop.threshold} "
+          f"levels RMS for {AutoStop.patience} checks in a row, every {AutoStop.every} steps")
     print("| method | dataset | scale | images | Y-PSNR full budget | auto stop | change | steps (auto / cap) "
           "| fit s full | fit s auto | time saved |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -67,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
               f"| {row['steps_auto']:.0f} / {row['steps_full']:.0f} | {row['seconds_full']:.1f} "
               f"| {row['seconds_auto']:.1f} | {row['time_saved']:.0%} |")
     if a.json:
-        a.json.write_text(json.dumps({"rule": {"threshold": AutoStop.threshold, "patience": AutoStop.patience,
+        a.json.write_text(json.dumps({"rule": {"projected": True, "threshold": AutoStop.threshold,
+                                               "patience": AutoStop.patience,
                                                "every": AutoStop.every, "points": AutoStop.points},
                                       "rows": rows}, indent=1) + "\n")
     return 0

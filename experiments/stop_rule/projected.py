@@ -1,0 +1,84 @@
+"""Score stop rules on recorded trajectories (trajectories.py): the default rule (a fixed
+threshold on the drawn output's change per check) against a projected one.
+
+The projected rule asks how far the output could still move: the change of the last check,
+divided by the learning rate spent in it and multiplied by the learning rate left in the
+schedule (cosine from lr to lr * lr_end over the cap), is the change still to come if the fit
+kept moving at its present pace per unit of learning rate. It stops when that is below the
+threshold for ``patience`` checks. A slow learner (siren at lr 1e-4) moves little per check
+early on, with most of its schedule left: the fixed threshold stops it too soon; the projection
+waits. Prints, per trajectory file and rule, the mean and worst Y-PSNR lost against the full
+budget, the mean stopping step and the fit time saved.
+
+    .venv/bin/python experiments/stop_rule/projected.py experiments/stop_rule/siren_bsd200_x4.jsonl \\
+        benchmarks/results/stop_rule_trajectories/hashgrid_Set5_x4.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+
+def lr_at(step: float, cap: int, lr_end: float = 0.05) -> float:
+    """The schedule's learning rate at ``step`` as a fraction of the peak (fit.cosine_lr)."""
+    return lr_end + (1 - lr_end) * 0.5 * (1 + math.cos(math.pi * min(step / cap, 1.0)))
+
+
+def lr_sum(a: int, b: int, cap: int) -> float:
+    """Sum of the schedule's fractions over steps a+1..b."""
+    return sum(lr_at(s - 1, cap) for s in range(a + 1, b + 1))
+
+
+def stop_fixed(traj: list[dict], threshold: float, patience: int, cap: int) -> dict:
+    calm = 0
+    for rec in traj[1:]:
+        calm = calm + 1 if rec["change"] < threshold else 0
+        if calm >= patience:
+            return rec
+    return traj[-1]
+
+
+def stop_projected(traj: list[dict], threshold: float, patience: int, cap: int) -> dict:
+    calm = 0
+    for prev, rec in zip(traj, traj[1:]):
+        spent = lr_sum(prev["step"], rec["step"], cap)
+        left = lr_sum(rec["step"], cap, cap)
+        projected = rec["change"] / max(spent, 1e-12) * left
+        calm = calm + 1 if projected < threshold else 0
+        if calm >= patience:
+            return rec
+    return traj[-1]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("--cap", type=int, default=0, help="the fit's step cap (default: the trajectories' last step)")
+    a = p.parse_args()
+    rules = [("fixed", stop_fixed, t, 2) for t in (0.25, 0.1, 0.05)]
+    rules += [("projected", stop_projected, t, pat) for t in (1, 2, 4, 8, 16) for pat in (1, 2)]
+    print("| file | rule | threshold | patience | mean loss (dB) | worst | mean step / cap | time saved |")
+    print("|---|---|---|---|---|---|---|---|")
+    for path in a.files:
+        runs = [json.loads(line) for line in path.read_text().splitlines()]
+        for name, rule, thr, pat in rules:
+            losses, steps, saved, full_s = [], [], 0.0, 0.0
+            for r in runs:
+                traj = r["trajectory"]
+                cap = a.cap or traj[-1]["step"]
+                stop = rule(traj, thr, pat, cap)
+                losses.append(traj[-1]["psnr_y"] - stop["psnr_y"])
+                steps.append(stop["step"])
+                saved += traj[-1]["seconds"] - stop["seconds"]
+                full_s += traj[-1]["seconds"]
+            print(f"| {path.stem} | {name} | {thr:g} | {pat} | {np.mean(losses):+.3f} | {max(losses):+.3f} "
+                  f"| {np.mean(steps):.0f} / {cap} | {saved / full_s:.0%} |")
+
+
+if __name__ == "__main__":
+    main()
