@@ -35,12 +35,10 @@ def lr_sum(a: int, b: int, cap: int) -> float:
 
 
 def stop_fixed(traj: list[dict], threshold: float, patience: int, cap: int) -> dict:
-    calm = 0
-    for rec in traj[1:]:
-        calm = calm + 1 if rec["change"] < threshold else 0
-        if calm >= patience:
-            return rec
-    return traj[-1]
+    """The fixed rule (trajectories.stop_at); ``cap`` does not enter it."""
+    from trajectories import stop_at  # experiments/stop_rule/ is on sys.path when run as a script
+
+    return stop_at(traj, threshold, patience)
 
 
 def stop_projected(traj: list[dict], threshold: float, patience: int, cap: int) -> dict:
