@@ -254,7 +254,9 @@ AB_SECTIONS = (
      "the default stop, run as a user runs them (not replayed from a trajectory as above)."),
     ("fit_*.json", "Observation models",
      "`python benchmarks/settings_ab.py --method M --vary fit=A,B ...`: the same cells fitted to the pixel "
-     "centres (point), to each pixel's mean over its cell (area, drawn the same way) or through the "
+     "centres (point), to each pixel's mean over its cell (area, drawn the same way), to the cell means of "
+     "the input and of its 2x2, 4x4, 8x8 block means (mip, drawn by area; made for drawing smaller, not "
+     "for upscaling; the mip rows were fitted with the fixed stop rule of their day) or through the "
      "degradation (consistent)."),
 )
 
@@ -266,6 +268,7 @@ def ab_sections(results: Path) -> list[str]:
         docs = [d for d in (_load(p) for p in sorted(results.glob(pattern))) if d and d.get("rows")]
         if not docs:
             continue
+        machines: list[str] = []
         lines += [f"## {title}", "", text + " Change = B - A, mean Y-PSNR; seconds per image.", "",
                   "| method | setting | dataset | scale | images | Y-PSNR A | Y-PSNR B | change | s A | s B |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
@@ -278,7 +281,12 @@ def ab_sections(results: Path) -> list[str]:
                              f"| {r['seconds_' + a]:.1f} | {r['seconds_' + b]:.1f} |")
             if doc.get("machine_before"):
                 after = machine_line(doc["machine_after"]) if doc.get("machine_after") else "(stopped early)"
-                lines += ["", f"Machine (before / after): {machine_line(doc['machine_before'])} / {after}."]
+                vary = doc["rows"][0]["vary"]
+                values = "/".join(k[len("psnr_"):] for k in doc["rows"][0] if k.startswith("psnr_") and k != "psnr_change")
+                machines.append(f"- {doc['rows'][0]['method']}, {vary} = {values}: "
+                                f"{machine_line(doc['machine_before'])} / {after}.")
+        if machines:  # after the table, which one line of text would end
+            lines += ["", "Machine (before / after):", "", *machines]
         lines.append("")
     return lines
 
