@@ -380,3 +380,18 @@ def test_code_version_changes_with_the_shipped_weights_a_module_names(tmp_path, 
     assert new != old
     (weights / "other.safetensors").write_bytes(b"x")  # a file no module names: no change
     assert B.code_version(pretrained) == new
+
+
+def test_code_version_is_the_code_this_process_runs(tmp_path, monkeypatch):
+    """Editing a module's file while a benchmark runs does not relabel the rows it computes
+    afterwards with code it is not running."""
+    import importlib
+
+    import coordsr.bench as B
+
+    (tmp_path / "edited_mid_run.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("edited_mid_run")
+    before = B.code_version(module)
+    (tmp_path / "edited_mid_run.py").write_text("X = 2\n")
+    assert B.code_version(module) == before

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import hashlib
 import importlib.util
 import json
@@ -176,7 +177,7 @@ def code_version(*objs: type | ModuleType) -> str:
     h = hashlib.sha1()
     weights = WEIGHTS_DIR
     for name in sorted(files):
-        source = files[name].read_bytes()
+        source = _source_of(files[name])
         h.update(name.encode())
         h.update(source)
         # Shipped weights a module names (e.g. SHIPPED = "pretrained.safetensors") are part of
@@ -187,11 +188,19 @@ def code_version(*objs: type | ModuleType) -> str:
     return h.hexdigest()[:12]
 
 
+@functools.lru_cache(maxsize=None)
+def _source_of(file: Path) -> bytes:
+    """A module's source as this process first read it: the code it runs (modules are imported
+    once), so that a long benchmark whose files are edited while it runs keeps labelling its rows
+    with the version it computes them with."""
+    return file.read_bytes()
+
+
 def _coordsr_imports(file: Path, name: str, is_package: bool) -> set[str]:
     """Dotted names of the coordsr modules (or names in them) that ``file`` imports."""
     package = name if is_package else name.rpartition(".")[0]
     out = set()
-    for node in ast.walk(ast.parse(file.read_text(), str(file))):
+    for node in ast.walk(ast.parse(_source_of(file).decode(), str(file))):
         if isinstance(node, ast.Import):
             out.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
