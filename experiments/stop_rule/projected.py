@@ -18,20 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
-
-def lr_at(step: float, cap: int, lr_end: float = 0.05) -> float:
-    """The schedule's learning rate at ``step`` as a fraction of the peak (fit.cosine_lr)."""
-    return lr_end + (1 - lr_end) * 0.5 * (1 + math.cos(math.pi * min(step / cap, 1.0)))
-
-
-def lr_sum(a: int, b: int, cap: int) -> float:
-    """Sum of the schedule's fractions over steps a+1..b."""
-    return sum(lr_at(s - 1, cap) for s in range(a + 1, b + 1))
+from report import projected_stop  # experiments/stop_rule/ is on sys.path when run as a script
 
 
 def stop_fixed(traj: list[dict], threshold: float, patience: int, cap: int) -> dict:
@@ -41,25 +32,13 @@ def stop_fixed(traj: list[dict], threshold: float, patience: int, cap: int) -> d
     return stop_at(traj, threshold, patience)
 
 
-def stop_projected(traj: list[dict], threshold: float, patience: int, cap: int) -> dict:
-    calm = 0
-    for prev, rec in zip(traj, traj[1:]):
-        spent = lr_sum(prev["step"], rec["step"], cap)
-        left = lr_sum(rec["step"], cap, cap)
-        projected = rec["change"] / max(spent, 1e-12) * left
-        calm = calm + 1 if projected < threshold else 0
-        if calm >= patience:
-            return rec
-    return traj[-1]
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--cap", type=int, default=0, help="the fit's step cap (default: the trajectories' last step)")
     a = p.parse_args()
     rules = [("fixed", stop_fixed, t, 2) for t in (0.25, 0.1, 0.05)]
-    rules += [("projected", stop_projected, t, pat) for t in (1, 2, 4, 8, 16) for pat in (1, 2)]
+    rules += [("projected", projected_stop, t, pat) for t in (1, 2, 4, 8, 16) for pat in (1, 2)]
     print("| file | rule | threshold | patience | mean loss (dB) | worst | mean step / cap | time saved |")
     print("|---|---|---|---|---|---|---|---|")
     for path in a.files:

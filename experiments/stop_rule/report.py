@@ -21,14 +21,19 @@ from coordsr.fit import AutoStop, projected_change
 
 
 def auto_stop(trajectory: list[dict]) -> dict:
-    """The record at which AutoStop's rule ends the fit (the last one if it never does): the
-    recorded change of each check projected over the rest of the schedule, whose cap is the
-    trajectory's last step (the full budget)."""
-    cap, calm = trajectory[-1]["step"], 0
+    """The record at which AutoStop's rule ends the fit (the last one if it never does)."""
+    return projected_stop(trajectory, AutoStop.threshold, AutoStop.patience)
+
+
+def projected_stop(trajectory: list[dict], threshold: float, patience: int, cap: int = 0) -> dict:
+    """AutoStop's rule at any threshold and patience: the recorded change of each check projected
+    over the rest of the schedule, whose cap is the trajectory's last step (the full budget)
+    unless ``cap`` is given."""
+    cap, calm = cap or trajectory[-1]["step"], 0
     for prev, rec in zip(trajectory, trajectory[1:]):
         projected = projected_change(rec["change"], prev["step"], rec["step"], cap)
-        calm = calm + 1 if projected < AutoStop.threshold else 0
-        if calm >= AutoStop.patience:
+        calm = calm + 1 if projected < threshold else 0
+        if calm >= patience:
             return rec
     return trajectory[-1]
 

@@ -42,7 +42,7 @@ def trajectory(method: str, hr: np.ndarray, scale: float, every: int, settings: 
     field = Field(cfg, meta)
     fcfg = up.fit_config()
     fcfg.log_every = every
-    probe = AutoStop(size, cfg.convention, torch.device("cpu"), fcfg.seed)
+    probe = AutoStop(size, cfg.convention, torch.device("cpu"), fcfg.seed, cap=fcfg.steps, lr_end=fcfg.lr_end)
     probe.every = every
     shave = metrics.shave_for(scale)
     out: list[dict] = []

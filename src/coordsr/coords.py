@@ -84,8 +84,16 @@ def pixel_centers(h: int, w: int, *, box: Box = FULL_BOX, convention: Convention
 def cell_size(h: int, w: int, *, box: Box = FULL_BOX, device=None,
               dtype=torch.float32) -> torch.Tensor:
     """Size (width, height) of one pixel of an h x w grid over ``box``, in field units: (2,)."""
+    return torch.tensor(pixel_spacing(h, w, box=box), device=device, dtype=dtype)
+
+
+def pixel_spacing(h: int, w: int, *, box: Box = FULL_BOX, convention: str = "cell") -> tuple[float, float]:
+    """(dx, dy) between neighbouring pixel centres of an h x w grid: over ``box`` in the cell
+    convention, over the whole grid in the others (:func:`grid_affine`)."""
+    if convention in WHOLE_GRID:
+        return grid_affine(w, convention)[1], grid_affine(h, convention)[1]
     x0, y0, x1, y1 = box
-    return torch.tensor([(x1 - x0) / w, (y1 - y0) / h], device=device, dtype=dtype)
+    return (x1 - x0) / w, (y1 - y0) / h
 
 
 def seed_to_cell(coords: torch.Tensor, h: int, w: int) -> torch.Tensor:

@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from coordsr.coords import FULL_BOX, WHOLE_GRID, Box, axis_centers, grid_affine, pixel_centers
+from coordsr.coords import FULL_BOX, Box, axis_centers, pixel_centers, pixel_spacing
 from coordsr.errors import Cancelled
 from coordsr.memory import reusing_memory
 from coordsr.precision import autocast, resolve_precision
@@ -126,7 +128,7 @@ class AutoStop:
     patience: int = 2
 
     def __init__(self, size: tuple[int, int], convention: str, device: torch.device, seed: int = 0, *,
-                 cap: int = 0, lr_end: float = 0.05):
+                 cap: int, lr_end: float = 0.05):
         h, w = size
         gen = torch.Generator().manual_seed(seed)
         n = h * w
@@ -149,7 +151,7 @@ class AutoStop:
         now = field(self.coords).float().clamp_(0, 1)
         if self.last is not None:
             self.change = 255.0 * float(torch.sqrt(torch.mean((now - self.last) ** 2)))
-            self.projected = projected_change(self.change, self.last_step, step, self.cap or step, self.lr_end)
+            self.projected = projected_change(self.change, self.last_step, step, self.cap, self.lr_end)
             self.calm = self.calm + 1 if self.projected < self.threshold else 0
         self.last, self.last_step = now, step
         return self.calm >= self.patience
@@ -157,13 +159,17 @@ class AutoStop:
 
 def projected_change(change: float, previous: int, step: int, cap: int, lr_end: float = 0.05) -> float:
     """``change`` over steps previous+1..step, scaled to the learning rate left after ``step``
-    (the cosine schedule of :func:`cosine_lr` over ``cap`` steps, as fractions of its peak)."""
-    def frac(s: int) -> float:  # the schedule's factor at step s (1-based), as cosine_lr
-        return lr_end + (1 - lr_end) * 0.5 * (1 + math.cos(math.pi * min((s - 1) / max(cap, 1), 1.0)))
-
-    spent = sum(frac(s) for s in range(previous + 1, step + 1))
-    left = sum(frac(s) for s in range(step + 1, cap + 1))
+    (the schedule of :func:`cosine_lr` over ``cap`` steps, as fractions of its peak)."""
+    total = _lr_totals(cap, lr_end)
+    spent, left = total[step] - total[previous], total[cap] - total[step]
     return change / max(spent, 1e-12) * left
+
+
+@functools.lru_cache(maxsize=8)
+def _lr_totals(cap: int, lr_end: float) -> tuple[float, ...]:
+    """Running sums of :func:`lr_fraction` over steps 1..k, k = 0..cap: every check of a fit
+    reads two of them instead of summing the schedule again."""
+    return tuple(itertools.accumulate((lr_fraction(s, cap, lr_end) for s in range(1, cap + 1)), initial=0.0))
 
 
 @dataclass
@@ -219,8 +225,13 @@ class Adam:
 def cosine_lr(cfg: FitConfig, step: int) -> float:
     """Learning rate of step ``step`` (1-based): cosine from ``lr`` to ``lr * lr_end`` over ``steps``
     (as ``LambdaLR``, step k uses the schedule's value at k - 1)."""
-    end, s = cfg.lr_end, step - 1
-    return cfg.lr * (end + (1 - end) * 0.5 * (1 + math.cos(math.pi * min(s / max(cfg.steps, 1), 1.0))))
+    return cfg.lr * lr_fraction(step, cfg.steps, cfg.lr_end)
+
+
+def lr_fraction(step: int, steps: int, lr_end: float) -> float:
+    """The schedule's factor of step ``step`` (1-based) of ``steps``: from 1 down to ``lr_end``."""
+    s = step - 1
+    return lr_end + (1 - lr_end) * 0.5 * (1 + math.cos(math.pi * min(s / max(steps, 1), 1.0)))
 
 
 def psnr_from_mse(mse: float) -> float:
@@ -256,14 +267,11 @@ class AreaObservation(PointObservation):
 
     def __init__(self, image: torch.Tensor, convention: str, batch: int, generator: torch.Generator,
                  box: Box = FULL_BOX):
-        from coordsr.render import AREA_SUPERSAMPLE, cell_samples
+        from coordsr.render import AREA_SUPERSAMPLE, box_variance, cell_samples
 
         super().__init__(image, convention, batch, generator, box=box)
-        h, w = image.shape[:2]
-        x0, y0, x1, y1 = box
-        dx, dy = (grid_affine(w, convention)[1], grid_affine(h, convention)[1]) if convention in WHOLE_GRID \
-            else ((x1 - x0) / w, (y1 - y0) / h)
-        self.var = torch.tensor([dx * dx / 12, dy * dy / 12])  # a box of side d has variance d^2 / 12
+        dx, dy = pixel_spacing(*image.shape[:2], box=box, convention=convention)
+        self.var = box_variance(dx, dy)
         k = AREA_SUPERSAMPLE  # sample offsets within a cell, for fields without a closed form
         zero = torch.zeros(1, device=image.device)
         ox, oy = cell_samples(zero, dx, k), cell_samples(zero, dy, k)

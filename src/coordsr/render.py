@@ -99,6 +99,12 @@ def footprint_of_fit(fit: str | None) -> str:
     return "area" if fit in ("area", "mip") else "point"
 
 
+def box_variance(dx: float, dy: float) -> torch.Tensor:
+    """Per-axis variance of a pixel's cell of side (dx, dy), the Gaussian the closed-form
+    footprints stand for: a box of side d has variance d^2 / 12."""
+    return torch.tensor([dx * dx / 12, dy * dy / 12])
+
+
 def cell_samples(axis: torch.Tensor, spacing: float, k: int) -> torch.Tensor:
     """k samples spread evenly over each pixel of ``axis`` (its centres, ``spacing`` apart),
     at the centres of k equal sub-cells: (n,) -> (n * k,), pixel by pixel."""
@@ -181,7 +187,7 @@ def render_rows(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, 
     mode, k = parse_footprint(footprint)
     var = None
     if mode == "area" and getattr(field, "has_footprint", False):
-        var = torch.tensor([dx * dx / 12, dy * dy / 12])  # a box of side d has variance d^2 / 12
+        var = box_variance(dx, dy)
     elif mode == "area":
         k = AREA_SUPERSAMPLE
     done = 0

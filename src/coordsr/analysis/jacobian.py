@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from coordsr.analysis.common import LUMA, luma
-from coordsr.coords import WHOLE_GRID, grid_affine
+from coordsr.coords import pixel_spacing
 
 
 def luma_of(out: torch.Tensor) -> torch.Tensor:
@@ -31,11 +31,8 @@ def luma_of(out: torch.Tensor) -> torch.Tensor:
 
 def pixel_step(field, axis_pixels: tuple[int, int]) -> torch.Tensor:
     """Field units per input pixel along (x, y) in the field's convention: (2,)."""
-    h, w = axis_pixels
     convention = getattr(getattr(field, "cfg", None), "convention", "cell")
-    if convention in WHOLE_GRID:
-        return torch.tensor([grid_affine(w, convention)[1], grid_affine(h, convention)[1]])
-    return torch.tensor([2.0 / w, 2.0 / h])
+    return torch.tensor(pixel_spacing(*axis_pixels, convention=convention))
 
 
 def jacobian(field: nn.Module, coords: torch.Tensor, *, chunk: int = 16384) -> torch.Tensor:
