@@ -65,6 +65,16 @@ def main() -> int:
         for k, v in cli["best"].items():
             print(f"| {k} | {v:.2f} | {cli['beyond_import_torch'][k]:+.2f} |")
         print(f"\nMachine: {machine_line(cli['machine_before'])} (before), {machine_line(cli['machine_after'])} (after).")
+    omp = _load("omp_wait.json")
+    if omp:
+        print()
+        print("| command (64x64 -> 1024x1024) | OpenMP wait | idle: median s | one core busy: median s | busy / idle |")
+        print("|---|---|---|---|---|")
+        for command, rows in omp["summary"].items():
+            for setting, r in rows.items():
+                print(f"| {command} | {setting} | {r['idle_median']:.2f} | {r['busy_median']:.2f} "
+                      f"| {r['busy_median'] / r['idle_median']:.1f}x |")
+        print(f"\nMachine: {machine_line(omp['machine_before'])} (before), {machine_line(omp['machine_after'])} (after).")
     return 0
 
 

@@ -127,6 +127,35 @@ def test_module_entry_point_runs():
     assert r.returncode == 0 and "bicubic" in r.stdout
 
 
+def test_short_spin_sets_libgomps_spin_unless_the_user_chose_a_wait_policy():
+    from coordsr.openmp_wait import SPIN_COUNT, short_spin
+
+    env = {"PATH": "/bin"}
+    assert short_spin(env) and env == {"PATH": "/bin", "GOMP_SPINCOUNT": SPIN_COUNT}
+    for mine in ({"GOMP_SPINCOUNT": "300000"}, {"OMP_WAIT_POLICY": "ACTIVE"}):
+        env = dict(mine)
+        assert not short_spin(env) and env == mine
+
+
+@pytest.mark.parametrize("user", [None, "5"])
+def test_cli_sets_the_spin_before_torch_loads(user):
+    """libgomp reads its environment once, when torch loads it: the CLI module must not import
+    torch, and the entry point must set the spin (leaving a user's own) before a command runs."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import atexit, os, sys; import coordsr.cli as cli; loaded = 'torch' in sys.modules; "
+            "atexit.register(lambda: print(loaded, os.environ.get('GOMP_SPINCOUNT'))); "
+            "sys.argv = ['coordsr', '--help']; cli.app_main()")
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    if user:
+        env["GOMP_SPINCOUNT"] = user
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[-2:] == ["False", user or "1000"]
+
+
 @pytest.fixture
 def hr_folder(tmp_path):
     folder = tmp_path / "hr"

@@ -23,6 +23,7 @@ import typer
 
 from coordsr.errors import CoordsrError
 from coordsr.interrupt import stop_on_signals
+from coordsr.openmp_wait import short_spin
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Upscale images with coordinate-based neural networks.")
@@ -1126,6 +1127,7 @@ def _quiet_pillow_bomb_warning():
 
 
 def app_main() -> None:
+    short_spin(os.environ)  # before anything imports torch (coordsr.openmp_wait says why)
     sys.exit(main())
 
 
