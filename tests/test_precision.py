@@ -34,6 +34,19 @@ def test_probe_is_measured_once_per_process():
     assert precision._speedup.cache_info().hits >= 1
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_relu_matches_torch_including_signed_zeros_and_infinities(dtype):
+    torch.manual_seed(0)
+    specials = torch.tensor([0.0, -0.0, float("inf"), -float("inf"), 1e-30, -1e-30, 3e38, -3e38])
+    x = torch.cat([torch.randn(4099) * 100, specials]).to(dtype)[::2]  # a strided view too
+    expected = torch.relu(x.clone())
+    got = precision.relu_(x)
+    assert got.data_ptr() == x.data_ptr() and got.dtype == dtype  # in place
+    assert torch.equal(got, expected)
+    if dtype is torch.bfloat16:  # through the bits: negatives and -0.0 become +0.0
+        assert not torch.signbit(got).any()
+
+
 @pytest.mark.parametrize("activation", [torch.nn.ReLU, Sine])
 def test_mlp_keeps_float32_weights_and_output_under_autocast(activation, one_thread):
     torch.manual_seed(0)

@@ -24,6 +24,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from coordsr.precision import relu_
+
 ActivationFactory = Callable[[], nn.Module]
 
 
@@ -241,7 +243,7 @@ class MLP(nn.Module):
             elif isinstance(m, nn.Linear):
                 h = torch.addmm(m.bias, h, m.weight.t()) if m.bias is not None else h @ m.weight.t()
             elif isinstance(m, nn.ReLU):
-                h = h.relu_()
+                h = relu_(h)
             elif isinstance(m, Sine):
                 h = h.mul_(m.w0).sin_()
             else:

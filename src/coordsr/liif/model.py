@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from coordsr.coords import FULL_BOX, Box, cell_size, pixel_centers
 from coordsr.errors import FieldFileError
 from coordsr.memory import reusing_memory
-from coordsr.precision import autocast
+from coordsr.precision import autocast, relu_
 
 FORMAT = "coordsr.liif"
 FORMAT_VERSION = 1
@@ -127,9 +127,9 @@ class LIIF(nn.Module):
             for lin in linears:
                 z = F.relu(lin(z))
             return z
-        z = torch.addmm(g, inp, self.coord.weight.t()).relu_()
+        z = relu_(torch.addmm(g, inp, self.coord.weight.t()))
         for lin in linears:
-            z = torch.addmm(lin.bias, z, lin.weight.t()).relu_()
+            z = relu_(torch.addmm(lin.bias, z, lin.weight.t()))
         return z
 
     def _colour(self, z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
