@@ -2,7 +2,14 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
+
+from coordsr.openmp_wait import short_spin
+
+# As the CLI does, before torch loads: on a busy machine libgomp's default spin made the suite
+# many times slower (coordsr.openmp_wait says why).
+short_spin(os.environ)
+
+import torch  # noqa: E402
 
 # Unit tests stay deterministic and do not fight over the 2 cores with each other.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
