@@ -24,6 +24,16 @@ def _s(v) -> str:
     return "not reached" if v is None else f"{v:.2f} s"
 
 
+def _table(header: list[str], rows: list[list[str]], doc: dict) -> None:
+    """A markdown table after a blank line, then the machine before and after its run."""
+    print()
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print(f"\nMachine: {machine_line(doc['machine_before'])} (before), {machine_line(doc['machine_after'])} (after).")
+
+
 def main() -> int:
     print("| preset | precision | fit 64x64 to 30 dB | fit 256x256 to 30 dB | the seed's job: 64x64 to 35 dB, "
           "drawn at 1024x1024 | render MP/s (share of the head's FLOP limit) | machine, same process |")
@@ -59,22 +69,15 @@ def main() -> int:
               f"{machine_line(siren['machine_after'])} (after).")
     cli = _load("cli_speed.json")
     if cli:
-        print()
-        print("| command (64x64 -> 1024x1024) | best wall s | beyond `import torch` |")
-        print("|---|---|---|")
-        for k, v in cli["best"].items():
-            print(f"| {k} | {v:.2f} | {cli['beyond_import_torch'][k]:+.2f} |")
-        print(f"\nMachine: {machine_line(cli['machine_before'])} (before), {machine_line(cli['machine_after'])} (after).")
+        _table(["command (64x64 -> 1024x1024)", "best wall s", "beyond `import torch`"],
+               [[k, f"{v:.2f}", f"{cli['beyond_import_torch'][k]:+.2f}"] for k, v in cli["best"].items()], cli)
     omp = _load("omp_wait.json")
     if omp:
-        print()
-        print("| command (64x64 -> 1024x1024) | OpenMP wait | idle: median s | one core busy: median s | busy / idle |")
-        print("|---|---|---|---|---|")
-        for command, rows in omp["summary"].items():
-            for setting, r in rows.items():
-                print(f"| {command} | {setting} | {r['idle_median']:.2f} | {r['busy_median']:.2f} "
-                      f"| {r['busy_median'] / r['idle_median']:.1f}x |")
-        print(f"\nMachine: {machine_line(omp['machine_before'])} (before), {machine_line(omp['machine_after'])} (after).")
+        _table(["command (64x64 -> 1024x1024)", "OpenMP wait", "idle: median s", "one core busy: median s",
+                "busy / idle"],
+               [[command, setting, f"{r['idle_median']:.2f}", f"{r['busy_median']:.2f}",
+                 f"{r['busy_median'] / r['idle_median']:.1f}x"]
+                for command, rows in omp["summary"].items() for setting, r in rows.items()], omp)
     return 0
 
 
