@@ -11,8 +11,8 @@ and 34x slower (``--method hashgrid``) than idle. A 1000-poll spin keeps that to
 
 Only the CLI applies it: a library should not set its host process's environment. A user's own
 ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` wins. It has to happen before torch is imported, since
-libgomp reads its environment once, when it loads; child processes (batch workers, the web
-server's jobs) inherit it. Other OpenMP runtimes (LLVM's libomp on macOS, Intel's) have their
+libgomp reads its environment once, when it loads; child processes (batch workers) inherit it,
+and the web server runs in the process that set it. Other OpenMP runtimes (LLVM's libomp on macOS, Intel's) have their
 own knob, ``KMP_BLOCKTIME``, left alone: not measured here.
 """
 

@@ -100,10 +100,6 @@ def autocast(dtype: torch.dtype, device: torch.device | str = "cpu") -> Abstract
     return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
-__all__ = ["PRECISIONS", "AUTO_MIN_SPEEDUP", "check_precision", "matmul_seconds", "bf16_speedup",
-           "resolve_precision", "autocast"]
-
-
 def relu_(x: torch.Tensor) -> torch.Tensor:
     """In-place ReLU without autograd, fast for bfloat16 on the CPU; returns ``x``.
 
@@ -117,3 +113,7 @@ def relu_(x: torch.Tensor) -> torch.Tensor:
         x.view(torch.int16).clamp_min_(0)
         return x
     return x.relu_()
+
+
+__all__ = ["PRECISIONS", "AUTO_MIN_SPEEDUP", "check_precision", "matmul_seconds", "bf16_speedup",
+           "resolve_precision", "autocast", "relu_"]
