@@ -36,9 +36,10 @@ def write_x64(path: Path) -> None:
     write_image(path, small, bit_depth=8)
 
 
-def wall(cmd: list[str], cwd: Path) -> float:
+def wall(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    """Wall seconds of one run of ``cmd`` in ``cwd`` (``env``: its whole environment; None: ours)."""
     start = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
+    subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True)
     return time.perf_counter() - start
 
 

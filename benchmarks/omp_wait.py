@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine_line, machine_record  # noqa: E402
-from cli_speed import write_x64  # noqa: E402
+from cli_speed import wall, write_x64  # noqa: E402
 
 SETTINGS: dict[str, dict[str, str]] = {
     "libgomp default": {},
@@ -57,12 +57,6 @@ def cli(args: list[str], setting: str) -> list[str]:
     return [sys.executable, "-m", "coordsr", *args]
 
 
-def wall(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True)
-    return time.perf_counter() - start
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3)
@@ -83,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                 for _ in range(a.repeats):
                     for c, args in COMMANDS.items():
                         for s, extra in SETTINGS.items():
-                            times[load][c][s].append(wall(cli(args, s), {**base_env, **extra}, cwd))
+                            times[load][c][s].append(wall(cli(args, s), cwd, {**base_env, **extra}))
             finally:
                 if busy is not None:
                     busy.kill()

@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from coordsr.coords import FULL_BOX, WHOLE_GRID, Box, Convention, axis_centers, grid_affine
+from coordsr.coords import FULL_BOX, WHOLE_GRID, Box, Convention, axis_centers, grid_affine, pixel_spacing
 from coordsr.errors import CoordsrError
 from coordsr.memory import reusing_memory
 from coordsr.precision import autocast
@@ -179,10 +179,9 @@ def render_rows(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, 
     if device is None:
         device = next((p.device for p in getattr(field, "parameters", lambda: [])()), torch.device("cpu"))
     x0, y0, x1, y1 = box
+    dx, dy = pixel_spacing(h, w, box=box, convention=convention)
     if convention in WHOLE_GRID:  # pixel centres span the whole output, whatever the box
-        (fx, dx), (fy, dy) = grid_affine(w, convention), grid_affine(h, convention)
-    else:
-        dx, dy = (x1 - x0) / w, (y1 - y0) / h
+        fx, fy = grid_affine(w, convention)[0], grid_affine(h, convention)[0]
     # What every pixel shows, decided once: k x k samples a pixel, or a footprint in closed form.
     mode, k = parse_footprint(footprint)
     var = None
