@@ -249,6 +249,17 @@ def test_poster_job_reaches_done_with_a_png_that_keeps_its_settings(client):
         assert r.status_code == 404 and "\n" not in r.json()["detail"], gone
 
 
+def test_a_client_that_connects_after_the_end_is_shown_the_last_report(client):
+    # A small poster may end before its page subscribes: the stream's snapshot still says how it ended.
+    r = client.post("/api/art/posters", json={"seed": 2, **SMALL, "w": 64, "h": 48})
+    assert r.status_code == 202, r.text
+    assert wait(client, r.json()["id"])["status"] == "done"
+    stream = events(client, r.json()["id"])
+    assert [name for name, _ in stream] == ["state", "end"] and stream[0][1]["ended"]
+    last = stream[0][1]["last"]
+    assert (last["tile"], last["tiles"], last["step"], last["total"]) == (1, 1, 64 * 48, 64 * 48)
+
+
 def test_animation_job_gives_a_gif_with_its_frames(client):
     r = client.post("/api/art/animations", json={"seed": 3, "animation": "rotate", "frames": 5, "w": 24, "h": 16,
                                                  **SMALL})

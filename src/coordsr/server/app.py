@@ -36,7 +36,7 @@ from coordsr.errors import CoordsrError, ImageError
 from coordsr.server.art import AnimationJobIn, PosterJobIn, animation_settings, new_art_job, poster_settings
 from coordsr.server.art import router as art_router
 from coordsr.server.guards import RequestGuard, default_allowed_hosts
-from coordsr.server.jobs import FINAL, JobManager, QueueFull, read_history
+from coordsr.server.jobs import FINAL, JobManager, QueueFull, read_history, read_last
 from coordsr.server.lock import DataDirLock
 from coordsr.server.page_api import add_page_routes
 from coordsr.server.storage import ID_RE, JobRecord, Store, new_job_id, safe_label
@@ -502,6 +502,10 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
     async def job_events(job_id: JobId):
         """Server-sent events: `state` (a snapshot) first, then `status`, `progress` and one `end`.
 
+        The snapshot holds the fit's curve so far (`history`), the latest preview and the latest
+        `progress` report (`last`); a client that connects after the end gets only `state` (with
+        the job's last report) and `end`.
+
         `progress` data: step, total, stage ('fit' or 'render'), loss, psnr, elapsed, eta (s) and,
         about once a second, `preview` (a PNG data: URL). `end` data: the job (as GET /api/jobs/{id}).
         """
@@ -510,8 +514,9 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
         if live is not None:
             snapshot, events = live.subscribe(asyncio.get_running_loop())
         else:
-            snapshot = {"history": read_history(store.job_dir(job_id)), "preview": None,
-                        "last": None, "ended": True}
+            folder = store.job_dir(job_id)
+            snapshot = {"history": read_history(folder), "preview": None, "last": read_last(folder),
+                        "ended": True}
             events = None
 
         def sse(name: str, data) -> str:

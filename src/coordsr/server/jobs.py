@@ -231,6 +231,11 @@ class JobManager:
             self.store.update(live.id, status=status, finished=time.time(), **changes)
             if self.store.get(live.id) is None:  # deleted while it ran: remove what it wrote since
                 shutil.rmtree(self.store.job_dir(live.id), ignore_errors=True)
+            elif live.last is not None:  # what a client that connects after the end is shown
+                try:
+                    (self.store.job_dir(live.id) / "last.json").write_text(json.dumps(live.last))
+                except OSError:
+                    log.warning("job %s: could not keep its last report", live.id)
             live.publish("end", {"status": status, "error": changes.get("error")})
 
     def _run(self, live: LiveJob) -> None:
@@ -376,4 +381,13 @@ def read_history(folder: Path) -> list[dict]:
         return []
 
 
-__all__ = ["FINAL", "JobManager", "LiveJob", "QueueFull", "read_history"]
+def read_last(folder: Path) -> dict | None:
+    """The last progress report of an ended job (written when it ends), or None."""
+    try:
+        last = json.loads((folder / "last.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return last if isinstance(last, dict) else None
+
+
+__all__ = ["FINAL", "JobManager", "LiveJob", "QueueFull", "read_history", "read_last"]
