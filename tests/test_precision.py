@@ -34,6 +34,26 @@ def test_probe_is_measured_once_per_process():
     assert precision._speedup.cache_info().hits >= 1
 
 
+@pytest.mark.parametrize("bf16_slower,sizes", [
+    (50.0, {precision.PRE_PROBE_SIZE}),  # emulated bfloat16: the small probe decides alone
+    (0.25, {precision.PRE_PROBE_SIZE, precision.PROBE_SIZE}),  # matrix units: the full probe runs
+])
+def test_probe_skips_the_full_size_where_bfloat16_is_emulated(monkeypatch, bf16_slower, sizes):
+    seen = set()
+
+    def fake(dtype, device="cpu", n=precision.PROBE_SIZE, repeats=5):
+        seen.add(n)
+        return 1e-3 * (bf16_slower if dtype == torch.bfloat16 else 1.0)
+
+    monkeypatch.setattr(precision, "matmul_seconds", fake)
+    precision._speedup.cache_clear()
+    try:
+        assert precision._speedup("cpu", None) == pytest.approx(1 / bf16_slower)
+    finally:
+        precision._speedup.cache_clear()
+    assert seen == sizes
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
 def test_relu_matches_torch_including_signed_zeros_and_infinities(dtype):
     torch.manual_seed(0)

@@ -28,6 +28,11 @@ a margin over the probe's noise on a loaded machine."""
 PROBE_SIZE = 512
 """Side of the probe's square matrices: big enough to reach the matrix units' throughput."""
 
+PRE_PROBE_SIZE = 128
+"""Side of a first, small probe: where bfloat16 has no hardware path at all (emulated, 30-100x
+slower than float32, as on AVX2-only CPUs), it says so in milliseconds, and the full probe,
+which would take seconds there, is skipped."""
+
 
 def check_precision(precision: str) -> str:
     """``precision`` if it is one of PRECISIONS; ValueError naming them otherwise."""
@@ -61,6 +66,10 @@ def _speedup(device_type: str, index: int | None) -> float:
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         return 0.0
     try:
+        small = (matmul_seconds(torch.float32, device, n=PRE_PROBE_SIZE, repeats=2)
+                 / matmul_seconds(torch.bfloat16, device, n=PRE_PROBE_SIZE, repeats=2))
+        if small < 0.25:  # far slower: no load burst explains that; 512 would take seconds
+            return small
         # Interleaved and best-of, so that a burst of load from other processes hits both types.
         fp32 = bf16 = float("inf")
         for _ in range(3):
