@@ -161,6 +161,32 @@ def test_pair_downsampler_splits_the_diagonals():
     assert float(a) == 0.5 and float(b) == 0.0
 
 
+def test_self_ensemble_maps_each_transform_back():
+    import torch
+
+    from coordsr.denoise.zsn2n import dihedral, self_ensemble
+
+    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
+    seen = {tuple(dihedral(x, k).shape) for k in range(8)}
+    assert seen == {(2, 3, 4, 5), (2, 3, 5, 4)}
+    assert len({dihedral(x, k).flatten()[:7].tolist().__repr__() for k in range(8)}) == 8  # 8 distinct
+    for k in range(8):
+        assert torch.equal(dihedral(dihedral(x, k), k, inverse=True), x)
+    # An equivariant map is unchanged by the ensemble; one that is not (a shift) is averaged.
+    assert torch.equal(self_ensemble(lambda t: 2 * t, x, 8), 2 * x)
+    shifted = self_ensemble(lambda t: t.roll(1, -2), x, 2)  # the second transform flips rows
+    assert torch.allclose(shifted, 0.5 * (x.roll(1, -2) + x.roll(-1, -2)))
+    with pytest.raises(ValueError, match="1, 2, 4 or 8"):
+        self_ensemble(lambda t: t, x, 3)
+
+
+def test_zsn2n_refuses_an_ensemble_it_cannot_make():
+    from coordsr.methods import get_method
+
+    with pytest.raises(ValueError, match="ensemble must be 1, 2, 4 or 8, got 3"):
+        get_method("zsn2n")(ensemble=3)
+
+
 # --- the benchmark ---------------------------------------------------------------------------------
 
 

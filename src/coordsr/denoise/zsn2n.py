@@ -41,6 +41,9 @@ class ZSN2NConfig:
     """Side of the random square crop each step trains on (0 = the whole image, the paper's)."""
     seed: int = 0
     """Seed of the initialisation and of the crops."""
+    ensemble: int = 1
+    """Denoise the image in 1, 2, 4 or 8 of its flips and transposes and average (test-time
+    self-ensemble: the network is not equivariant to them, so its errors partly cancel)."""
 
 
 class ZSN2NNet(nn.Module):
@@ -106,8 +109,32 @@ def train_and_denoise(noisy: np.ndarray, cfg: ZSN2NConfig, device: torch.device,
         if on_step is not None:
             on_step(step, cfg.steps, loss.item())
     with torch.no_grad():
-        out = y - net(y)
+        out = self_ensemble(lambda x: x - net(x), y, cfg.ensemble)
     return out[0].permute(1, 2, 0).cpu().numpy()
 
 
-__all__ = ["ZSN2NConfig", "ZSN2NNet", "pair_downsample", "zsn2n_loss", "train_and_denoise"]
+def dihedral(x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
+    """The k-th (0-7) of the 8 flips and transposes of (B, C, H, W), or its inverse."""
+    flip_h, flip_w, transpose = k & 1, k & 2, k & 4
+    if not inverse:
+        x = x.flip(-1) if flip_w else x
+        x = x.flip(-2) if flip_h else x
+        return x.transpose(-1, -2) if transpose else x
+    x = x.transpose(-1, -2) if transpose else x
+    x = x.flip(-2) if flip_h else x
+    return x.flip(-1) if flip_w else x
+
+
+def self_ensemble(fn, x: torch.Tensor, n: int) -> torch.Tensor:
+    """The mean of ``fn`` over the first ``n`` (1, 2, 4 or 8) dihedral transforms of ``x``, each
+    mapped back."""
+    if n not in (1, 2, 4, 8):
+        raise ValueError(f"ensemble must be 1, 2, 4 or 8, got {n}")
+    out = fn(x)
+    for k in range(1, n):
+        out += dihedral(fn(dihedral(x, k)), k, inverse=True)
+    return out / n if n > 1 else out
+
+
+__all__ = ["ZSN2NConfig", "ZSN2NNet", "dihedral", "pair_downsample", "self_ensemble", "train_and_denoise",
+           "zsn2n_loss"]

@@ -146,8 +146,11 @@ class zsn2n(Denoiser):
     """Side of the random crop each step trains on (0 = whole image, as in the paper)."""
     seed: int = 0
     """Seed of the initialisation and the crops."""
+    ensemble: int = 1
+    """Average the denoised image over 1, 2, 4 or 8 of its flips and transposes."""
 
     def validate(self) -> None:
+        need(self.ensemble in (1, 2, 4, 8), "ensemble", self.ensemble, "1, 2, 4 or 8")
         need(self.steps >= 1, "steps", self.steps, "at least 1")
         need(self.lr > 0, "lr", self.lr, "positive")
         need(self.channels >= 1, "channels", self.channels, "at least 1")
@@ -158,7 +161,7 @@ class zsn2n(Denoiser):
         from coordsr.denoise.zsn2n import ZSN2NConfig, train_and_denoise
 
         cfg = ZSN2NConfig(steps=self.steps, lr=self.lr, channels=self.channels, crop=self.crop,
-                          seed=self.seed)
+                          seed=self.seed, ensemble=self.ensemble)
         start = time.perf_counter()
 
         def on_step(step, total, loss):
