@@ -199,8 +199,9 @@ def test_until_words():
 
     assert parse_until("auto") == Until("auto") and parse_until("steps") == Until("steps")
     assert parse_until("PSNR:35.5") == Until("psnr", 35.5)
-    for bad in ("psnr", "psnr:-3", "psnr:x", "auto:3", "soon"):
-        with pytest.raises(ValueError, match="until must be 'auto', 'steps' or 'psnr:DB'"):
+    assert parse_until("auto:0.5") == Until("auto", levels=0.5)
+    for bad in ("psnr", "psnr:-3", "psnr:x", "auto:", "auto:0", "auto:x", "steps:3", "soon"):
+        with pytest.raises(ValueError, match="until must be 'auto', 'auto:LEVELS' .*'steps' or 'psnr:DB'"):
             parse_until(bad)
     with pytest.raises(ValueError, match="until must be"):
         METHODS["hashgrid"](until="soon")
@@ -225,6 +226,20 @@ def test_auto_stops_once_the_output_stops_changing(one_thread):
     field, auto = METHODS["hashgrid"](steps=2000, until="auto", **small).fit_field(img, (24, 24))
     assert auto.stopped == "auto" and auto.steps < 2000 and auto.steps % 25 == 0
     assert psnr(render_field(field, (24, 24)), np.full((24, 24, 3), 0.25)) > 40
+
+
+def test_auto_levels_sets_the_threshold(one_thread):
+    """'auto:LEVELS' is the same rule at another threshold: a huge one stops at the first
+    possible check (patience 2: the third check), a tiny one on a noisy image runs the cap."""
+    from coordsr.fit import AutoStop
+
+    rng = np.random.default_rng(0)
+    img = rng.random((12, 12, 3)).astype(np.float32)
+    small = dict(levels=4, log2_table_size=10, device="cpu", precision="fp32", lr=1e-2)
+    _, loose = METHODS["hashgrid"](steps=400, until="auto:1000", **small).fit_field(img, (24, 24))
+    assert loose.stopped == "auto" and loose.steps == 3 * AutoStop.every
+    _, strict = METHODS["hashgrid"](steps=150, until="auto:1e-6", **small).fit_field(img, (24, 24))
+    assert strict.stopped == "steps" and strict.steps == 150
 
 
 def test_projected_change_scales_by_the_learning_rate_left():

@@ -466,8 +466,8 @@ def fit(image: ImageInput, *, method: str = "hashgrid", fit: str | None = None, 
             output size and taken down with the bicubic that made the data, it matches the
             input). Default the method's, 'point'.
         steps: the most steps of the fit (default the method's).
-        until: when the fit is done: 'auto' (the drawn output stops changing), 'steps' (all of
-            them) or 'psnr:DB' (that PSNR on the input).
+        until: when the fit is done: 'auto' (the drawn output stops changing; 'auto:LEVELS'
+            with its own threshold), 'steps' (all of them) or 'psnr:DB' (that PSNR on the input).
         seed: the same seed gives the same field.
         scale: the output size the fit is for, as a multiple of the input's (default 4); only
             the consistent model depends on it.

@@ -274,7 +274,8 @@ Device = Annotated[str, typer.Option("--device", help="auto (CUDA when present),
 Force = Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 Until = Annotated[Optional[str], typer.Option(
-    "--until", help="When a fit is done: auto (the output stops changing), steps (all --steps), psnr:DB.")]
+    "--until", help="When a fit is done: auto (the output stops changing; auto:LEVELS: how much change "
+    "is visible), steps (all --steps), psnr:DB.")]
 Precision = Annotated[Optional[str], typer.Option(
     "--precision", help="auto (bf16 where this CPU runs it faster), fp32 or bf16.")]
 Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Method setting NAME=VALUE (repeatable).")]

@@ -45,8 +45,9 @@ class FitConfig:
     """Most Adam steps: the cap of every stop rule (``until``)."""
     until: str = "auto"
     """When the fit is done: 'auto' (when the drawn output stops changing visibly: see
-    :class:`AutoStop`), 'steps' (run all ``steps``), or 'psnr:DB' (when the training PSNR on the
-    input reaches DB dB, e.g. 'psnr:35')."""
+    :class:`AutoStop`; 'auto:LEVELS' sets its threshold, in 8-bit levels of projected change,
+    default 2), 'steps' (run all ``steps``), or 'psnr:DB' (when the training PSNR on the input
+    reaches DB dB, e.g. 'psnr:35')."""
     lr: float = 1e-3
     """Peak learning rate."""
     lr_end: float = 0.05
@@ -84,25 +85,30 @@ class Until:
     rule: Literal["auto", "steps", "psnr"]
     psnr: float = 0.0
     """The target of the 'psnr' rule (dB)."""
+    levels: float = 0.0
+    """The threshold of the 'auto' rule (8-bit levels of projected change; 0: AutoStop's default)."""
 
 
 def parse_until(text: str) -> Until:
-    """'auto', 'steps' or 'psnr:DB' -> Until; ValueError naming the valid forms otherwise.
+    """'auto', 'auto:LEVELS', 'steps' or 'psnr:DB' -> Until; ValueError naming the valid forms otherwise.
 
     >>> parse_until("psnr:35")
-    Until(rule='psnr', psnr=35.0)
+    Until(rule='psnr', psnr=35.0, levels=0.0)
+    >>> parse_until("auto:0.5")
+    Until(rule='auto', psnr=0.0, levels=0.5)
     """
-    word, _, value = str(text).strip().lower().partition(":")
-    if word in ("auto", "steps") and not value:
+    word, colon, value = str(text).strip().lower().partition(":")
+    if word in ("auto", "steps") and not colon:
         return Until(word)  # type: ignore[arg-type]
-    if word == "psnr":
+    if word in ("psnr", "auto"):
         try:
-            target = float(value)
+            number = float(value)
         except ValueError:
-            target = float("nan")
-        if math.isfinite(target) and target > 0:
-            return Until("psnr", target)
-    raise ValueError(f"until must be 'auto', 'steps' or 'psnr:DB' (e.g. psnr:35), got {text!r}")
+            number = float("nan")
+        if math.isfinite(number) and number > 0:
+            return Until("psnr", psnr=number) if word == "psnr" else Until("auto", levels=number)
+    raise ValueError("until must be 'auto', 'auto:LEVELS' (e.g. auto:0.5), 'steps' or 'psnr:DB' (e.g. "
+                     f"psnr:35), got {text!r}")
 
 
 class AutoStop:
@@ -128,7 +134,9 @@ class AutoStop:
     patience: int = 2
 
     def __init__(self, size: tuple[int, int], convention: str, device: torch.device, seed: int = 0, *,
-                 cap: int, lr_end: float = 0.05):
+                 cap: int, lr_end: float = 0.05, threshold: float = 0.0):
+        if threshold > 0:
+            self.threshold = threshold
         h, w = size
         gen = torch.Generator().manual_seed(seed)
         n = h * w
@@ -399,8 +407,8 @@ def fit(field: nn.Module, image: np.ndarray, cfg: FitConfig, *, out_size: tuple[
 
     until = parse_until(cfg.until)
     compute = resolve_precision(cfg.precision, device)
-    auto = (AutoStop(out_size or image.shape[:2], convention, device, cfg.seed, cap=cfg.steps, lr_end=cfg.lr_end)
-            if until.rule == "auto" else None)
+    auto = (AutoStop(out_size or image.shape[:2], convention, device, cfg.seed, cap=cfg.steps, lr_end=cfg.lr_end,
+                     threshold=until.levels) if until.rule == "auto" else None)
     opt = Adam(field.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
     start = time.perf_counter()
     best, best_step, history, mse_value = float("inf"), 0, [], float("nan")

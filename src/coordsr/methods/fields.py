@@ -47,8 +47,9 @@ class FieldUpscaler(Upscaler):
     steps: int = 2000
     """Most Adam steps of the fit (the cap of ``until``)."""
     until: str = "auto"
-    """When the fit is done: 'auto' (when the drawn output stops changing visibly), 'steps' (all
-    ``steps``) or 'psnr:DB' (when the PSNR on the input reaches DB dB)."""
+    """When the fit is done: 'auto' (when the drawn output stops changing visibly; 'auto:LEVELS'
+    with its own threshold in 8-bit levels, default 2), 'steps' (all ``steps``) or 'psnr:DB'
+    (when the PSNR on the input reaches DB dB)."""
     lr: float = 1e-3
     """Peak learning rate."""
     fit: str = "point"
