@@ -36,9 +36,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--cap", type=int, default=0, help="the fit's step cap (default: the trajectories' last step)")
+    p.add_argument("--thresholds", default="1,2,4,8,16", help="of the projected rule (8-bit levels)")
     a = p.parse_args()
     rules = [("fixed", stop_fixed, t, 2) for t in (0.25, 0.1, 0.05)]
-    rules += [("projected", projected_stop, t, pat) for t in (1, 2, 4, 8, 16) for pat in (1, 2)]
+    rules += [("projected", projected_stop, float(t), pat) for t in a.thresholds.split(",") for pat in (1, 2)]
     print("| file | rule | threshold | patience | mean loss (dB) | worst | mean step / cap | time saved |")
     print("|---|---|---|---|---|---|---|---|")
     for path in a.files:

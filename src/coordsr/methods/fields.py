@@ -197,6 +197,9 @@ class cppn(FieldUpscaler):
     """The seed's network: a plain tanh MLP on (x, y, r), fitted to the pixel centres."""
 
     steps: int = 2000
+    until: str = "auto:0.5"
+    """As the other presets', at a stricter threshold: a slow learner whose last steps still add
+    a tenth of a dB at 'auto''s 2 levels (0.5 chosen on BSD200 trajectories: BENCHMARKS.md, "Stopping")."""
     lr: float = 1e-3
     hidden: int = 64
     """Width of the hidden layers."""
