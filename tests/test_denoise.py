@@ -83,7 +83,7 @@ def test_sigma_is_estimated_from_the_image():
 
 
 def test_denoisers_are_registered_beside_the_upscalers():
-    assert set(DENOISERS) == {"nlmeans", "wavelet", "tv", "field", "zsn2n", "trained"}
+    assert set(DENOISERS) == {"nlmeans", "wavelet", "tv", "field", "zsn2n", "zsnlm", "trained"}
     assert all(METHODS[n].task == "denoise" for n in DENOISERS)
     assert "bicubic" in methods_for("upscale") and "wavelet" not in methods_for("upscale")
     with pytest.raises(ValueError, match="upscale"):
@@ -185,6 +185,21 @@ def test_zsn2n_refuses_an_ensemble_it_cannot_make():
 
     with pytest.raises(ValueError, match="ensemble must be 1, 2, 4 or 8, got 3"):
         get_method("zsn2n")(ensemble=3)
+
+
+def test_zsnlm_is_the_weighted_mean_of_its_network_and_nonlocal_means():
+    noisy = add_noise(smooth_image(20, 16, 3, seed=4), 25, seed=5)
+    settings = dict(steps=3, crop=0, ensemble=2, device="cpu")
+    learned = METHODS["zsn2n"](**settings).denoise(noisy, 25)
+    classical = METHODS["nlmeans"](h=0.8).denoise(noisy, 25)
+    for weight in (0.0, 0.4, 1.0):
+        out = METHODS["zsnlm"](weight=weight, h=0.8, **settings).denoise(noisy, 25)
+        # Both parts are clipped to [0, 1] here and not inside zsnlm: compare where neither clips.
+        inside = (learned > 0) & (learned < 1) & (classical > 0) & (classical < 1)
+        assert np.allclose(out[inside], (weight * learned + (1 - weight) * classical)[inside], atol=1e-5)
+    for bad, message in ((dict(weight=1.5), "weight must be in \\[0, 1\\]"), (dict(h=0), "h must be positive")):
+        with pytest.raises(ValueError, match=message):
+            METHODS["zsnlm"](**bad)
 
 
 # --- the benchmark ---------------------------------------------------------------------------------

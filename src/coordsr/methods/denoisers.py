@@ -172,6 +172,31 @@ class zsn2n(Denoiser):
         return train_and_denoise(noisy, cfg, resolve_device(self.device), on_step)
 
 
+@dataclass
+class zsnlm(zsn2n):
+    """ZS-N2N (self-ensembled) averaged with non-local means: two zero-shot denoisers whose errors differ."""
+
+    ensemble: int = 8
+    """As zsn2n's; 8 here (all flips and transposes)."""
+    weight: float = 0.4
+    """Weight of the network's output; non-local means gets the rest (0.4 chosen on BSD200 at
+    sigma 25 and 50: experiments/denoise/zsn2n_dev.py, docs/DENOISE.md)."""
+    h: float = 0.6
+    """Non-local means' strength as a multiple of sigma (as ``nlmeans``)."""
+
+    def validate(self) -> None:
+        super().validate()
+        need(0.0 <= self.weight <= 1.0, "weight", self.weight, "in [0, 1]")
+        need(self.h > 0, "h", self.h, "positive")
+
+    def _denoise(self, noisy, sigma, progress):
+        # The two are averaged, not chained: each sees only the noisy image, so their errors stay
+        # far apart (on BSD200 at sigma 25 the average is 0.9 dB above either).
+        learned = super()._denoise(noisy, sigma, progress)
+        classical = np.reshape(nlmeans(h=self.h)._denoise(noisy, sigma, None), noisy.shape)  # grey: (H, W)
+        return self.weight * learned + (1.0 - self.weight) * classical
+
+
 SHIPPED_DENOISER = "denoiser.safetensors"
 """File name of the trained denoiser's weights inside ``coordsr/weights``."""
 
