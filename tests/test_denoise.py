@@ -192,14 +192,47 @@ def test_zsnlm_is_the_weighted_mean_of_its_network_and_nonlocal_means():
     settings = dict(steps=3, crop=0, ensemble=2, device="cpu")
     learned = METHODS["zsn2n"](**settings).denoise(noisy, 25)
     classical = METHODS["nlmeans"](h=0.8).denoise(noisy, 25)
-    for weight in (0.0, 0.4, 1.0):
-        out = METHODS["zsnlm"](weight=weight, h=0.8, **settings).denoise(noisy, 25)
-        # Both parts are clipped to [0, 1] here and not inside zsnlm: compare where neither clips.
-        inside = (learned > 0) & (learned < 1) & (classical > 0) & (classical < 1)
-        assert np.allclose(out[inside], (weight * learned + (1 - weight) * classical)[inside], atol=1e-5)
-    for bad, message in ((dict(weight=1.5), "weight must be in \\[0, 1\\]"), (dict(h=0), "h must be positive")):
+    # Both parts are clipped to [0, 1] here and not inside zsnlm: compare where neither clips.
+    inside = (learned > 0) & (learned < 1) & (classical > 0) & (classical < 1)
+    for weight in (0.0, "0.4", 1.0, "sure"):
+        m = METHODS["zsnlm"](weight=weight, h=0.8, **settings)
+        out = m.denoise(noisy, 25)
+        w = m.last_weight
+        assert 0 <= w <= 1 and (weight == "sure" or w == float(weight))
+        assert np.allclose(out[inside], (w * learned + (1 - w) * classical)[inside], atol=1e-5)
+    for bad, message in ((dict(weight=1.5), "weight must be 'sure' or a number in \\[0, 1\\]"),
+                         (dict(weight="best"), "weight must be"), (dict(h=0), "h must be positive"),
+                         (dict(probe_eps=0), "probe_eps must be positive")):
         with pytest.raises(ValueError, match=message):
             METHODS["zsnlm"](**bad)
+
+
+def test_sure_estimates_the_error_without_the_clean_image_and_its_blend_weight_minimises_it():
+    from coordsr.denoise.sure import blend_weight, mc_divergence, sure
+
+    rng = np.random.default_rng(0)
+    clean = rng.random(200_000)
+    sigma = 0.1
+    noisy = clean + sigma * rng.standard_normal(clean.shape)
+    probe = rng.standard_normal(clean.shape)
+    # Two linear denoisers with known divergence: shrink towards the mean, and a 3-tap average.
+    def shrink(y):
+        return 0.3 * y + 0.7 * 0.5
+
+    def smooth(y):
+        return np.convolve(y, np.ones(3) / 3, mode="same")
+
+    a, b = shrink(noisy), smooth(noisy)
+    div_a = mc_divergence(a, shrink(noisy + 1e-3 * probe), probe, 1e-3)
+    div_b = mc_divergence(b, smooth(noisy + 1e-3 * probe), probe, 1e-3)
+    assert abs(div_a / clean.size - 0.3) < 0.01 and abs(div_b / clean.size - 1 / 3) < 0.01
+    for out, div in ((a, div_a), (b, div_b)):
+        true = float(np.mean((out - clean) ** 2))
+        assert abs(sure(noisy, out, div, sigma) - true) < 0.02 * true
+    w = blend_weight(noisy, a, b, div_a, div_b, sigma)
+    grid = np.linspace(0, 1, 101)
+    risks = [sure(noisy, b + g * (a - b), g * div_a + (1 - g) * div_b, sigma) for g in grid]
+    assert abs(w - grid[int(np.argmin(risks))]) <= 0.01
 
 
 # --- the benchmark ---------------------------------------------------------------------------------

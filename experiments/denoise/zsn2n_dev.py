@@ -2,7 +2,8 @@
 
     python experiments/denoise/zsn2n_dev.py --images 4 --sigmas 25,50 "steps=300" "steps=300,ensemble=8"
 
-Each argument is one setting of the registry's ``zsn2n`` (NAME=VALUE,...); with ``+nlmeans``
+Each argument is one setting of the registry's ``zsn2n`` (NAME=VALUE,...), or of another
+denoiser as METHOD:NAME=VALUE,... (``zsnlm:weight=sure``); with ``+nlmeans``
 appended, the output is also averaged with non-local means (weights 0 - 0.7 of zsn2n printed beside). Prints
 mean RGB PSNR and wall seconds per image, one line per setting and sigma.
 """
@@ -26,7 +27,12 @@ def parse(text: str) -> dict:
     out = {}
     for item in filter(None, text.split(",")):
         k, v = item.split("=")
-        out[k] = float(v) if "." in v or "e" in v else int(v)
+        for kind in (int, float, str):
+            try:
+                out[k] = kind(v)
+                break
+            except ValueError:
+                continue
     return out
 
 
@@ -40,10 +46,11 @@ def main() -> None:
     images = sorted(DATA.glob("*.png"))[::50][:args.images]  # tune_classical.py's images
     for text in args.settings:
         mix = text.endswith("+nlmeans")
-        m = get_method("zsn2n")(**parse(text.removesuffix("+nlmeans")))
+        name, _, settings = text.removesuffix("+nlmeans").rpartition(":")
+        m = get_method(name or "zsn2n")(**parse(settings))
         nlm = get_method("nlmeans")() if mix else None
         for sigma in map(float, args.sigmas.split(",")):
-            ps, mixed, secs = [], [], 0.0
+            ps, mixed, weights, secs = [], [], [], 0.0
             for p in images:
                 clean = read_hr(p)
                 clean = center_crop(clean, args.crop) if args.crop else clean
@@ -55,8 +62,11 @@ def main() -> None:
                     mixed.append([score(w * out + (1 - w) * other, clean)["psnr"] for w in WEIGHTS])
                 secs += time.perf_counter() - t
                 ps.append(score(out, clean)["psnr"])
-            extra = ("  nlmeans, weight of zsn2n " + " ".join(f"{w}: {v:.2f}" for w, v in zip(WEIGHTS, np.mean(mixed, 0)))
-                     if mixed else "")
+                if hasattr(m, "last_weight"):
+                    weights.append(m.last_weight)
+            extra = f"  weights {' '.join(f'{w:.2f}' for w in weights)}" if weights else ""
+            extra += ("  nlmeans, weight of zsn2n " + " ".join(f"{w}: {v:.2f}" for w, v in zip(WEIGHTS, np.mean(mixed, 0)))
+                      if mixed else "")
             print(f"{text:40s} sigma {sigma:4.0f}: {np.mean(ps):.2f} dB{extra}  {secs / len(images):.1f} s/img",
                   flush=True)
 

@@ -85,12 +85,11 @@ def zsn2n_loss(net: nn.Module, y: torch.Tensor) -> torch.Tensor:
     return residual + consistency
 
 
-def train_and_denoise(noisy: np.ndarray, cfg: ZSN2NConfig, device: torch.device,
-                      on_step=None) -> np.ndarray:
-    """Train a ZS-N2N network on ``noisy`` (H, W, C) and return its denoised (H, W, C) float32."""
+def train(noisy: np.ndarray, cfg: ZSN2NConfig, device: torch.device, on_step=None) -> ZSN2NNet:
+    """A ZS-N2N network trained on ``noisy`` (H, W, C); ``on_step(step, total, loss)`` after each step."""
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    y = torch.from_numpy(np.ascontiguousarray(noisy, dtype=np.float32)).permute(2, 0, 1)[None].to(device)
+    y = to_batch(noisy, device)
     _, c, h, w = y.shape
     net = ZSN2NNet(c, cfg.channels).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
@@ -108,9 +107,26 @@ def train_and_denoise(noisy: np.ndarray, cfg: ZSN2NConfig, device: torch.device,
         sched.step()
         if on_step is not None:
             on_step(step, cfg.steps, loss.item())
-    with torch.no_grad():
-        out = self_ensemble(lambda x: x - net(x), y, cfg.ensemble)
+    return net
+
+
+def to_batch(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(H, W, C) array -> (1, C, H, W) float32 tensor on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None].to(device)
+
+
+@torch.no_grad()
+def apply(net: ZSN2NNet, noisy: np.ndarray, ensemble: int = 1) -> np.ndarray:
+    """The trained network's denoised (H, W, C) float32 of ``noisy``, self-ensembled (``ensemble``)."""
+    device = next(net.parameters()).device
+    out = self_ensemble(lambda x: x - net(x), to_batch(noisy, device), ensemble)
     return out[0].permute(1, 2, 0).cpu().numpy()
+
+
+def train_and_denoise(noisy: np.ndarray, cfg: ZSN2NConfig, device: torch.device,
+                      on_step=None) -> np.ndarray:
+    """Train a ZS-N2N network on ``noisy`` (H, W, C) and return its denoised (H, W, C) float32."""
+    return apply(train(noisy, cfg, device, on_step), noisy, cfg.ensemble)
 
 
 def dihedral(x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
@@ -136,5 +152,5 @@ def self_ensemble(fn, x: torch.Tensor, n: int) -> torch.Tensor:
     return out / n if n > 1 else out
 
 
-__all__ = ["ZSN2NConfig", "ZSN2NNet", "dihedral", "pair_downsample", "self_ensemble", "train_and_denoise",
-           "zsn2n_loss"]
+__all__ = ["ZSN2NConfig", "ZSN2NNet", "apply", "dihedral", "pair_downsample", "self_ensemble", "train",
+           "train_and_denoise", "zsn2n_loss"]

@@ -162,6 +162,11 @@ class zsn2n(Denoiser):
 
         cfg = ZSN2NConfig(steps=self.steps, lr=self.lr, channels=self.channels, crop=self.crop,
                           seed=self.seed, ensemble=self.ensemble)
+        return train_and_denoise(noisy, cfg, resolve_device(self.device), self._on_step(progress))
+
+    @staticmethod
+    def _on_step(progress):
+        """The training's step callback: a Progress report every 25 steps and at the last."""
         start = time.perf_counter()
 
         def on_step(step, total, loss):
@@ -169,32 +174,69 @@ class zsn2n(Denoiser):
                 progress(Progress(step=step, total=total, stage="train", loss=loss,
                                   elapsed=time.perf_counter() - start))
 
-        return train_and_denoise(noisy, cfg, resolve_device(self.device), on_step)
+        return on_step
 
 
 @dataclass
 class zsnlm(zsn2n):
-    """ZS-N2N (self-ensembled) averaged with non-local means: two zero-shot denoisers whose errors differ."""
+    """ZS-N2N (self-ensembled) and non-local means blended by SURE: two zero-shot denoisers whose errors differ."""
 
     ensemble: int = 8
     """As zsn2n's; 8 here (all flips and transposes)."""
-    weight: float = 0.4
-    """Weight of the network's output; non-local means gets the rest (0.4 chosen on BSD200 at
-    sigma 25 and 50: experiments/denoise/zsn2n_dev.py, docs/DENOISE.md)."""
+    weight: str = "sure"
+    """Weight of the network's output (non-local means gets the rest): 'sure', chosen per image
+    by Stein's unbiased risk estimate from the noisy image alone (:mod:`coordsr.denoise.sure`),
+    or a number in [0, 1] (0.4 was the best fixed weight on BSD200: docs/DENOISE.md)."""
     h: float = 0.6
     """Non-local means' strength as a multiple of sigma (as ``nlmeans``)."""
+    probe_eps: float = 0.01
+    """Size of the SURE divergence probe, as a fraction of the [0, 1] range."""
+
+    last_weight: ClassVar[float | None] = None
+    """The weight the last call used (set on the instance; for reports, not a setting)."""
 
     def validate(self) -> None:
         super().validate()
-        need(0.0 <= self.weight <= 1.0, "weight", self.weight, "in [0, 1]")
+        need(self.weight == "sure" or _fraction(self.weight) is not None, "weight", self.weight,
+             "'sure' or a number in [0, 1]")
         need(self.h > 0, "h", self.h, "positive")
+        need(self.probe_eps > 0, "probe_eps", self.probe_eps, "positive")
 
     def _denoise(self, noisy, sigma, progress):
-        # The two are averaged, not chained: each sees only the noisy image, so their errors stay
-        # far apart (on BSD200 at sigma 25 the average is 0.9 dB above either).
-        learned = super()._denoise(noisy, sigma, progress)
-        classical = np.reshape(nlmeans(h=self.h)._denoise(noisy, sigma, None), noisy.shape)  # grey: (H, W)
-        return self.weight * learned + (1.0 - self.weight) * classical
+        from coordsr.denoise.sure import blend_weight, mc_divergence
+        from coordsr.denoise.zsn2n import ZSN2NConfig, apply, train
+
+        # The two are blended, not chained: each sees only the noisy image, so their errors stay
+        # far apart (on BSD200 at sigma 25 a fixed average is 0.9 dB above either).
+        cfg = ZSN2NConfig(steps=self.steps, lr=self.lr, channels=self.channels, crop=self.crop,
+                          seed=self.seed, ensemble=self.ensemble)
+        net = train(noisy, cfg, resolve_device(self.device), self._on_step(progress))
+        classical = nlmeans(h=self.h)
+
+        def both(y):
+            return apply(net, y, self.ensemble), np.reshape(classical._denoise(y, sigma, None), y.shape)  # grey: (H, W)
+
+        learned, smooth = both(noisy)
+        if self.weight != "sure":
+            w = _fraction(self.weight)
+        else:
+            # The network is held fixed in the probe (its training on y + eps b is not redone):
+            # 22 k weights fitted to hundreds of thousands of noisy values move little with one probe.
+            probe = np.random.default_rng(self.seed).standard_normal(noisy.shape)
+            learned_p, smooth_p = both(noisy + self.probe_eps * probe)
+            w = blend_weight(noisy, learned, smooth, mc_divergence(learned, learned_p, probe, self.probe_eps),
+                             mc_divergence(smooth, smooth_p, probe, self.probe_eps), sigma)
+        self.last_weight = w
+        return w * learned + (1.0 - w) * smooth
+
+
+def _fraction(text) -> float | None:
+    """``text`` as a number in [0, 1], or None."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if 0.0 <= value <= 1.0 else None
 
 
 SHIPPED_DENOISER = "denoiser.safetensors"
