@@ -32,11 +32,11 @@ SECTIONS = [  # (JSON files in benchmarks/results, heading, note)
      "the kodim01 sigma 25 cell ran at a load average of 25-33 (2823 s wall, 246 s CPU), kodim05 at "
      "sigma 25 took 89 s; the other cells took 13-23 s (25-37 s of CPU) at a load average of 2-5. The "
      "run over all 24 images was stopped after kodim05 (time); the JSON was rebuilt from the cache."),
-    (["denoise_kodak24_zsnlm.json"], "Kodak24, {images}: zero-shot, ZS-N2N averaged with non-local means",
+    (["denoise_kodak24_zsnlm.json"], "Kodak24, {images}: zero-shot, ZS-N2N blended with non-local means",
      "`zsnlm`: the ZS-N2N network above (300 steps on 192x192 crops, then self-ensembled over the 8 "
-     "flips and transposes) and non-local means, each run on the noisy image alone, averaged with "
-     "weights 0.4 / 0.6 (chosen on three BSD200 training images at sigma 25 and 50: "
-     "`experiments/denoise/zsn2n_dev.py`, docs/DENOISE.md). Run on one thread "
+     "flips and transposes) and non-local means, each run on the noisy image alone, blended with a "
+     "weight chosen per image by SURE from the noisy image and sigma (docs/DENOISE.md; the rule and its "
+     "settings chosen on BSD200 training images: `experiments/denoise/zsn2n_dev.py`). Run on one thread "
      "(`OMP_NUM_THREADS=1`) beside another one-thread job: the seconds are one core's; the 2-thread "
      "time per image is in the README."),
     (["denoise_crop128_reference.json", "denoise_crop128_field_hashgrid.json",
