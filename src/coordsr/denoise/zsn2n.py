@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from coordsr.zeroshot.ops import self_ensemble
+
 
 @dataclass
 class ZSN2NConfig:
@@ -129,28 +131,4 @@ def train_and_denoise(noisy: np.ndarray, cfg: ZSN2NConfig, device: torch.device,
     return apply(train(noisy, cfg, device, on_step), noisy, cfg.ensemble)
 
 
-def dihedral(x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
-    """The k-th (0-7) of the 8 flips and transposes of (B, C, H, W), or its inverse."""
-    flip_h, flip_w, transpose = k & 1, k & 2, k & 4
-    if not inverse:
-        x = x.flip(-1) if flip_w else x
-        x = x.flip(-2) if flip_h else x
-        return x.transpose(-1, -2) if transpose else x
-    x = x.transpose(-1, -2) if transpose else x
-    x = x.flip(-2) if flip_h else x
-    return x.flip(-1) if flip_w else x
-
-
-def self_ensemble(fn, x: torch.Tensor, n: int) -> torch.Tensor:
-    """The mean of ``fn`` over the first ``n`` (1, 2, 4 or 8) dihedral transforms of ``x``, each
-    mapped back."""
-    if n not in (1, 2, 4, 8):
-        raise ValueError(f"ensemble must be 1, 2, 4 or 8, got {n}")
-    out = fn(x)
-    for k in range(1, n):
-        out += dihedral(fn(dihedral(x, k)), k, inverse=True)
-    return out / n if n > 1 else out
-
-
-__all__ = ["ZSN2NConfig", "ZSN2NNet", "apply", "dihedral", "pair_downsample", "self_ensemble", "train",
-           "train_and_denoise", "zsn2n_loss"]
+__all__ = ["ZSN2NConfig", "ZSN2NNet", "apply", "pair_downsample", "train", "train_and_denoise", "zsn2n_loss"]

@@ -15,13 +15,10 @@ from coordsr.methods.base import Upscaler, need, resolve_device, shipped_weights
 from coordsr.precision import check_precision, resolve_precision
 from coordsr.progress import Progress
 from coordsr.resize import imresize
+from coordsr.zeroshot.ops import ENSEMBLE_ORDER, ENSEMBLES  # shared with the denoisers' self-ensemble
 
 SHIPPED = "pretrained.safetensors"
 
-ENSEMBLE_ORDER = (0, 4, 2, 6, 1, 5, 3, 7)
-"""The self-ensemble's transforms (coordsr.zeroshot.ops.dihedral): identity, mirror, the two
-180 degree turns, then the 90 degree ones; ``ensemble=n`` uses the first n."""
-ENSEMBLES = (1, 2, 4, 8)
 
 STREAM_TILE = 512
 """Largest output tile of a streamed output. With the 64 x 16 encoder a 1024 tile's working set

@@ -83,3 +83,20 @@ def undihedral(x: torch.Tensor, k: int) -> torch.Tensor:
 def dihedral_size(size: tuple[int, int], k: int) -> tuple[int, int]:
     """(H, W) of an image of ``size`` after :func:`dihedral` k."""
     return (size[1], size[0]) if k % 2 else (size[0], size[1])
+
+
+ENSEMBLE_ORDER = (0, 4, 2, 6, 1, 5, 3, 7)
+"""The self-ensemble's transforms (:func:`dihedral`): identity, mirror, the two 180 degree turns,
+then the 90 degree ones; an ensemble of n uses the first n."""
+ENSEMBLES = (1, 2, 4, 8)
+
+
+def self_ensemble(fn, x: torch.Tensor, n: int) -> torch.Tensor:
+    """The mean of ``fn`` (a same-size image map) over the first ``n`` (1, 2, 4 or 8) transforms
+    of ENSEMBLE_ORDER of ``x``, each mapped back."""
+    if n not in ENSEMBLES:
+        raise ValueError(f"ensemble must be 1, 2, 4 or 8, got {n}")
+    out = fn(x)
+    for k in ENSEMBLE_ORDER[1:n]:
+        out += undihedral(fn(dihedral(x, k)), k)
+    return out / n if n > 1 else out
