@@ -176,6 +176,23 @@ def test_self_ensemble_maps_each_transform_back():
         self_ensemble(lambda t: t, x, 3)
 
 
+def test_trained_self_ensemble_averages_its_passes_over_the_flips():
+    import torch
+
+    from coordsr.zeroshot.ops import ENSEMBLE_ORDER, dihedral, undihedral
+
+    noisy = add_noise(smooth_image(24, 20, 3, seed=6), 25, seed=7)
+    one = METHODS["trained"](device="cpu").denoise(noisy, 25)
+    two = METHODS["trained"](device="cpu", ensemble=2).denoise(noisy, 25)
+    mirrored = METHODS["trained"](device="cpu").denoise(
+        undihedral(torch.from_numpy(noisy).permute(2, 0, 1), ENSEMBLE_ORDER[1]).permute(1, 2, 0).numpy(), 25)
+    back = dihedral(torch.from_numpy(mirrored).permute(2, 0, 1), ENSEMBLE_ORDER[1]).permute(1, 2, 0).numpy()
+    assert not np.array_equal(one, two)
+    assert np.allclose(two, np.clip(0.5 * (one + back), 0, 1), atol=2e-6)
+    with pytest.raises(ValueError, match="ensemble must be 1, 2, 4 or 8, got 3"):
+        METHODS["trained"](ensemble=3)
+
+
 def test_zsn2n_refuses_an_ensemble_it_cannot_make():
     from coordsr.methods import get_method
 

@@ -267,6 +267,8 @@ class trained(Denoiser):
     """Tile side in pixels (overlapping tiles give the one-pass result with bounded memory)."""
     precision: str = "fp32"
     """Compute precision: 'fp32', 'bf16' (bfloat16 autocast) or 'auto'."""
+    ensemble: int = 1
+    """Average the passes over 1, 2, 4 or 8 flips and turns of the image (that many passes)."""
 
     def validate(self) -> None:
         from pathlib import Path
@@ -275,6 +277,7 @@ class trained(Denoiser):
         from coordsr.precision import check_precision
 
         check_precision(self.precision)
+        need(self.ensemble in (1, 2, 4, 8), "ensemble", self.ensemble, "1, 2, 4 or 8")
         need(self.tile >= 0, "tile", self.tile, "0 (whole image) or more")
         if self.weights is not None and not Path(self.weights).is_file():
             raise FieldFileError(f"{self.weights}: no such weights file")
@@ -284,6 +287,7 @@ class trained(Denoiser):
 
         from coordsr.denoise.net import denoise_tensor
         from coordsr.precision import resolve_precision
+        from coordsr.zeroshot.ops import self_ensemble
 
         device = resolve_device(self.device)
         model = _load_denoiser(self.weights or shipped_denoiser(), str(device))
@@ -291,8 +295,9 @@ class trained(Denoiser):
         # Trained on RGB: a grey image is denoised as three equal channels, then averaged.
         rgb = noisy if c == 3 else np.repeat(noisy[:, :, :1], 3, axis=2)
         x = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None].to(device)
-        out = denoise_tensor(model, x, 255.0 * sigma, tile=self.tile,
-                             compute_dtype=resolve_precision(self.precision, device))
+        compute = resolve_precision(self.precision, device)
+        out = self_ensemble(lambda t: denoise_tensor(model, t, 255.0 * sigma, tile=self.tile, compute_dtype=compute),
+                            x, self.ensemble)
         out = out[0].permute(1, 2, 0).cpu().numpy()
         return out if c == 3 else out.mean(axis=2, keepdims=True)
 
