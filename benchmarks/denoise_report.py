@@ -20,12 +20,13 @@ SECTIONS = [  # (JSON files in benchmarks/results, heading, note)
     (["denoise_kodak24_classical.json"], "Kodak24, all 24 images: classical baselines",
      "scikit-image's denoisers with the noise level given; settings chosen on BSD200 "
      "(experiments/denoise/tune_classical.py), never on Kodak24."),
-    (["denoise_kodak24_trained.json", "denoise_kodak24_trained_blind.json"],
+    (["denoise_kodak24_trained.json", "denoise_kodak24_trained_blind.json", "denoise_kodak24_trained_ens8.json"],
      "Kodak24, all 24 images: the trained denoiser",
      "`trained`: the shipped CNN (T91 + BSD200 only, noise levels 0-50, one pass), with the level "
      "given and blind (estimated by scikit-image's `estimate_sigma`). Training record: docs/DENOISE.md. "
      "Seconds: the denoise call alone (the first one also loads the weights); the median "
-     "over repeated calls on 2 threads is in `benchmarks/results/denoise_trained_speed.json`."),
+     "over repeated calls on 2 threads is in `benchmarks/results/denoise_trained_speed.json`. "
+     "`ensemble=8`: the mean of 8 passes over the flips and turns (run on one thread)."),
     (["denoise_kodak24_zsn2n.json"], "Kodak24, {images}: ZS-N2N",
      "Zero-shot: learned from the noisy image alone. The classical rows of the same images are "
      "repeated beneath when they are not all 24. Wall-clock varies with the shared machine's load: "
