@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--image", default="kodim05.png")
     ap.add_argument("--crop", type=int, default=160)
     ap.add_argument("--sigma", type=float, default=25.0)
-    ap.add_argument("--methods", default="nlmeans,wavelet,tv,zsn2n,field,trained")
+    ap.add_argument("--methods", default="nlmeans,wavelet,tv,zsn2n,zsnlm,field,trained")
     ap.add_argument("--set", action="append", default=[], help="method:NAME=VALUE")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
