@@ -285,8 +285,12 @@ def test_bench_refuses_upscalers(folder):
 
 
 def test_field_settings_cannot_override_what_the_denoiser_sets():
-    with pytest.raises(ValueError, match="NAME=VALUE"):
-        field(network="hashgrid", settings="steps=5").preset(0.1)
+    for own in ("steps=5", "until=auto"):
+        with pytest.raises(ValueError, match="NAME=VALUE"):
+            field(network="hashgrid", settings=own).preset(0.1)
+    # Its stop is the discrepancy principle under its own cap, not the upscaler's 'auto' rule:
+    # `trace` replays the same fit, so it must not stop where `denoise` would not.
+    assert field(network="siren").preset(0.1).until == "steps"
     assert field(network="hashgrid", settings="finest=0.25,levels=4").preset(0.1).finest == 0.25
 
 

@@ -352,8 +352,11 @@ class field(Denoiser):
         if getattr(cls, "family", "") != "per-image" or getattr(cls, "task", "upscale") != "upscale":
             raise ValueError(f"field: network {self.network!r} is not a per-image preset")
         extra = _parse_settings(self.settings or FIELD_DEFAULTS.get(self.network, ""), cls)
-        kwargs = dict(steps=self.steps, fit="point", batch=self.batch, seed=self.seed, device=self.device,
-                      target_psnr=psnr_from_mse(self.tau * sigma**2) if sigma > 0 else 0.0, **extra)
+        # The discrepancy principle is the stop (the upscaler's 'auto' rule watches the output stop
+        # changing, which a fit to noise does not do in time): 'steps' caps it, target_psnr ends it.
+        kwargs = dict(steps=self.steps, until="steps", fit="point", batch=self.batch, seed=self.seed,
+                      device=self.device, target_psnr=psnr_from_mse(self.tau * sigma**2) if sigma > 0 else 0.0,
+                      **extra)
         if self.lr > 0:
             kwargs["lr"] = self.lr
         return cls(**kwargs)
@@ -411,7 +414,7 @@ def _parse_settings(text: str, cls) -> dict:
     hints = typing.get_type_hints(cls)
     # the denoiser sets these itself (a point fit, its own budget, seed and stop)
     known = {f.name for f in dataclasses.fields(cls)} - {"steps", "lr", "fit", "batch", "seed", "device",
-                                                         "target_psnr", "patience"}
+                                                         "target_psnr", "patience", "until"}
     out = {}
     for item in text.split(","):
         key, sep, value = item.partition("=")
