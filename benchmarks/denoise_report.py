@@ -37,9 +37,9 @@ SECTIONS = [  # (JSON files in benchmarks/results, heading, note)
      "`zsnlm`: the ZS-N2N network above (300 steps on 192x192 crops, then self-ensembled over the 8 "
      "flips and transposes) and non-local means, each run on the noisy image alone, blended with a "
      "weight chosen per image by SURE from the noisy image and sigma (docs/DENOISE.md; the rule and its "
-     "settings chosen on BSD200 training images: `experiments/denoise/zsn2n_dev.py`). Run on one thread "
-     "(`OMP_NUM_THREADS=1`) beside another one-thread job: the seconds are one core's; the 2-thread "
-     "time per image is in the README."),
+     "settings chosen on BSD200 training images: `experiments/denoise/zsn2n_dev.py`). Sigma 25 and 50 "
+     "ran on one thread each (`OMP_NUM_THREADS=1`, two processes side by side), sigma 15 on 2 threads "
+     "alone; the median 2-thread time per image is in the README."),
     (["denoise_crop128_reference.json", "denoise_crop128_field_hashgrid.json",
       "denoise_crop128_field_hashgrid_coarse.json", "denoise_crop128_field_siren.json",
       "denoise_crop128_field_fourier.json", "denoise_crop128_field_wire.json"],
