@@ -22,6 +22,7 @@ import numpy as np
 from coordsr.denoise.protocol import CLEAN_SIGMA, check_sigma, estimate_sigma
 from coordsr.methods.base import Method, check_image, need, resolve_device, shipped_weights_file
 from coordsr.progress import Progress, ProgressCallback
+from coordsr.zeroshot.ops import ENSEMBLES
 
 # An orthonormal colour transform (luma + two opponent axes): white noise of level sigma in RGB
 # stays white with the same level in every new channel, so per-channel thresholds stay exact.
@@ -150,7 +151,7 @@ class zsn2n(Denoiser):
     """Average the denoised image over 1, 2, 4 or 8 of its flips and transposes."""
 
     def validate(self) -> None:
-        need(self.ensemble in (1, 2, 4, 8), "ensemble", self.ensemble, "1, 2, 4 or 8")
+        need(self.ensemble in ENSEMBLES, "ensemble", self.ensemble, "1, 2, 4 or 8")
         need(self.steps >= 1, "steps", self.steps, "at least 1")
         need(self.lr > 0, "lr", self.lr, "positive")
         need(self.channels >= 1, "channels", self.channels, "at least 1")
@@ -158,11 +159,16 @@ class zsn2n(Denoiser):
         need(self.seed >= 0, "seed", self.seed, "0 or more")
 
     def _denoise(self, noisy, sigma, progress):
-        from coordsr.denoise.zsn2n import ZSN2NConfig, train_and_denoise
+        from coordsr.denoise.zsn2n import train_and_denoise
 
-        cfg = ZSN2NConfig(steps=self.steps, lr=self.lr, channels=self.channels, crop=self.crop,
-                          seed=self.seed, ensemble=self.ensemble)
-        return train_and_denoise(noisy, cfg, resolve_device(self.device), self._on_step(progress))
+        return train_and_denoise(noisy, self._config(), resolve_device(self.device), self._on_step(progress))
+
+    def _config(self):
+        """The training and ensemble settings as a ``ZSN2NConfig``."""
+        from coordsr.denoise.zsn2n import ZSN2NConfig
+
+        return ZSN2NConfig(steps=self.steps, lr=self.lr, channels=self.channels, crop=self.crop,
+                           seed=self.seed, ensemble=self.ensemble)
 
     @staticmethod
     def _on_step(progress):
@@ -204,13 +210,11 @@ class zsnlm(zsn2n):
 
     def _denoise(self, noisy, sigma, progress):
         from coordsr.denoise.sure import blend_weight, mc_divergence
-        from coordsr.denoise.zsn2n import ZSN2NConfig, apply, train
+        from coordsr.denoise.zsn2n import apply, train
 
         # The two are blended, not chained: each sees only the noisy image, so their errors stay
         # far apart (on BSD200 at sigma 25 a fixed average is 0.9 dB above either).
-        cfg = ZSN2NConfig(steps=self.steps, lr=self.lr, channels=self.channels, crop=self.crop,
-                          seed=self.seed, ensemble=self.ensemble)
-        net = train(noisy, cfg, resolve_device(self.device), self._on_step(progress))
+        net = train(noisy, self._config(), resolve_device(self.device), self._on_step(progress))
         classical = nlmeans(h=self.h)
 
         def both(y):  # scikit-image returns (H, W) for a grey image: reshaped to y's (H, W, 1)
@@ -277,7 +281,7 @@ class trained(Denoiser):
         from coordsr.precision import check_precision
 
         check_precision(self.precision)
-        need(self.ensemble in (1, 2, 4, 8), "ensemble", self.ensemble, "1, 2, 4 or 8")
+        need(self.ensemble in ENSEMBLES, "ensemble", self.ensemble, "1, 2, 4 or 8")
         need(self.tile >= 0, "tile", self.tile, "0 (whole image) or more")
         if self.weights is not None and not Path(self.weights).is_file():
             raise FieldFileError(f"{self.weights}: no such weights file")

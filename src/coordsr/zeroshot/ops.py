@@ -93,7 +93,8 @@ ENSEMBLES = (1, 2, 4, 8)
 
 def self_ensemble(fn, x: torch.Tensor, n: int) -> torch.Tensor:
     """The mean of ``fn`` (a same-size image map) over the first ``n`` (1, 2, 4 or 8) transforms
-    of ENSEMBLE_ORDER of ``x``, each mapped back."""
+    of ENSEMBLE_ORDER of ``x``, each mapped back. ``fn`` must return a new tensor (not ``x`` or a
+    view of it): the passes are summed into its first result in place."""
     if n not in ENSEMBLES:
         raise ValueError(f"ensemble must be 1, 2, 4 or 8, got {n}")
     out = fn(x)
