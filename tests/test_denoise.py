@@ -10,7 +10,8 @@ from coordsr.denoise import bench as dbench
 from coordsr.denoise.protocol import (add_noise, add_noise_8bit, check_sigma, estimate_sigma, noise_seed,
                                       psnr_rgb, score)
 from coordsr.denoise.zsn2n import pair_downsample
-from coordsr.methods import METHODS, methods_for
+from coordsr.bench import code_version
+from coordsr.methods import METHODS, get_method, methods_for
 from coordsr.methods.denoisers import field
 
 from test_methods import smooth_image
@@ -277,6 +278,57 @@ def test_bench_rows_oracle_and_cache(folder, tmp_path):
     out = tmp_path / "rows.json"
     dbench.write_json(rows, out)
     assert json.loads(out.read_text())["summary"][0]["n"] == 2
+
+
+def _as_older_code(cache, **change):
+    """Rewrite the cache as if another version of the code had made its rows."""
+    rows = [json.loads(line) for line in cache.read_text().splitlines()]
+    cache.write_text("".join(json.dumps({**r, "version": "older", **{k: f(r) for k, f in change.items()}}) + "\n"
+                             for r in rows))
+
+
+def _count_denoise_calls(monkeypatch, name):
+    cls, calls = get_method(name), []
+    real = cls.denoise
+    monkeypatch.setattr(cls, "denoise", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    return calls
+
+
+def test_rows_of_older_code_stand_when_their_canary_agrees(folder, tmp_path, monkeypatch):
+    paths, cache = sorted(folder.glob("*.png")), tmp_path / "cache.jsonl"
+    rows = dbench.run_denoise_bench(paths, [15, 25], {"wavelet": {}}, dataset="toy", cache=cache)
+    assert {r["version"] for r in rows} == {code_version(get_method("wavelet"))}
+    _as_older_code(cache)
+    calls = _count_denoise_calls(monkeypatch, "wavelet")
+    again = dbench.run_denoise_bench(paths, [15, 25], {"wavelet": {}}, dataset="toy", cache=cache)
+    assert len(calls) == 1  # the canary: one cell run again, the other three adopted
+    assert [r["psnr"] for r in again] == pytest.approx([r["psnr"] for r in rows], abs=1e-9)
+    assert sum("validated" in r for r in again) == 3 and {r["version"] for r in again} == {rows[0]["version"]}
+    assert dbench.run_denoise_bench(paths, [15, 25], {"wavelet": {}}, dataset="toy", cache=cache) == again
+    assert len(calls) == 1  # current rows now, and the verdict is kept
+
+
+def test_rows_of_older_code_are_run_again_when_their_canary_disagrees(folder, tmp_path, monkeypatch):
+    paths, cache = sorted(folder.glob("*.png")), tmp_path / "cache.jsonl"
+    rows = dbench.run_denoise_bench(paths, [15, 25], {"wavelet": {}}, dataset="toy", cache=cache)
+    _as_older_code(cache, psnr=lambda r: r["psnr"] + 1.0)  # what older weights or code would give
+    calls = _count_denoise_calls(monkeypatch, "wavelet")
+    again = dbench.run_denoise_bench(paths, [15, 25], {"wavelet": {}}, dataset="toy", cache=cache)
+    assert len(calls) == 4 and not any("validated" in r for r in again)
+    assert [r["psnr"] for r in again] == pytest.approx([r["psnr"] for r in rows], abs=1e-9)
+    verdicts = [json.loads(line) for line in dbench.canary_file(cache).read_text().splitlines()]
+    assert len(verdicts) == 1 and verdicts[0]["ok"] is False and verdicts[0]["old_version"] == "older"
+
+
+def test_new_denoiser_weights_are_a_new_version_of_trained(tmp_path, monkeypatch):
+    import coordsr.bench as B
+    from coordsr.methods.denoisers import SHIPPED_DENOISER
+
+    monkeypatch.setattr(B, "WEIGHTS_DIR", tmp_path)
+    (tmp_path / SHIPPED_DENOISER).write_bytes(b"old")
+    old = B.code_version(get_method("trained"))
+    (tmp_path / SHIPPED_DENOISER).write_bytes(b"new")
+    assert B.code_version(get_method("trained")) != old
 
 
 def test_bench_refuses_upscalers(folder):

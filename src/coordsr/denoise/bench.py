@@ -6,6 +6,14 @@ denoiser also gets its **oracle** row: the best of its iterates (drawn every ``o
 steps) chosen with the clean image, so the cost of the automatic stop is visible. The oracle is
 measured only here, never used by the method. Rows are appended to a JSON-lines cache when one
 is given, so a rerun resumes.
+
+Each row carries the ``version`` of its method (``coordsr.bench.code_version``: the source of the
+method's modules and the shipped weights they name), so rows of older code or weights are never
+taken for current ones. As in the upscaling benchmark, a *canary* decides whether they still
+stand: the quickest of their cells is run again with the current code, and when its PSNR is within
+``CANARY_TOLERANCE_DB`` of the cached one, the other rows are adopted under the current version
+(marked ``validated``); otherwise every cell is run again. Verdicts are kept beside the cache
+(``denoise-canaries.jsonl``), so a canary never runs twice.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from coordsr.bench import CANARY_TOLERANCE_DB, code_version, read_hr, read_rows
 from coordsr.denoise.protocol import estimate_sigma, make_noisy, noise_seed, psnr_rgb, score
 from coordsr.methods import get_method
 
@@ -55,20 +64,17 @@ def _jsonable(value: Any) -> Any:
 
 def row_key(row: Mapping[str, Any]) -> str:
     return json.dumps([row["method"], row["settings"], row["image"], row["sigma"], row["variant"],
-                       row["blind"], row["seed"]], sort_keys=True)
+                       row["blind"], row["seed"], row.get("version")], sort_keys=True)
+
+
+def _group_key(row: Mapping[str, Any]) -> str:
+    """What must match for an older row to stand for a current cell, the version aside."""
+    return json.dumps([row["dataset"], row["method"], row["settings"], row["variant"], row["blind"],
+                       row["seed"]], sort_keys=True)
 
 
 def read_cache(path: Path | None) -> dict[str, dict]:
-    if path is None or not path.is_file():
-        return {}
-    rows = {}
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-            rows[row_key(row)] = row
-        except (json.JSONDecodeError, KeyError):
-            continue  # a line cut by an interrupted run: that cell is simply run again
-    return rows
+    return {row_key(r): r for r in read_rows(path)} if path is not None else {}
 
 
 def run_denoise_bench(paths: Sequence[str | os.PathLike], sigmas: Sequence[float],
@@ -80,35 +86,124 @@ def run_denoise_bench(paths: Sequence[str | os.PathLike], sigmas: Sequence[float
 
     ``crop`` > 0 scores the central ``crop`` x ``crop`` pixels of each image only (a cheaper
     subset for slow methods; the rows say so, and the dataset name gets a ``-cropN`` suffix)."""
-    from coordsr.bench import read_hr
-
-    done = read_cache(cache)
     instances = {name: get_method(name)(**dict(settings)) for name, settings in methods.items()}
     for name, m in instances.items():
         if getattr(m, "task", "upscale") != "denoise":
             raise ValueError(f"method {name!r} is not a denoiser (its task is {m.task!r})")
+    paths = [Path(p) for p in paths]
+    cell = _Cells(dataset + (f"-crop{crop}" if crop else ""), variant, blind, seed, crop, oracle_every)
+    heads = {name: cell.head(name, m) for name, m in instances.items()}
+    done = read_cache(cache)
+    if cache is not None:
+        for name, m in instances.items():
+            for row in _validate_older_rows(cache, cell, m, heads[name], paths, sigmas, done):
+                done[row_key(row)] = row
     rows, total, k = [], len(paths) * len(sigmas) * len(instances), 0
-    for path in map(Path, paths):
+    for path in paths:
         clean = center_crop(read_hr(path), crop)
         for sigma in sigmas:
-            noisy = make_noisy(clean, sigma, noise_seed(path.name, sigma, seed), variant)
+            noisy = cell.noisy(clean, path, sigma)
             for name, m in instances.items():
                 k += 1
                 if progress is not None:
                     progress(DenoiseProgress(k, total, name, path.name, sigma))
-                settings = {f.name: _jsonable(getattr(m, f.name)) for f in dataclasses.fields(m)}
-                row = {"dataset": dataset + (f"-crop{crop}" if crop else ""), "method": name, "settings": settings, "image": path.name,
-                       "sigma": float(sigma), "variant": variant, "blind": blind, "seed": seed,
-                       "noisy_psnr": psnr_rgb(noisy, clean)}
+                row = cell.row(heads[name], path, sigma, noisy, clean)
                 if row_key(row) in done:
                     rows.append(done[row_key(row)])
                     continue
                 row.update(_run_cell(m, noisy, clean, sigma, blind, oracle_every))
                 rows.append(row)
                 if cache is not None:
-                    with open(cache, "a") as f:
-                        f.write(json.dumps(row) + "\n")
+                    _append(cache, row)
     return rows
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """How one benchmark run builds its cells: the noisy input and the row's identifying fields."""
+
+    dataset: str
+    variant: str
+    blind: bool
+    seed: int
+    crop: int
+    oracle_every: int
+
+    @staticmethod
+    def head(name: str, m) -> dict:
+        """The fields of a method's rows that do not depend on the cell."""
+        settings = {f.name: _jsonable(getattr(m, f.name)) for f in dataclasses.fields(m)}
+        return {"method": name, "settings": settings, "version": code_version(type(m))}
+
+    def noisy(self, clean: np.ndarray, path: Path, sigma: float) -> np.ndarray:
+        return make_noisy(clean, sigma, noise_seed(path.name, sigma, self.seed), self.variant)
+
+    def row(self, head: Mapping[str, Any], path: Path, sigma: float, noisy: np.ndarray, clean: np.ndarray) -> dict:
+        return {"dataset": self.dataset, "method": head["method"], "settings": head["settings"],
+                "image": path.name, "sigma": float(sigma), "variant": self.variant, "blind": self.blind,
+                "seed": self.seed, "version": head["version"], "noisy_psnr": psnr_rgb(noisy, clean)}
+
+
+def _append(path: Path, record: Mapping[str, Any]) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def canary_file(cache: Path) -> Path:
+    """The JSON-lines file of the denoising canaries' verdicts, beside the cache."""
+    return cache.with_name("denoise-canaries.jsonl")
+
+
+def _validate_older_rows(cache: Path, cell: _Cells, m, head: Mapping[str, Any], paths: Sequence[Path],
+                         sigmas: Sequence[float], done: Mapping[str, dict]) -> list[dict]:
+    """Cached rows of this method and settings made by other versions of its code (or before rows
+    had versions) that a canary finds unchanged, copied into the cache under the current version;
+    only where they fill cells this run needs and has no current row for."""
+    by_name = {p.name: p for p in paths}
+
+    def current_key(image: str, sigma: float) -> str:
+        return row_key({**head, "image": image, "sigma": float(sigma), "variant": cell.variant,
+                        "blind": cell.blind, "seed": cell.seed})
+
+    missing = {(image, float(s)) for image in by_name for s in sigmas if current_key(image, s) not in done}
+    probe_row = {**head, "dataset": cell.dataset, "variant": cell.variant, "blind": cell.blind, "seed": cell.seed}
+    groups: dict[str | None, list[dict]] = {}
+    for r in done.values():
+        if (_group_key(r) == _group_key(probe_row) and r.get("version") != head["version"]
+                and r.get("psnr") is not None and (r["image"], float(r["sigma"])) in missing):
+            groups.setdefault(r.get("version"), []).append(r)
+    if not groups:
+        return []
+    verdicts = {c["old_version"]: c for c in read_rows(canary_file(cache))
+                if c.get("group") == _group_key(probe_row) and c.get("version") == head["version"]}
+    adopted: list[dict] = []
+    for old_version, group in groups.items():
+        verdict = verdicts.get(old_version)
+        if verdict is None:
+            probe = min(group, key=lambda r: (r.get("seconds") or 0.0, r["image"], r["sigma"]))
+            path, sigma = by_name[probe["image"]], float(probe["sigma"])
+            clean = center_crop(read_hr(path), cell.crop)
+            noisy = cell.noisy(clean, path, sigma)
+            fresh = {**cell.row(head, path, sigma, noisy, clean),
+                     **_run_cell(m, noisy, clean, sigma, cell.blind, cell.oracle_every)}
+            verdict = {"group": _group_key(probe_row), "version": head["version"], "old_version": old_version,
+                       "image": probe["image"], "sigma": sigma, "old_psnr": probe["psnr"],
+                       "psnr": fresh["psnr"], "ok": abs(fresh["psnr"] - probe["psnr"]) <= CANARY_TOLERANCE_DB,
+                       "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+            _append(canary_file(cache), verdict)
+            _append(cache, fresh)  # the canary's own row is a current row
+            adopted.append(fresh)
+            missing.discard((probe["image"], sigma))
+        if not verdict["ok"]:
+            continue
+        for r in group:
+            if (r["image"], float(r["sigma"])) in missing:
+                row = {**r, "version": head["version"],
+                       "validated": {"version": old_version, "canary": f"{verdict['image']} sigma {verdict['sigma']:g}"}}
+                _append(cache, row)
+                adopted.append(row)
+                missing.discard((r["image"], float(r["sigma"])))
+    return adopted
 
 
 def center_crop(image: np.ndarray, side: int) -> np.ndarray:
