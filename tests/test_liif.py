@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,19 +11,21 @@ import torch
 
 from coordsr.coords import cell_size, pixel_centers
 from coordsr.errors import FieldFileError
-from coordsr.liif.model import (FORMAT_VERSION, LIIF, LIIFConfig, encode_tiled, load_weights,
-                                query_chunked, save_weights, upscale)
+from coordsr.liif.model import (FORMAT, FORMAT_VERSION, LIIF, LIIFConfig, encode_tiled, load_weights,
+                                query_chunked, save_weights, upscale, write_weights)
 from coordsr.methods import METHODS
 from coordsr.methods.pretrained import ENSEMBLE_ORDER, pretrained, shipped_weights
 from coordsr.resize import imresize
 
 TINY = LIIFConfig(channels=8, blocks=2, hidden=16, mlp_layers=1)
+TINY_LTE = LIIFConfig(channels=8, blocks=2, hidden=16, mlp_layers=1, decoder="lte")
+both_decoders = pytest.mark.parametrize("cfg", [TINY, TINY_LTE], ids=["liif", "lte"])
 
 
-def tiny_model(seed: int = 0) -> LIIF:
+def tiny_model(seed: int = 0, cfg: LIIFConfig = TINY) -> LIIF:
     """A small model with a non-zero decoder (a fresh one renders plain bicubic)."""
     torch.manual_seed(seed)
-    m = LIIF(TINY).eval()
+    m = LIIF(cfg).eval()
     for p in m.mlp.parameters():
         torch.nn.init.normal_(p, std=0.3)
     return m
@@ -46,8 +49,9 @@ def test_encode_query_shapes():
     torch.testing.assert_close(out, out2)
 
 
-def test_query_is_pure():
-    m = tiny_model()
+@both_decoders
+def test_query_is_pure(cfg):
+    m = tiny_model(cfg=cfg)
     x1, x2 = torch.rand(1, 3, 10, 10), torch.rand(1, 3, 10, 10)
     coords, cell = grid(25, 25)
     with torch.no_grad():
@@ -57,15 +61,17 @@ def test_query_is_pure():
     torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def test_fresh_model_is_bicubic_and_same_size_is_identity():
-    m = LIIF(TINY).eval()
+@both_decoders
+def test_fresh_model_is_bicubic_and_same_size_is_identity(cfg):
+    m = LIIF(cfg).eval()
     x = torch.rand(1, 3, 12, 15)
     y = upscale(m, x, (12, 15))
     torch.testing.assert_close(y, x, atol=1e-5, rtol=0)
 
 
-def test_chunked_query_equals_unchunked():
-    m = tiny_model()
+@both_decoders
+def test_chunked_query_equals_unchunked(cfg):
+    m = tiny_model(cfg=cfg)
     f = m.encode(torch.rand(1, 3, 11, 9))
     coords, cell = grid(37, 29)
     with torch.no_grad():
@@ -74,8 +80,9 @@ def test_chunked_query_equals_unchunked():
     torch.testing.assert_close(chunked, whole, rtol=0, atol=0)
 
 
-def test_tiled_encoder_equals_untiled():
-    m = tiny_model()
+@both_decoders
+def test_tiled_encoder_equals_untiled(cfg):
+    m = tiny_model(cfg=cfg)
     x = torch.rand(1, 3, 50, 37)  # larger than the tile, not a multiple of it
     with torch.no_grad():
         whole = m.encode(x).hidden
@@ -83,8 +90,9 @@ def test_tiled_encoder_equals_untiled():
     torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=1e-5)
 
 
-def test_tiled_render_equals_one_shot():
-    m = tiny_model()
+@both_decoders
+def test_tiled_render_equals_one_shot(cfg):
+    m = tiny_model(cfg=cfg)
     x = torch.rand(1, 3, 30, 22)
     size = (71, 53)  # scale ~2.4, non-square
     with torch.no_grad():
@@ -95,14 +103,52 @@ def test_tiled_render_equals_one_shot():
     torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
 
 
-def test_weights_roundtrip(tmp_path):
-    m = tiny_model()
+@both_decoders
+def test_weights_roundtrip(tmp_path, cfg):
+    m = tiny_model(cfg=cfg)
     p = tmp_path / "w.safetensors"
     save_weights(m, p, dtype=torch.float32)
     m2 = load_weights(p)
     assert m2.cfg == m.cfg
     x = torch.rand(1, 3, 9, 9)
     torch.testing.assert_close(upscale(m2, x, (20, 20)), upscale(m, x, (20, 20)))
+
+
+def test_lte_basis_is_the_amplitude_times_cos_and_sin_of_the_local_frequencies():
+    m = LIIF(LIIFConfig(channels=4, blocks=1, hidden=4, mlp_layers=1, decoder="lte"))
+    with torch.no_grad():
+        m.phase.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 0.0]]))  # second phase: cell x
+    amp = torch.tensor([[2.0, 3.0, 5.0, 7.0]])
+    freq = torch.tensor([[0.5, 0.0, 0.0, 1.0]])  # (fx, fy) = (0.5, 0), then (0, 1)
+    rel, cell = torch.tensor([[0.3, -0.2]]), torch.tensor([[0.25, 0.5]])
+    out = m._texture(torch.cat([amp, freq], 1), torch.cat([rel, cell], 1))
+    arg = torch.tensor([0.5 * 0.3, -0.2 + 0.25]) * torch.pi
+    torch.testing.assert_close(out[0], amp[0] * torch.cat([arg.cos(), arg.sin()]))
+
+
+def test_lte_in_bfloat16_stays_close_to_float32():
+    m = tiny_model(cfg=TINY_LTE)
+    with torch.no_grad():
+        m.proj.weight.mul_(20)  # large frequencies: the phase must not be rounded to bfloat16
+    x = torch.rand(1, 3, 12, 12)
+    a = upscale(m, x, (30, 30))
+    b = upscale(m, x, (30, 30), compute_dtype=torch.bfloat16)
+    assert (a - b).abs().mean() < 0.1 * (a - upscale(LIIF(TINY_LTE).eval(), x, (30, 30))).abs().mean()
+
+
+def test_unknown_decoder_and_odd_lte_width_are_refused():
+    with pytest.raises(ValueError, match="unknown decoder 'ltx'"):
+        LIIFConfig(decoder="ltx")
+    with pytest.raises(ValueError, match="even hidden width"):
+        LIIFConfig(hidden=15, decoder="lte")
+
+
+def test_weights_files_without_a_decoder_are_liif(tmp_path):
+    m = tiny_model()
+    p = tmp_path / "w.safetensors"
+    config = {k: v for k, v in dataclasses.asdict(m.cfg).items() if k != "decoder"}  # an older file
+    write_weights(m.state_dict(), config, p, format=FORMAT, version=FORMAT_VERSION)
+    assert load_weights(p).cfg.decoder == "liif"
 
 
 def _assert_names_file_and_version(err: pytest.ExceptionInfo, path) -> None:

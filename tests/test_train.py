@@ -246,3 +246,31 @@ def test_train_from_init_starts_from_those_weights(folders, tmp_path):
         torch.testing.assert_close(b.query(b.encode(x), coords, cell), a.query(a.encode(x), coords, cell),
                                    atol=1e-3, rtol=0)  # float16 file
     assert b.cfg.channels == 10 and b.cfg.blocks == 2
+
+
+def test_grow_into_lte_keeps_the_encoder_and_starts_the_new_decoder_at_bicubic():
+    from coordsr.liif.grow import grow
+    from coordsr.liif.model import LIIF, upscale
+    from coordsr.resize import imresize
+
+    torch.manual_seed(2)
+    small = LIIF(TINY)
+    for p in small.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    lte = grow(small, LIIFConfig(channels=8, blocks=2, hidden=24, mlp_layers=2, decoder="lte"))
+    for name, p in small.encoder.state_dict().items():
+        torch.testing.assert_close(lte.encoder.state_dict()[name][tuple(slice(0, n) for n in p.shape)], p)
+    x = torch.rand(1, 3, 10, 10)
+    torch.testing.assert_close(upscale(lte.eval(), x, (20, 20)),
+                               upscale(LIIF(lte.cfg).eval(), x, (20, 20)), atol=1e-5, rtol=0)  # bicubic
+    with pytest.raises(ValueError, match="grow"):  # and not back
+        grow(lte, TINY)
+
+
+def test_main_trains_an_lte_decoder(folders, tmp_path):
+    out = tmp_path / "lte.safetensors"
+    assert T.main(["--data", *folders, "--out", str(out), "--steps", "2", "--val-every", "2", "--threads", "1",
+                   "--channels", "8", "--blocks", "1", "--hidden", "16", "--mlp-layers", "1",
+                   "--decoder", "lte", "--patch", "12", "--batch", "2"]) == 0
+    assert load_weights(out).cfg.decoder == "lte"
+    assert T.main(["--data", *folders, "--decoder", "ltx"]) == 2

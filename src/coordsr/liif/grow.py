@@ -13,7 +13,10 @@ model and copies the smaller one into it so that its output is unchanged (up to 
   convolution at zero, so each is the identity (as in "zero-init residual" training); the first
   convolution's output feeds the second's gradient, so they start learning at once.
 
-The decoder (its width and depth) is kept as it is.
+The decoder (its width and depth) is kept as it is. One change of decoder is allowed: from LIIF's
+to LTE's (``decoder="lte"``), where the trained encoder is kept (grown as above) and the LTE
+decoder starts fresh, its colour layer at zero: the start is plain bicubic, not the old function,
+but the encoder's features are where training begins.
 """
 
 from __future__ import annotations
@@ -41,9 +44,11 @@ def grow(small: LIIF, cfg: LIIFConfig, seed: int = 0) -> LIIF:
     if cfg.channels < s.channels or cfg.blocks < s.blocks:
         raise ValueError(f"can only grow: {s.channels} channels x {s.blocks} blocks -> "
                          f"{cfg.channels} x {cfg.blocks}")
-    same = ("hidden", "mlp_layers", "in_channels", "res_scale")
+    new_decoder = (s.decoder, cfg.decoder) == ("liif", "lte")
+    same = ("in_channels", "res_scale") + (() if new_decoder else ("hidden", "mlp_layers", "decoder"))
     if any(getattr(cfg, k) != getattr(s, k) for k in same):
-        raise ValueError(f"grow keeps the decoder and residual scale: {', '.join(same)} must match")
+        raise ValueError(f"grow keeps the decoder and residual scale: {', '.join(same)} must match"
+                         + ("" if new_decoder else " (or the decoder goes from 'liif' to 'lte')"))
     torch.manual_seed(seed)
     big = LIIF(cfg)
     enc, old = big.encoder, small.encoder
@@ -56,10 +61,13 @@ def grow(small: LIIF, cfg: LIIFConfig, seed: int = 0) -> LIIF:
             block.conv2.weight.zero_()
             block.conv2.bias.zero_()
     _copy_conv(enc.tail, old.tail)
+    if new_decoder:  # LTE's decoder, fresh; the new channels still feed it (no zeros needed)
+        return big
     with torch.no_grad():  # the projection reads old channels only; its outputs are all old
         big.proj.weight.zero_()
         big.proj.weight[:, :s.channels].copy_(small.proj.weight)
         big.proj.bias.copy_(small.proj.bias)
-    big.coord.load_state_dict(small.coord.state_dict())
-    big.mlp.load_state_dict(small.mlp.state_dict())
+    for name in ("coord", "phase", "first", "mlp"):
+        if hasattr(small, name):
+            getattr(big, name).load_state_dict(getattr(small, name).state_dict())
     return big

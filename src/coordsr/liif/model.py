@@ -15,6 +15,13 @@ Two changes from the paper make it fast on a CPU without losing its idea:
 * The MLP predicts a residual over bicubic interpolation of the LR image at the query point,
   so an untrained model already renders bicubic and training only learns the correction.
 
+``decoder="lte"`` swaps LIIF's first layer for the local texture estimator of LTE (Lee and Jin,
+CVPR 2022): two 3x3 convolutions on the feature map give each LR pixel an amplitude and a set of
+2D frequencies, a linear map of the cell gives a phase, and a query's first hidden vector is
+amplitude * [cos, sin](pi * (frequencies . relative coordinate + phase)): a local Fourier basis
+whose frequencies the encoder chooses, fed to the same MLP (one layer deeper: the basis is not
+linear in the coordinate, so no part of it can be precomputed per LR pixel).
+
 Features carry the box (field coordinates, DESIGN.md section 1) that their LR pixels cover, so a
 query with global coordinates works on features of a crop: this is what lets ``upscale`` encode
 and render a huge image one overlapping tile at a time with results identical to the one-shot
@@ -58,6 +65,18 @@ class LIIFConfig:
     """Colour channels of the input and output (RGB)."""
     res_scale: float = 1.0
     """Scale of each residual branch (EDSR uses 0.1 for very deep encoders)."""
+    decoder: str = "liif"
+    """'liif' (LIIF's MLP on feature, relative coordinate and cell) or 'lte' (LTE's local texture
+    estimator: a Fourier basis with per-pixel amplitudes and frequencies, then the MLP)."""
+
+    def __post_init__(self):
+        if self.decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {self.decoder!r}; valid: {', '.join(DECODERS)}")
+        if self.decoder == "lte" and self.hidden % 2:
+            raise ValueError(f"decoder 'lte' needs an even hidden width (cos and sin halves), not {self.hidden}")
+
+
+DECODERS = ("liif", "lte")
 
 
 class ResBlock(nn.Module):
@@ -92,7 +111,8 @@ class Features:
     """What ``encode`` returns: everything ``query`` needs, for the LR pixels inside ``box``."""
 
     hidden: torch.Tensor
-    """(B, hidden, h, w): the decoder's first layer applied to each LR pixel's 3x3 feature patch."""
+    """(B, hidden, h, w): the decoder's first layer applied to each LR pixel's 3x3 feature patch
+    (LTE: (B, 2 hidden, h, w), each LR pixel's amplitudes, then its frequencies as (fx, fy) pairs)."""
     image: torch.Tensor
     """(B, 3, h, w): the LR pixels themselves, in [0, 1] (bicubic base of the prediction)."""
     box: Box = FULL_BOX
@@ -106,10 +126,17 @@ class LIIF(nn.Module):
         super().__init__()
         self.cfg = cfg = cfg or LIIFConfig()
         self.encoder = Encoder(cfg)
-        # Feature unfolding + the first linear layer's feature part, as one 3x3 convolution.
-        self.proj = nn.Conv2d(cfg.channels, cfg.hidden, 3, padding=1)
-        # First layer's (relative coordinate, cell) part: added per query, no bias (proj has it).
-        self.coord = nn.Linear(4, cfg.hidden, bias=False)
+        if cfg.decoder == "lte":
+            # Amplitudes and frequencies of each LR pixel's local basis, as one 3x3 convolution
+            # (one gather per neighbour then fetches both); the phase from the cell, per query.
+            self.proj = nn.Conv2d(cfg.channels, 2 * cfg.hidden, 3, padding=1)
+            self.phase = nn.Linear(2, cfg.hidden // 2, bias=False)
+            self.first = nn.Linear(cfg.hidden, cfg.hidden)
+        else:
+            # Feature unfolding + the first linear layer's feature part, as one 3x3 convolution.
+            self.proj = nn.Conv2d(cfg.channels, cfg.hidden, 3, padding=1)
+            # First layer's (relative coordinate, cell) part: added per query, no bias (proj has it).
+            self.coord = nn.Linear(4, cfg.hidden, bias=False)
         layers: list[nn.Module] = []
         for _ in range(cfg.mlp_layers):
             layers += [nn.Linear(cfg.hidden, cfg.hidden), nn.ReLU()]
@@ -120,17 +147,37 @@ class LIIF(nn.Module):
 
     def _hidden(self, g: torch.Tensor, inp: torch.Tensor) -> torch.Tensor:
         """The MLP's last hidden activations on (feature part g + coordinate part of inp): every
-        layer but the colour layer; fused, in-place ops when no grad."""
+        layer but the colour layer; fused, in-place ops when no grad. ``inp`` (M, 4) holds the
+        relative coordinate and the cell, in LR pixels."""
         linears = [m for m in self.mlp if isinstance(m, nn.Linear)][:-1]
+        if self.cfg.decoder == "lte":
+            g = self.first(self._texture(g, inp))  # its bias stands where proj's is in LIIF
+            inp = None
         if torch.is_grad_enabled():
-            z = F.relu(g + self.coord(inp))
+            z = F.relu(g if inp is None else g + self.coord(inp))
             for lin in linears:
                 z = F.relu(lin(z))
             return z
-        z = relu_(torch.addmm(g, inp, self.coord.weight.t()))
+        z = relu_(g if inp is None else torch.addmm(g, inp, self.coord.weight.t()))
         for lin in linears:
             z = relu_(torch.addmm(lin.bias, z, lin.weight.t()))
         return z
+
+    def _texture(self, g: torch.Tensor, inp: torch.Tensor) -> torch.Tensor:
+        """LTE's local basis: ``g`` (M, 2 hidden) amplitudes and frequencies gathered from the
+        neighbour, ``inp`` (M, 4) relative coordinate and cell -> (M, hidden)
+        amplitude * [cos, sin](pi * (frequency . coordinate + phase(cell))).
+
+        The phase argument is computed in float32 even under bfloat16 autocast: with 8 bits of
+        mantissa a frequency of 10 would be off by 0.04, a tenth of a radian after the pi."""
+        hd = self.cfg.hidden
+        amp, freq = g[:, :hd], g[:, hd:].float().view(-1, hd // 2, 2)
+        with torch.autocast(g.device.type, enabled=False):
+            rel, cell = inp[:, :2].float(), inp[:, 2:].float()
+            arg = (freq * rel[:, None]).sum(-1) + F.linear(cell, self.phase.weight.float())
+            arg = arg * math.pi
+            basis = torch.cat([torch.cos(arg), torch.sin(arg)], dim=-1)
+        return amp * basis.to(amp.dtype)
 
     def _colour(self, z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """The colour layer on the local ensemble: ``z`` (B, 4, N, hidden) the 4 neighbours' last

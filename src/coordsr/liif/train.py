@@ -35,7 +35,7 @@ import torch.nn as nn
 
 from coordsr.errors import CoordsrError
 from coordsr.liif import data as D
-from coordsr.liif.model import LIIF, LIIFConfig, load_weights, save_weights, upscale
+from coordsr.liif.model import DECODERS, LIIF, LIIFConfig, load_weights, save_weights, upscale
 from coordsr.precision import autocast, resolve_precision
 from coordsr.progress import Progress, ProgressCallback
 
@@ -371,9 +371,12 @@ class _Parser(argparse.ArgumentParser):
 
 def training_parser(prog: str, description: str, defaults: RunConfig, model_defaults, *,
                     ints: tuple[str, ...] = (), floats: tuple[str, ...] = (),
-                    model_ints: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+                    model_ints: tuple[str, ...] = (),
+                    model_choices: dict[str, tuple[str, ...]] | None = None) -> argparse.ArgumentParser:
     """The options of every training command (``RunConfig``'s), plus the run's own ``ints`` and
-    ``floats`` and the model's ``model_ints``; defaults from the dataclasses."""
+    ``floats`` and the model's ``model_ints`` and ``model_choices`` (name: valid values);
+    defaults from the dataclasses."""
+    model_choices = model_choices or {}
     p = _Parser(prog=prog, description=description)
     p.add_argument("--data", nargs="+", required=True)
     p.add_argument("--out", default=defaults.out)
@@ -387,6 +390,8 @@ def training_parser(prog: str, description: str, defaults: RunConfig, model_defa
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
     for name in model_ints:
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(model_defaults, name))
+    for name, choices in model_choices.items():
+        p.add_argument("--" + name.replace("_", "-"), choices=choices, default=getattr(model_defaults, name))
     p.add_argument("--device", default=defaults.device)
     p.add_argument("--precision", default=defaults.precision, choices=["auto", "fp32", "bf16"])
     return p
@@ -443,7 +448,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m coordsr.liif.trai
     """
     parser = training_parser(prog, __doc__.splitlines()[0], TrainConfig(), LIIFConfig(),
                              ints=("patch", "batch"), floats=("scale_min", "scale_max"),
-                             model_ints=("channels", "blocks", "hidden", "mlp_layers"))
+                             model_ints=("channels", "blocks", "hidden", "mlp_layers"),
+                             model_choices={"decoder": DECODERS})
     return run_training_cli(prog, argv, parser, TrainConfig, LIIFConfig, train, "Y-PSNR")
 
 
