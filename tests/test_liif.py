@@ -119,7 +119,7 @@ def test_lte_basis_is_the_amplitude_times_cos_and_sin_of_the_local_frequencies()
     with torch.no_grad():
         m.phase.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 0.0]]))  # second phase: cell x
     amp = torch.tensor([[2.0, 3.0, 5.0, 7.0]])
-    freq = torch.tensor([[0.5, 0.0, 0.0, 1.0]])  # (fx, fy) = (0.5, 0), then (0, 1)
+    freq = torch.tensor([[0.5, 0.0, 0.0, 1.0]])  # x frequencies (0.5, 0), y frequencies (0, 1)
     rel, cell = torch.tensor([[0.3, -0.2]]), torch.tensor([[0.25, 0.5]])
     out = m._texture(torch.cat([amp, freq], 1), torch.cat([rel, cell], 1))
     arg = torch.tensor([0.5 * 0.3, -0.2 + 0.25]) * torch.pi

@@ -112,7 +112,8 @@ class Features:
 
     hidden: torch.Tensor
     """(B, hidden, h, w): the decoder's first layer applied to each LR pixel's 3x3 feature patch
-    (LTE: (B, 2 hidden, h, w), each LR pixel's amplitudes, then its frequencies as (fx, fy) pairs)."""
+    (LTE: (B, 2 hidden, h, w), each LR pixel's hidden amplitudes, then hidden / 2 x frequencies and
+    hidden / 2 y frequencies)."""
     image: torch.Tensor
     """(B, 3, h, w): the LR pixels themselves, in [0, 1] (bicubic base of the prediction)."""
     box: Box = FULL_BOX
@@ -164,20 +165,19 @@ class LIIF(nn.Module):
         return z
 
     def _texture(self, g: torch.Tensor, inp: torch.Tensor) -> torch.Tensor:
-        """LTE's local basis: ``g`` (M, 2 hidden) amplitudes and frequencies gathered from the
-        neighbour, ``inp`` (M, 4) relative coordinate and cell -> (M, hidden)
-        amplitude * [cos, sin](pi * (frequency . coordinate + phase(cell))).
+        """LTE's local basis: ``g`` (M, 2 hidden) gathered from the neighbour (its amplitudes, x
+        frequencies, y frequencies), ``inp`` (M, 4) relative coordinate and cell -> (M, hidden)
+        amplitude * [cos, sin](pi * (fx * dx + fy * dy + phase(cell))).
 
-        The phase argument is computed in float32 even under bfloat16 autocast: with 8 bits of
-        mantissa a frequency of 10 would be off by 0.04, a tenth of a radian after the pi."""
-        hd = self.cfg.hidden
-        amp, freq = g[:, :hd], g[:, hd:].float().view(-1, hd // 2, 2)
+        Computed in float32 even under bfloat16 autocast: with 8 bits of mantissa a frequency of
+        10 would be off by 0.04, a tenth of a radian after the pi."""
+        hd, h2 = self.cfg.hidden, self.cfg.hidden // 2
         with torch.autocast(g.device.type, enabled=False):
-            rel, cell = inp[:, :2].float(), inp[:, 2:].float()
-            arg = (freq * rel[:, None]).sum(-1) + F.linear(cell, self.phase.weight.float())
+            g, inp = g.float(), inp.float()
+            arg = torch.addcmul(F.linear(inp[:, 2:], self.phase.weight.float()), g[:, hd:hd + h2], inp[:, :1])
+            arg = torch.addcmul(arg, g[:, hd + h2:], inp[:, 1:2])
             arg = arg * math.pi
-            basis = torch.cat([torch.cos(arg), torch.sin(arg)], dim=-1)
-        return amp * basis.to(amp.dtype)
+            return g[:, :hd] * torch.cat([torch.cos(arg), torch.sin(arg)], dim=-1)
 
     def _colour(self, z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """The colour layer on the local ensemble: ``z`` (B, 4, N, hidden) the 4 neighbours' last
