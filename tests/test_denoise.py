@@ -350,3 +350,17 @@ def test_field_uses_the_networks_denoising_defaults_unless_told():
     assert field(network="hashgrid").preset(0.1).finest == 0.25
     assert field(network="hashgrid", settings="finest=1.0").preset(0.1).finest == 1.0
     assert field(network="siren").preset(0.1).w0 == 30.0
+
+
+def test_field_stops_at_its_networks_level_unless_tau_is_given():
+    from coordsr.fit import psnr_from_mse
+    from coordsr.methods.denoisers import FIELD_TAU
+
+    sigma = 25 / 255
+    assert field(network="fourier").stop_level() == FIELD_TAU["fourier"] < 1
+    assert field(network="siren").stop_level() == 1.0  # the discrepancy principle itself
+    assert field(network="fourier", tau=1.0).stop_level() == 1.0
+    assert field(network="fourier").preset(sigma).target_psnr == pytest.approx(
+        psnr_from_mse(FIELD_TAU["fourier"] * sigma**2))
+    with pytest.raises(ValueError, match="tau"):
+        field(network="fourier", tau=-1.0)

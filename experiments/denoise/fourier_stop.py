@@ -1,9 +1,11 @@
 """The field denoiser's discrepancy stop for Fourier features, chosen on BSD200 crops (training
 data), never on Kodak24.
 
-    python experiments/denoise/fourier_stop.py --images 3 --sigma 25 --steps 500 "" "sigma=3"
+    python experiments/denoise/fourier_stop.py --images 3 --sigma 25 --steps 500 "sigma=5" "sigma=3" "sigma=2"
 
-Each argument is the `settings` of `field(network="fourier")` ('' = the preset's). One fit per
+Each argument is the `settings` of `field(network="fourier")` ('' = the field denoiser's default
+for it, FIELD_DEFAULTS). The log's "(preset)" lines were run as '' before FIELD_DEFAULTS had a
+fourier entry, so with the upscaling preset's sigma=5; "sigma=5" gives them now. One fit per
 image and setting, drawn every ``--every`` steps; for each tau the iterate where the residual on
 the noisy image first falls below tau * sigma^2 (what the stop with that tau returns, to within
 ``--every`` steps) is scored against the clean crop, beside the best iterate (the oracle).
@@ -54,12 +56,12 @@ def main() -> None:
             rows = trace(settings, noisy, clean, args.sigma, args.steps, args.every)
             best = max(r[2] for r in rows)
             best_step = max(rows, key=lambda r: r[2])[0]
-            print(f"  {p.name} {settings or '(preset)'}: oracle step {best_step} {best:.2f} dB, "
+            print(f"  {p.name} {settings or '(field default)'}: oracle step {best_step} {best:.2f} dB, "
                   f"last step {rows[-1][0]} {rows[-1][2]:.2f} dB", flush=True)
             for tau in TAUS:
                 hit = next((r for r in rows if r[1] < tau * var), rows[-1])
                 per_tau[tau].append((hit[2], best - hit[2], hit[0]))
-        print(f"{settings or '(preset)'}: {(time.perf_counter() - t) / len(paths):.0f} s an image", flush=True)
+        print(f"{settings or '(field default)'}: {(time.perf_counter() - t) / len(paths):.0f} s an image", flush=True)
         for tau, v in per_tau.items():
             a = np.array(v)
             print(f"  tau {tau:.2f}: {a[:, 0].mean():.2f} dB, gap to oracle {a[:, 1].mean():.2f} "

@@ -271,7 +271,8 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> list[dict]:
 
 def _label(s: Mapping[str, Any]) -> str:
     shown = {k: v for k, v in s["settings"].items()
-             if k in ("network", "steps", "tau", "h", "weight", "wavelet") or (k == "ensemble" and v != 1)}
+             if k in ("network", "steps", "h", "weight", "wavelet") or (k in ("ensemble", "tau") and v not in (0, 1))
+             or (k == "settings" and v)}
     extra = ", ".join(f"{k}={v}" for k, v in shown.items())
     mode = "blind" if s["blind"] else "sigma given"
     return f"{s['method']}" + (f" ({extra})" if extra else "") + f", {mode}"
