@@ -254,6 +254,11 @@ def test_a_client_that_connects_after_the_end_is_shown_the_last_report(client):
     r = client.post("/api/art/posters", json={"seed": 2, **SMALL, "w": 64, "h": 48})
     assert r.status_code == 202, r.text
     assert wait(client, r.json()["id"])["status"] == "done"
+    # The status is stored before the end is published to live subscribers; wait for the worker
+    # to let the job go, so that this client really connects after the end.
+    deadline = time.time() + 30
+    while client.app.state.manager.live(r.json()["id"]) is not None and time.time() < deadline:
+        time.sleep(0.02)
     stream = events(client, r.json()["id"])
     assert [name for name, _ in stream] == ["state", "end"] and stream[0][1]["ended"]
     last = stream[0][1]["last"]
