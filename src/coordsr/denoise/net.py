@@ -41,9 +41,9 @@ SIGMA_SCALE = 50.0
 class DenoiseNetConfig:
     """Architecture of the trained denoiser (everything ``load_denoiser`` needs to rebuild it)."""
 
-    channels: int = 48
+    channels: int = 64
     """Width of the encoder (at half resolution)."""
-    blocks: int = 4
+    blocks: int = 6
     """Residual blocks in the encoder (each two 3x3 convolutions)."""
     colours: int = 3
     """Colour channels in and out (RGB)."""
