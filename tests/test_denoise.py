@@ -280,6 +280,14 @@ def test_bench_rows_oracle_and_cache(folder, tmp_path):
     assert json.loads(out.read_text())["summary"][0]["n"] == 2
 
 
+def test_a_crops_rows_do_not_stand_for_the_whole_images(folder, tmp_path):
+    paths, cache = sorted(folder.glob("*.png")), tmp_path / "cache.jsonl"
+    crops = dbench.run_denoise_bench(paths, [25], {"wavelet": {}}, dataset="toy", crop=12, cache=cache)
+    whole = dbench.run_denoise_bench(paths, [25], {"wavelet": {}}, dataset="toy", cache=cache)
+    assert {r["dataset"] for r in crops} == {"toy-crop12"} and {r["dataset"] for r in whole} == {"toy"}
+    assert [r["psnr"] for r in whole] != [r["psnr"] for r in crops]
+
+
 def _as_older_code(cache, **change):
     """Rewrite the cache as if another version of the code had made its rows."""
     rows = [json.loads(line) for line in cache.read_text().splitlines()]

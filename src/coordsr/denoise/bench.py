@@ -63,7 +63,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def row_key(row: Mapping[str, Any]) -> str:
-    return json.dumps([row["method"], row["settings"], row["image"], row["sigma"], row["variant"],
+    # The dataset name carries the crop ("Kodak24-crop128"): a crop's row never stands for the
+    # whole image's (both share the folder's cache file).
+    return json.dumps([row["dataset"], row["method"], row["settings"], row["image"], row["sigma"], row["variant"],
                        row["blind"], row["seed"], row.get("version")], sort_keys=True)
 
 
@@ -162,8 +164,8 @@ def _validate_older_rows(cache: Path, cell: _Cells, m, head: Mapping[str, Any], 
     by_name = {p.name: p for p in paths}
 
     def current_key(image: str, sigma: float) -> str:
-        return row_key({**head, "image": image, "sigma": float(sigma), "variant": cell.variant,
-                        "blind": cell.blind, "seed": cell.seed})
+        return row_key({**head, "dataset": cell.dataset, "image": image, "sigma": float(sigma),
+                        "variant": cell.variant, "blind": cell.blind, "seed": cell.seed})
 
     missing = {(image, float(s)) for image in by_name for s in sigmas if current_key(image, s) not in done}
     probe_row = {**head, "dataset": cell.dataset, "variant": cell.variant, "blind": cell.blind, "seed": cell.seed}
