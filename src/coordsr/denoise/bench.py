@@ -105,11 +105,12 @@ def run_denoise_bench(paths: Sequence[str | os.PathLike], sigmas: Sequence[float
         clean = center_crop(read_hr(path), crop)
         for sigma in sigmas:
             noisy = cell.noisy(clean, path, sigma)
+            noisy_psnr = psnr_rgb(noisy, clean)
             for name, m in instances.items():
                 k += 1
                 if progress is not None:
                     progress(DenoiseProgress(k, total, name, path.name, sigma))
-                row = cell.row(heads[name], path, sigma, noisy, clean)
+                row = cell.row(heads[name], path, sigma, noisy_psnr)
                 if row_key(row) in done:
                     rows.append(done[row_key(row)])
                     continue
@@ -140,10 +141,10 @@ class _Cells:
     def noisy(self, clean: np.ndarray, path: Path, sigma: float) -> np.ndarray:
         return make_noisy(clean, sigma, noise_seed(path.name, sigma, self.seed), self.variant)
 
-    def row(self, head: Mapping[str, Any], path: Path, sigma: float, noisy: np.ndarray, clean: np.ndarray) -> dict:
+    def row(self, head: Mapping[str, Any], path: Path, sigma: float, noisy_psnr: float) -> dict:
         return {"dataset": self.dataset, "method": head["method"], "settings": head["settings"],
                 "image": path.name, "sigma": float(sigma), "variant": self.variant, "blind": self.blind,
-                "seed": self.seed, "version": head["version"], "noisy_psnr": psnr_rgb(noisy, clean)}
+                "seed": self.seed, "version": head["version"], "noisy_psnr": noisy_psnr}
 
 
 def _append(path: Path, record: Mapping[str, Any]) -> None:
@@ -168,27 +169,28 @@ def _validate_older_rows(cache: Path, cell: _Cells, m, head: Mapping[str, Any], 
                         "variant": cell.variant, "blind": cell.blind, "seed": cell.seed})
 
     missing = {(image, float(s)) for image in by_name for s in sigmas if current_key(image, s) not in done}
-    probe_row = {**head, "dataset": cell.dataset, "variant": cell.variant, "blind": cell.blind, "seed": cell.seed}
+    group = _group_key({**head, "dataset": cell.dataset, "variant": cell.variant, "blind": cell.blind,
+                        "seed": cell.seed})
     groups: dict[str | None, list[dict]] = {}
     for r in done.values():
-        if (_group_key(r) == _group_key(probe_row) and r.get("version") != head["version"]
+        if (_group_key(r) == group and r.get("version") != head["version"]
                 and r.get("psnr") is not None and (r["image"], float(r["sigma"])) in missing):
             groups.setdefault(r.get("version"), []).append(r)
     if not groups:
         return []
     verdicts = {c["old_version"]: c for c in read_rows(canary_file(cache))
-                if c.get("group") == _group_key(probe_row) and c.get("version") == head["version"]}
+                if c.get("group") == group and c.get("version") == head["version"]}
     adopted: list[dict] = []
-    for old_version, group in groups.items():
+    for old_version, old_rows in groups.items():
         verdict = verdicts.get(old_version)
         if verdict is None:
-            probe = min(group, key=lambda r: (r.get("seconds") or 0.0, r["image"], r["sigma"]))
+            probe = min(old_rows, key=lambda r: (r.get("seconds") or 0.0, r["image"], r["sigma"]))
             path, sigma = by_name[probe["image"]], float(probe["sigma"])
             clean = center_crop(read_hr(path), cell.crop)
             noisy = cell.noisy(clean, path, sigma)
-            fresh = {**cell.row(head, path, sigma, noisy, clean),
+            fresh = {**cell.row(head, path, sigma, psnr_rgb(noisy, clean)),
                      **_run_cell(m, noisy, clean, sigma, cell.blind, cell.oracle_every)}
-            verdict = {"group": _group_key(probe_row), "version": head["version"], "old_version": old_version,
+            verdict = {"group": group, "version": head["version"], "old_version": old_version,
                        "image": probe["image"], "sigma": sigma, "old_psnr": probe["psnr"],
                        "psnr": fresh["psnr"], "ok": abs(fresh["psnr"] - probe["psnr"]) <= CANARY_TOLERANCE_DB,
                        "date": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -198,7 +200,7 @@ def _validate_older_rows(cache: Path, cell: _Cells, m, head: Mapping[str, Any], 
             missing.discard((probe["image"], sigma))
         if not verdict["ok"]:
             continue
-        for r in group:
+        for r in old_rows:
             if (r["image"], float(r["sigma"])) in missing:
                 row = {**r, "version": head["version"],
                        "validated": {"version": old_version, "canary": f"{verdict['image']} sigma {verdict['sigma']:g}"}}

@@ -151,15 +151,17 @@ class LIIF(nn.Module):
         layer but the colour layer; fused, in-place ops when no grad. ``inp`` (M, 4) holds the
         relative coordinate and the cell, in LR pixels."""
         linears = [m for m in self.mlp if isinstance(m, nn.Linear)][:-1]
+        grad = torch.is_grad_enabled()
         if self.cfg.decoder == "lte":
-            g = self.first(self._texture(g, inp))  # its bias stands where proj's is in LIIF
-            inp = None
-        if torch.is_grad_enabled():
-            z = F.relu(g if inp is None else g + self.coord(inp))
+            z = self.first(self._texture(g, inp))  # its bias stands where proj's is in LIIF
+        else:
+            z = g + self.coord(inp) if grad else torch.addmm(g, inp, self.coord.weight.t())
+        if grad:
+            z = F.relu(z)
             for lin in linears:
                 z = F.relu(lin(z))
             return z
-        z = relu_(g if inp is None else torch.addmm(g, inp, self.coord.weight.t()))
+        z = relu_(z)
         for lin in linears:
             z = relu_(torch.addmm(lin.bias, z, lin.weight.t()))
         return z
