@@ -276,6 +276,8 @@ def ab_sections(results: Path) -> list[str]:
             for r in doc["rows"]:
                 name = r["vary"]
                 a, b = [k[len("psnr_"):] for k in r if k.startswith("psnr_") and k != "psnr_change"]
+                precision = r.get("settings", {}).get("precision", "auto")
+                name += f" ({precision})" if name != "precision" and precision != "auto" else ""
                 lines.append(f"| {r['method']} | {name} = {a} / {b} | {r['dataset']} | x{r['scale']:g} | "
                              f"{r['images']} | {r['psnr_' + a]:.2f} | {r['psnr_' + b]:.2f} | {r['psnr_change']:+.3f} "
                              f"| {r['seconds_' + a]:.1f} | {r['seconds_' + b]:.1f} |")

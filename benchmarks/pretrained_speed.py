@@ -5,6 +5,9 @@
   of a fresh process, beside the size of the float32 output array.
 
     python benchmarks/pretrained_speed.py --json benchmarks/results/pretrained_speed.json
+
+``--weights A.safetensors,B.safetensors`` times other weight files (e.g. a candidate against the
+shipped ones) in the same interleaved loop as the precisions, so that load hits all alike.
 """
 
 from __future__ import annotations
@@ -31,25 +34,28 @@ def photo(h: int, w: int) -> np.ndarray:
     return np.clip(imresize_np(img, (h, w), scale=(h / img.shape[0], w / img.shape[1])), 0, 1).astype(np.float32)
 
 
-def small(threads: int, queue) -> None:
-    """256x256 -> x4 in float32 and in bfloat16, interleaved so that load hits both alike."""
+def small(threads: int, weights: list[str | None], queue) -> None:
+    """256x256 -> x4 in float32 and in bfloat16 with each weights file (None: the shipped ones),
+    interleaved so that load hits all alike."""
     torch.set_num_threads(threads)
     from coordsr.methods import METHODS
 
     img = photo(256, 256)
     machine = machine_record()
-    models = {p: METHODS["pretrained"](device="cpu", precision=p) for p in ("fp32", "bf16")}
-    outs = {p: m.upscale(img, (1024, 1024)) for p, m in models.items()}  # warm-up: weights, kernels
-    times: dict[str, list[float]] = {p: [] for p in models}
+    models = {(w, p): METHODS["pretrained"](device="cpu", precision=p, weights=w)
+              for w in weights for p in ("fp32", "bf16")}
+    outs = {k: m.upscale(img, (1024, 1024)) for k, m in models.items()}  # warm-up: weights, kernels
+    times: dict[tuple, list[float]] = {k: [] for k in models}
     for _ in range(3):
-        for p, m in models.items():
+        for k, m in models.items():
             start = time.perf_counter()
             m.upscale(img, (1024, 1024))
-            times[p].append(time.perf_counter() - start)
-    diff = float(np.mean((outs["bf16"] - outs["fp32"]) ** 2))
-    for p in models:
-        queue.put({"case": f"256x256 -> x4 ({p})", "threads": threads, "precision": p,
-                   "seconds": min(times[p]), "all_seconds": times[p], "machine_before": machine,
+            times[k].append(time.perf_counter() - start)
+    for (w, p) in models:
+        diff = float(np.mean((outs[(w, "bf16")] - outs[(w, "fp32")]) ** 2))
+        label = p if w is None else f"{p}, {Path(w).name}"
+        queue.put({"case": f"256x256 -> x4 ({label})", "threads": threads, "precision": p, "weights": w,
+                   "seconds": min(times[(w, p)]), "all_seconds": times[(w, p)], "machine_before": machine,
                    "machine_after": machine_record(),
                    "psnr_vs_fp32": None if p == "fp32" else 10 * np.log10(1 / max(diff, 1e-20))})
 
@@ -74,9 +80,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--large", default="3000x4000", help="HxW of the large input ('' to skip)")
+    ap.add_argument("--weights", default="", help="comma-separated weights files to time (default: the shipped ones)")
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/pretrained_speed.json"))
     args = ap.parse_args(argv)
-    rows = list(in_process(small, args.threads, results=2))
+    weights = [w for w in args.weights.split(",") if w] or [None]
+    rows = list(in_process(small, args.threads, weights, results=2 * len(weights)))
     if args.large:
         h, w = (int(v) for v in args.large.split("x"))
         rows.append(in_process(large, args.threads, h, w))

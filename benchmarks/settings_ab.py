@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=REPO / "benchmarks" / "cache")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--adopt", action="store_true",
+                   help="reuse cached rows of older code that a canary finds unchanged (they keep the seconds "
+                        "of the code that made them), e.g. to finish a long comparison across a code change")
     a = p.parse_args(argv)
     if a.threads:
         import torch
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             got = {}
             for rule in rules:
                 rows = run_bench(paths, [scale], {a.method: {**base, name: typed[rule]}}, dataset=dataset,
-                                 cache_dir=a.cache, canaries=False)  # fresh rows: seconds of this code
+                                 cache_dir=a.cache, canaries=a.adopt)  # by default fresh rows: seconds of this code
                 ok = [r for r in rows if r["error"] is None]
                 got[rule] = (float(np.mean([r["psnr"] for r in ok])), float(np.mean([r["seconds"] for r in ok])),
                              len(ok))

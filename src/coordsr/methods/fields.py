@@ -243,6 +243,10 @@ class siren(FieldUpscaler):
     """SIREN: sine activations with w0 = 30 and their initialisation (Sitzmann et al. 2020, 3x256)."""
 
     steps: int = 2000
+    until: str = "auto:0.5"
+    """As the other presets', at a stricter threshold: in float32 its output settles sooner than in
+    bfloat16 and the default 2 levels lost 0.05 dB on BSD200 trajectories (0.5: 0.010, with 39% of
+    the fit saved; BENCHMARKS.md, "Stopping, other families")."""
     lr: float = 1e-4
     w0: float = 30.0
     """Frequency of the sine activations."""
