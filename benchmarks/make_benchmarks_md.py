@@ -14,6 +14,7 @@ Examples::
     python benchmarks/make_benchmarks_md.py --family interpolation   # the fast baselines
     python benchmarks/make_benchmarks_md.py --methods siren,hashgrid --steps 500
     python benchmarks/make_benchmarks_md.py --report-only            # rewrite from the cache
+    python benchmarks/make_benchmarks_md.py --methods bicubic,pretrained --ood-methods pretrained --refresh
     python benchmarks/make_benchmarks_md.py --sections-only          # only the sections from results/*.json
 """
 
@@ -75,6 +76,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
     p.add_argument("--json", type=Path, default=None, help="also write the reported rows as JSON")
     p.add_argument("--report-only", action="store_true", help="run nothing; rewrite from the cache")
+    p.add_argument("--refresh", action="store_true",
+                   help="after running --methods, replace only their measured lines (tables and gains over "
+                        "bicubic) in the existing file and note it in the header; the other rows stay as "
+                        "written (a full run reruns every method whose code changed: hours)")
     p.add_argument("--sections-only", action="store_true",
                    help="run nothing; rewrite only the sections made from benchmarks/results (speed, settings, "
                         "denoising), keeping the tables above them as they are (no canary needed)")
@@ -500,6 +505,57 @@ def report(args, datasets: dict[str, list[Path]], scales: list[float], command: 
     return everything
 
 
+def _replace_lines(text: str, heading: str, prefix: str, new: list[str], *, measured: bool = False) -> str:
+    """In the section under ``heading`` (up to the next heading), put ``new`` where the lines that
+    start with ``prefix`` (and say ``measured``, if asked) stood, or after the section's last
+    table line when none did."""
+    lines = text.split("\n")
+    start = lines.index(heading) + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("#")), len(lines))
+    old = [i for i in range(start, end)
+           if lines[i].startswith(prefix) and (not measured or "| measured |" in lines[i])]
+    table = [i for i in range(start, end) if lines[i].startswith("|")]
+    if not old and not table:
+        return text
+    at = old[0] if old else table[-1] + 1
+    kept = [ln for i, ln in enumerate(lines[start:end], start) if i not in old]
+    at -= sum(1 for i in old if i < at)
+    return "\n".join(lines[:start] + kept[:at - start] + new + kept[at - start:] + lines[end:])
+
+
+def refresh(args, datasets: dict[str, list[Path]], scales: list[float], methods: list[str], command: str) -> None:
+    """Replace the measured lines of ``methods`` in the existing tables (and their gains over
+    bicubic) with their current rows; the header says when and by what."""
+    text = args.out.read_text()
+    ood = [float(s) for s in args.ood_scales.split(",") if s.strip()]
+    for dataset, paths in datasets.items():
+        images = [p.stem for p in paths]
+        for title, cols in ((dataset, scales), (f"{dataset}, scales beyond training (x1-x4)", ood)):
+            rows = current_rows(args.cache, dataset, images, cols)
+            if f"## {title}" not in text.split("\n"):
+                continue
+            table = dataset_table(dataset, rows, len(images), cols)
+            for name in methods:
+                prefix = f"| {name} | "
+                new = [ln for ln in table if ln.startswith(prefix) and "| measured |" in ln]
+                if new:
+                    text = _replace_lines(text, f"## {title}", prefix, new, measured=True)
+            verdict = versus_bicubic(dataset, rows, len(images), cols) if cols is scales else []
+            for name in methods:
+                new = [ln for ln in verdict if ln.startswith(f"| {name} | ")]
+                if new and f"### {dataset}" in text.split("\n"):
+                    text = _replace_lines(text, f"### {dataset}", f"| {name} | ", new)
+    note = (f"- Refreshed: the measured lines of {', '.join(f'`{m}`' for m in methods)} on "
+            f"{environment()['date']} (code `{git_state()}`) by `{command}`; the other rows as written above.")
+    lines = text.split("\n")
+    lines = [ln for ln in lines if not (ln.startswith("- Refreshed: ") and ln.split(" on ")[0] == note.split(" on ")[0])]
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("- Written by: ")) + 1
+    lines.insert(at, note)
+    tmp = args.out.with_name(f".{args.out.name}.tmp")
+    tmp.write_text("\n".join(lines))
+    tmp.replace(args.out)
+
+
 def extra_settings(name: str, pairs: list[str]) -> dict:
     """--set NAME=VALUE pairs that method ``name`` has, typed like its fields (as the CLI does)."""
     from coordsr.cli import collect_settings, typed_settings
@@ -564,13 +620,19 @@ def main(argv: list[str] | None = None) -> int:
                 for dataset, paths in datasets.items():
                     run_bench(paths, scales, {name: settings}, dataset=dataset, cache_dir=args.cache,
                               progress=log)
-                report(args, datasets, scales, command)
+                if not args.refresh:
+                    report(args, datasets, scales, command)
         ood = [float(x) for x in args.ood_scales.split(",") if x.strip()]
         for name in ["bicubic", *[m for m in args.ood_methods.split(",") if m]] if args.ood_methods else []:
             for dataset, paths in datasets.items():
                 run_bench(paths, ood, {name: settings_for(name, steps=args.steps)}, dataset=dataset,
                           cache_dir=args.cache, progress=log)
-            report(args, datasets, scales, command)
+            if not args.refresh:
+                report(args, datasets, scales, command)
+    if args.refresh:
+        refresh(args, datasets, scales, names, command)
+        print(f"refreshed the lines of {', '.join(names)} in {args.out}", flush=True)
+        return 0
     rows = report(args, datasets, scales, command)
     print(f"wrote {args.out} ({len(rows)} rows)", flush=True)
     return 0

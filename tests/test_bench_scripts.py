@@ -169,3 +169,14 @@ def test_sections_only_keeps_the_tables_and_rewrites_the_results(scripts, tmp_pa
     assert text.startswith("# Benchmarks\n\n## Set5\n\n| a table |\n")
     assert "old text" not in text and "## Self-ensemble" in text and "| ensemble = 1 / 8 | Set5 | x2 |" in text
     assert text.rstrip().endswith("- e")
+
+
+def test_refresh_replaces_only_the_named_methods_lines(scripts):
+    md = scripts("make_benchmarks_md")
+    text = ("# B\n\n## Set5\n\n| method | budget |\n|---|---|\n| bicubic | - | measured | 1 |\n"
+            "| pretrained | - | measured | old |\n| pretrained | - | published | 9 |\n\n## Set14\n\n"
+            "| pretrained | - | measured | other |\n")
+    new = md._replace_lines(text, "## Set5", "| pretrained | ", ["| pretrained | - | measured | new |"], measured=True)
+    assert new == text.replace("| old |", "| new |")  # in place; the published line and Set14 untouched
+    added = md._replace_lines(text, "## Set5", "| zeroshot | ", ["| zeroshot | - | measured | z |"])
+    assert "| pretrained | - | published | 9 |\n| zeroshot | - | measured | z |\n\n## Set14" in added
