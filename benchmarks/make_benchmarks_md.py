@@ -31,9 +31,10 @@ from pathlib import Path
 from _machine import machine_line  # benchmarks/ is on sys.path when run as a script
 from coordsr import metrics
 from coordsr.bench import (PROTOCOL, PROTOCOL_DESCRIPTION, row_key, budget_labels, cache_file, code_version,
-                           environment, find_images, format_cell, read_rows, run_bench, settings_for,
+                           effective_settings, environment, find_images, format_cell, read_rows, run_bench,
+                           settings_for,
                            summarize, write_json)
-from coordsr.methods import METHODS
+from coordsr.methods import METHODS, get_method
 from denoise_report import denoise_sections  # benchmarks/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
@@ -523,15 +524,21 @@ def _replace_lines(text: str, heading: str, prefix: str, new: list[str], *, meas
     return "\n".join(lines[:start] + kept[:at - start] + new + kept[at - start:] + lines[end:])
 
 
-def refresh(args, datasets: dict[str, list[Path]], scales: list[float], methods: list[str], command: str) -> None:
-    """Replace the measured lines of ``methods`` in the existing tables (and their gains over
-    bicubic) with their current rows; the header says when and by what."""
+def refresh(args, datasets: dict[str, list[Path]], scales: list[float], ran: dict[str, list[dict]],
+            command: str) -> None:
+    """Replace the measured lines of the methods in ``ran`` in the existing tables (and their gains
+    over bicubic) with their current rows of the settings this run used (other settings' rows, e.g.
+    of settings_ab.py, stay out); the header says when and by what."""
+    methods = list(ran)
+    used = {(name, json.dumps(effective_settings(get_method(name)(**st)), sort_keys=True))
+            for name, sts in ran.items() for st in sts}  # rows hold every setting, defaults included
     text = args.out.read_text()
     ood = [float(s) for s in args.ood_scales.split(",") if s.strip()]
     for dataset, paths in datasets.items():
         images = [p.stem for p in paths]
         for title, cols in ((dataset, scales), (f"{dataset}, scales beyond training (x1-x4)", ood)):
-            rows = current_rows(args.cache, dataset, images, cols)
+            rows = [r for r in current_rows(args.cache, dataset, images, cols)
+                    if r["method"] not in ran or (r["method"], json.dumps(r["settings"], sort_keys=True)) in used]
             if f"## {title}" not in text.split("\n"):
                 continue
             table = dataset_table(dataset, rows, len(images), cols)
@@ -545,8 +552,10 @@ def refresh(args, datasets: dict[str, list[Path]], scales: list[float], methods:
                 new = [ln for ln in verdict if ln.startswith(f"| {name} | ")]
                 if new and f"### {dataset}" in text.split("\n"):
                     text = _replace_lines(text, f"### {dataset}", f"| {name} | ", new)
-    note = (f"- Refreshed: the measured lines of {', '.join(f'`{m}`' for m in methods)} on "
-            f"{environment()['date']} (code `{git_state()}`) by `{command}`; the other rows as written above.")
+    env = environment()
+    note = (f"- Refreshed: the measured lines of {', '.join(f'`{m}`' for m in methods)} on {env['date']} "
+            f"({env['cpu']}, torch with {env['torch_threads']} threads; code `{git_state()}`) by `{command}`; "
+            "the other rows as written above.")
     lines = text.split("\n")
     lines = [ln for ln in lines if not (ln.startswith("- Refreshed: ") and ln.split(" on ")[0] == note.split(" on ")[0])]
     at = next(i for i, ln in enumerate(lines) if ln.startswith("- Written by: ")) + 1
@@ -612,11 +621,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{p.done}/{p.total}] {p.dataset} {p.image} x{p.scale:g} {p.method}: {result} ({how}; "
                   f"{time.perf_counter() - start:.0f} s elapsed)", flush=True)
 
+        ran: dict[str, list[dict]] = {}
         for name in names:  # method by method, so BENCHMARKS.md fills in as each finishes
             # Every fitting method in each observation model: the seed's question is which fitting wins.
             fits = args.fits.split(",") if settings_for(name, fit="point") else [None]
             for fit in fits:
                 settings = settings_for(name, steps=args.steps, fit=fit, **extra_settings(name, args.set))
+                ran.setdefault(name, []).append(settings)
                 for dataset, paths in datasets.items():
                     run_bench(paths, scales, {name: settings}, dataset=dataset, cache_dir=args.cache,
                               progress=log)
@@ -624,13 +635,14 @@ def main(argv: list[str] | None = None) -> int:
                     report(args, datasets, scales, command)
         ood = [float(x) for x in args.ood_scales.split(",") if x.strip()]
         for name in ["bicubic", *[m for m in args.ood_methods.split(",") if m]] if args.ood_methods else []:
+            ran.setdefault(name, []).append(settings_for(name, steps=args.steps))
             for dataset, paths in datasets.items():
                 run_bench(paths, ood, {name: settings_for(name, steps=args.steps)}, dataset=dataset,
                           cache_dir=args.cache, progress=log)
             if not args.refresh:
                 report(args, datasets, scales, command)
-    if args.refresh:
-        refresh(args, datasets, scales, names, command)
+    if args.refresh and not args.report_only:
+        refresh(args, datasets, scales, ran, command)
         print(f"refreshed the lines of {', '.join(names)} in {args.out}", flush=True)
         return 0
     rows = report(args, datasets, scales, command)

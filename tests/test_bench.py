@@ -395,3 +395,11 @@ def test_code_version_is_the_code_this_process_runs(tmp_path, monkeypatch):
     before = B.code_version(module)
     (tmp_path / "edited_mid_run.py").write_text("X = 2\n")
     assert B.code_version(module) == before
+
+
+def test_canary_rejects_a_change_of_a_few_thousandths():
+    old = {"psnr": 31.143, "ssim": 0.8000, "error": None}  # Set14 face x6 with the step-12000 weights
+    assert not bench.canary_agrees({"psnr": 31.148, "ssim": 0.8000, "error": None}, old)  # step 24000's
+    assert bench.canary_agrees({"psnr": 31.1430004, "ssim": 0.80000001, "error": None}, old)
+    assert not bench.canary_agrees({"psnr": 31.143, "ssim": 0.8003, "error": None}, old)
+    assert not bench.canary_agrees({"psnr": None, "ssim": None, "error": "failed"}, old)

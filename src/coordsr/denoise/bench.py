@@ -10,8 +10,8 @@ is given, so a rerun resumes.
 Each row carries the ``version`` of its method (``coordsr.bench.code_version``: the source of the
 method's modules and the shipped weights they name), so rows of older code or weights are never
 taken for current ones. As in the upscaling benchmark, a *canary* decides whether they still
-stand: the quickest of their cells is run again with the current code, and when its PSNR is within
-``CANARY_TOLERANCE_DB`` of the cached one, the other rows are adopted under the current version
+stand: the quickest of their cells is run again with the current code, and when it agrees
+(``coordsr.bench.canary_agrees``), the other rows are adopted under the current version
 (marked ``validated``); otherwise every cell is run again. Verdicts are kept beside the cache
 (``denoise-canaries.jsonl``), so a canary never runs twice.
 """
@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from coordsr.bench import CANARY_TOLERANCE_DB, code_version, read_hr, read_rows
+from coordsr.bench import canary_agrees, code_version, read_hr, read_rows
 from coordsr.denoise.protocol import estimate_sigma, make_noisy, noise_seed, psnr_rgb, score
 from coordsr.methods import get_method
 
@@ -192,7 +192,7 @@ def _validate_older_rows(cache: Path, cell: _Cells, m, head: Mapping[str, Any], 
                      **_run_cell(m, noisy, clean, sigma, cell.blind, cell.oracle_every)}
             verdict = {"group": group, "version": head["version"], "old_version": old_version,
                        "image": probe["image"], "sigma": sigma, "old_psnr": probe["psnr"],
-                       "psnr": fresh["psnr"], "ok": abs(fresh["psnr"] - probe["psnr"]) <= CANARY_TOLERANCE_DB,
+                       "psnr": fresh["psnr"], "ok": canary_agrees(fresh, probe),
                        "date": time.strftime("%Y-%m-%d %H:%M:%S")}
             _append(canary_file(cache), verdict)
             _append(cache, fresh)  # the canary's own row is a current row
