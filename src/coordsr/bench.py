@@ -18,8 +18,8 @@ interrupted run resumes where it stopped. Failed cells are recorded but retried.
 
 Rows of an older code version (or made before a setting existed) are not thrown away blindly:
 a *canary* re-runs one of their cells (the quickest image at its scale) with the current code
-and settings; when its Y-PSNR matches the cached one to 0.01 dB, the edit did not change the
-results and the group's rows stand: they are copied into the cache under the current version,
+and settings; when its Y-PSNR matches the cached one to 0.001 dB and its SSIM to 1e-4
+(:func:`canary_agrees`), the edit did not change the results and the group's rows stand: they are copied into the cache under the current version,
 with ``validated`` saying where they came from (their ``seconds`` were measured on the older
 code). Every canary is recorded in ``cache_dir/canaries.jsonl`` and never run twice.
 
