@@ -32,8 +32,7 @@ from _machine import machine_line  # benchmarks/ is on sys.path when run as a sc
 from coordsr import metrics
 from coordsr.bench import (PROTOCOL, PROTOCOL_DESCRIPTION, row_key, budget_labels, cache_file, code_version,
                            effective_settings, environment, find_images, format_cell, read_rows, run_bench,
-                           settings_for,
-                           summarize, write_json)
+                           settings_for, summarize, write_json)
 from coordsr.methods import METHODS, get_method
 from denoise_report import denoise_sections  # benchmarks/ is on sys.path when run as a script
 
@@ -485,21 +484,28 @@ def write_markdown(path: Path, tables: dict[str, list[str]], env: dict, command:
     tmp.replace(path)
 
 
-def report(args, datasets: dict[str, list[Path]], scales: list[float], command: str) -> list[dict]:
-    tables, errors, everything, verdicts = {}, [], [], []
+def _tables(args, datasets: dict[str, list[Path]], scales: list[float], keep=None):
+    """Per dataset and column set (the training scales, then --ood-scales): (dataset, title, rows,
+    table lines, gain-over-bicubic lines) from the cache's current rows that ``keep`` accepts."""
     ood = [float(s) for s in args.ood_scales.split(",") if s.strip()]
     for dataset, paths in datasets.items():
         images = [p.stem for p in paths]
         for title, cols in ((dataset, scales), (f"{dataset}, scales beyond training (x1-x4)", ood)):
-            rows = current_rows(args.cache, dataset, images, cols)
-            if not rows:
-                continue
-            everything += rows
-            tables[title] = dataset_table(dataset, rows, len(images), cols)
-            if cols is scales and (verdict := versus_bicubic(dataset, rows, len(images), cols)):
-                verdicts += [*verdict, ""]
-            for s in summarize(rows):
-                errors += [f"{dataset} {s['method']} x{s['scale']:g}: {e}" for e in s["errors"]]
+            rows = [r for r in current_rows(args.cache, dataset, images, cols) if keep is None or keep(r)]
+            if rows:
+                verdict = versus_bicubic(dataset, rows, len(images), cols) if cols is scales else []
+                yield dataset, title, rows, dataset_table(dataset, rows, len(images), cols), verdict
+
+
+def report(args, datasets: dict[str, list[Path]], scales: list[float], command: str) -> list[dict]:
+    tables, errors, everything, verdicts = {}, [], [], []
+    for dataset, title, rows, table, verdict in _tables(args, datasets, scales):
+        everything += rows
+        tables[title] = table
+        if verdict:
+            verdicts += [*verdict, ""]
+        for s in summarize(rows):
+            errors += [f"{dataset} {s['method']} x{s['scale']:g}: {e}" for e in s["errors"]]
     write_markdown(args.out, tables, environment(), command, errors, args.results, verdicts)
     if args.json:
         write_json(everything, args.json, meta={"command": command})
@@ -511,6 +517,8 @@ def _replace_lines(text: str, heading: str, prefix: str, new: list[str], *, meas
     start with ``prefix`` (and say ``measured``, if asked) stood, or after the section's last
     table line when none did."""
     lines = text.split("\n")
+    if heading not in lines:
+        return text
     start = lines.index(heading) + 1
     end = next((i for i in range(start, len(lines)) if lines[i].startswith("#")), len(lines))
     old = [i for i in range(start, end)
@@ -518,9 +526,8 @@ def _replace_lines(text: str, heading: str, prefix: str, new: list[str], *, meas
     table = [i for i in range(start, end) if lines[i].startswith("|")]
     if not old and not table:
         return text
-    at = old[0] if old else table[-1] + 1
+    at = old[0] if old else table[-1] + 1  # no old line stands before old[0]
     kept = [ln for i, ln in enumerate(lines[start:end], start) if i not in old]
-    at -= sum(1 for i in old if i < at)
     return "\n".join(lines[:start] + kept[:at - start] + new + kept[at - start:] + lines[end:])
 
 
@@ -529,35 +536,25 @@ def refresh(args, datasets: dict[str, list[Path]], scales: list[float], ran: dic
     """Replace the measured lines of the methods in ``ran`` in the existing tables (and their gains
     over bicubic) with their current rows of the settings this run used (other settings' rows, e.g.
     of settings_ab.py, stay out); the header says when and by what."""
-    methods = list(ran)
     used = {(name, json.dumps(effective_settings(get_method(name)(**st)), sort_keys=True))
             for name, sts in ran.items() for st in sts}  # rows hold every setting, defaults included
+
+    def keep(r: dict) -> bool:
+        return r["method"] not in ran or (r["method"], json.dumps(r["settings"], sort_keys=True)) in used
+
     text = args.out.read_text()
-    ood = [float(s) for s in args.ood_scales.split(",") if s.strip()]
-    for dataset, paths in datasets.items():
-        images = [p.stem for p in paths]
-        for title, cols in ((dataset, scales), (f"{dataset}, scales beyond training (x1-x4)", ood)):
-            rows = [r for r in current_rows(args.cache, dataset, images, cols)
-                    if r["method"] not in ran or (r["method"], json.dumps(r["settings"], sort_keys=True)) in used]
-            if f"## {title}" not in text.split("\n"):
-                continue
-            table = dataset_table(dataset, rows, len(images), cols)
-            for name in methods:
-                prefix = f"| {name} | "
-                new = [ln for ln in table if ln.startswith(prefix) and "| measured |" in ln]
-                if new:
-                    text = _replace_lines(text, f"## {title}", prefix, new, measured=True)
-            verdict = versus_bicubic(dataset, rows, len(images), cols) if cols is scales else []
-            for name in methods:
-                new = [ln for ln in verdict if ln.startswith(f"| {name} | ")]
-                if new and f"### {dataset}" in text.split("\n"):
-                    text = _replace_lines(text, f"### {dataset}", f"| {name} | ", new)
+    for dataset, title, _, table, verdict in _tables(args, datasets, scales, keep):
+        for name in ran:
+            prefix = f"| {name} | "
+            if new := [ln for ln in table if ln.startswith(prefix) and "| measured |" in ln]:
+                text = _replace_lines(text, f"## {title}", prefix, new, measured=True)
+            if new := [ln for ln in verdict if ln.startswith(prefix)]:
+                text = _replace_lines(text, f"### {dataset}", prefix, new)
     env = environment()
-    note = (f"- Refreshed: the measured lines of {', '.join(f'`{m}`' for m in methods)} on {env['date']} "
-            f"({env['cpu']}, torch with {env['torch_threads']} threads; code `{git_state()}`) by `{command}`; "
-            "the other rows as written above.")
-    lines = text.split("\n")
-    lines = [ln for ln in lines if not (ln.startswith("- Refreshed: ") and ln.split(" on ")[0] == note.split(" on ")[0])]
+    head = f"- Refreshed: the measured lines of {', '.join(f'`{m}`' for m in ran)}"
+    note = (f"{head} on {env['date']} ({env['cpu']}, torch with {env['torch_threads']} threads; code "
+            f"`{git_state()}`) by `{command}`; the other rows as written above.")
+    lines = [ln for ln in text.split("\n") if not ln.startswith(head + " on ")]
     at = next(i for i, ln in enumerate(lines) if ln.startswith("- Written by: ")) + 1
     lines.insert(at, note)
     tmp = args.out.with_name(f".{args.out.name}.tmp")
@@ -635,10 +632,10 @@ def main(argv: list[str] | None = None) -> int:
                     report(args, datasets, scales, command)
         ood = [float(x) for x in args.ood_scales.split(",") if x.strip()]
         for name in ["bicubic", *[m for m in args.ood_methods.split(",") if m]] if args.ood_methods else []:
-            ran.setdefault(name, []).append(settings_for(name, steps=args.steps))
+            settings = settings_for(name, steps=args.steps)
+            ran.setdefault(name, []).append(settings)
             for dataset, paths in datasets.items():
-                run_bench(paths, ood, {name: settings_for(name, steps=args.steps)}, dataset=dataset,
-                          cache_dir=args.cache, progress=log)
+                run_bench(paths, ood, {name: settings}, dataset=dataset, cache_dir=args.cache, progress=log)
             if not args.refresh:
                 report(args, datasets, scales, command)
     if args.refresh and not args.report_only:
