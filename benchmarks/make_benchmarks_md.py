@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from _machine import machine_line  # benchmarks/ is on sys.path when run as a script
 from coordsr import metrics
@@ -43,6 +44,10 @@ DATA = REPO.parent / "shared" / "data"
 PUBLISHED = {
     "bicubic": {"Set5": (33.66, 30.39, 28.42), "Set14": (30.24, 27.55, 26.00)},
     "SRCNN (external data)": {"Set5": (36.66, 32.75, 30.48), "Set14": (32.42, 29.28, 27.49)},
+    # Trained on the 291 images that `pretrained` trains on (T91 + BSD200), Y channel only: VDSR
+    # (Kim et al. 2016, Table 3) and DRRN (Tai et al. 2017, Table 2), the best of that data's era.
+    "VDSR (T91 + BSD200)": {"Set5": (37.53, 33.66, 31.35), "Set14": (33.03, 29.77, 28.01)},
+    "DRRN (T91 + BSD200)": {"Set5": (37.74, 34.03, 31.68), "Set14": (33.23, 29.96, 28.21)},
     "ZSSR (no external data)": {"Set5": (37.37, 33.42, 31.13), "Set14": (None, None, 28.01)},
     "EDSR-baseline (DIV2K, fixed scale)": {"Set5": (37.98, 34.37, 32.09), "Set14": (33.57, 30.28, 28.58)},
     "RDN + LIIF (DIV2K)": {"Set5": (38.17, 34.68, 32.50), "Set14": (33.97, 30.53, 28.80)},
@@ -512,23 +517,29 @@ def report(args, datasets: dict[str, list[Path]], scales: list[float], command: 
     return everything
 
 
-def _replace_lines(text: str, heading: str, prefix: str, new: list[str], *, measured: bool = False) -> str:
+def _replace_lines(text: str, heading: str, match: Callable[[str], bool], new: list[str]) -> str:
     """In the section under ``heading`` (up to the next heading), put ``new`` where the lines that
-    start with ``prefix`` (and say ``measured``, if asked) stood, or after the section's last
-    table line when none did."""
+    ``match`` stood, or after the section's last table line when none did."""
     lines = text.split("\n")
     if heading not in lines:
         return text
     start = lines.index(heading) + 1
     end = next((i for i in range(start, len(lines)) if lines[i].startswith("#")), len(lines))
-    old = [i for i in range(start, end)
-           if lines[i].startswith(prefix) and (not measured or "| measured |" in lines[i])]
+    old = [i for i in range(start, end) if match(lines[i])]
     table = [i for i in range(start, end) if lines[i].startswith("|")]
     if not old and not table:
         return text
     at = old[0] if old else table[-1] + 1  # no old line stands before old[0]
     kept = [ln for i, ln in enumerate(lines[start:end], start) if i not in old]
     return "\n".join(lines[:start] + kept[:at - start] + new + kept[at - start:] + lines[end:])
+
+
+def _measured_by(name: str) -> Callable[[str], bool]:
+    return lambda ln: ln.startswith(f"| {name} | ") and "| measured |" in ln
+
+
+def _published(ln: str) -> bool:
+    return "| published |" in ln
 
 
 def refresh(args, datasets: dict[str, list[Path]], scales: list[float], ran: dict[str, list[dict]],
@@ -545,13 +556,14 @@ def refresh(args, datasets: dict[str, list[Path]], scales: list[float], ran: dic
     text = args.out.read_text()
     for dataset, title, _, table, verdict in _tables(args, datasets, scales, keep):
         for name in ran:
-            prefix = f"| {name} | "
-            if new := [ln for ln in table if ln.startswith(prefix) and "| measured |" in ln]:
-                text = _replace_lines(text, f"## {title}", prefix, new, measured=True)
-            if new := [ln for ln in verdict if ln.startswith(prefix)]:
-                text = _replace_lines(text, f"### {dataset}", prefix, new)
+            if new := [ln for ln in table if _measured_by(name)(ln)]:
+                text = _replace_lines(text, f"## {title}", _measured_by(name), new)
+            if new := [ln for ln in verdict if ln.startswith(f"| {name} | ")]:
+                text = _replace_lines(text, f"### {dataset}", lambda ln, n=name: ln.startswith(f"| {n} | "), new)
+        # The published rows come from PUBLISHED, not the cache: always as this script now lists them.
+        text = _replace_lines(text, f"## {title}", _published, [ln for ln in table if _published(ln)])
     env = environment()
-    head = f"- Refreshed: the measured lines of {', '.join(f'`{m}`' for m in ran)}"
+    head = f"- Refreshed: the published lines, and the measured lines of {', '.join(f'`{m}`' for m in ran)}"
     note = (f"{head} on {env['date']} ({env['cpu']}, torch with {env['torch_threads']} threads; code "
             f"`{git_state()}`) by `{command}`; the other rows as written above.")
     lines = [ln for ln in text.split("\n") if not ln.startswith(head + " on ")]

@@ -176,7 +176,9 @@ def test_refresh_replaces_only_the_named_methods_lines(scripts):
     text = ("# B\n\n## Set5\n\n| method | budget |\n|---|---|\n| bicubic | - | measured | 1 |\n"
             "| pretrained | - | measured | old |\n| pretrained | - | published | 9 |\n\n## Set14\n\n"
             "| pretrained | - | measured | other |\n")
-    new = md._replace_lines(text, "## Set5", "| pretrained | ", ["| pretrained | - | measured | new |"], measured=True)
+    new = md._replace_lines(text, "## Set5", md._measured_by("pretrained"), ["| pretrained | - | measured | new |"])
     assert new == text.replace("| old |", "| new |")  # in place; the published line and Set14 untouched
-    added = md._replace_lines(text, "## Set5", "| zeroshot | ", ["| zeroshot | - | measured | z |"])
+    added = md._replace_lines(text, "## Set5", md._measured_by("zeroshot"), ["| zeroshot | - | measured | z |"])
     assert "| pretrained | - | published | 9 |\n| zeroshot | - | measured | z |\n\n## Set14" in added
+    published = md._replace_lines(text, "## Set5", md._published, ["| VDSR | - | published | 8 |", "| p | - | published | 9 |"])
+    assert published == text.replace("| pretrained | - | published | 9 |", "| VDSR | - | published | 8 |\n| p | - | published | 9 |")
