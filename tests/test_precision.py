@@ -8,7 +8,7 @@ from coordsr import precision
 from coordsr.methods import get_method
 from coordsr.fit import psnr_from_mse
 from coordsr.networks import MLP, Sine
-from coordsr.precision import autocast, resolve_precision
+from coordsr.precision import autocast, flushing_subnormals, flushing_subnormals_now, resolve_precision
 from coordsr.render import render_field
 
 
@@ -114,3 +114,39 @@ def test_pretrained_in_bf16_is_close_to_fp32(one_thread):
     outs = {w: get_method("pretrained")(precision=w, device="cpu").upscale(image, (60, 60)) for w in ("fp32", "bf16")}
     assert outs["bf16"].dtype == np.float32
     assert psnr_from_mse(float(np.mean((outs["bf16"] - outs["fp32"]) ** 2))) > 40
+
+
+def test_flushing_subnormals_holds_within_the_block_and_restores_the_mode():
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush subnormals")
+    tiny = torch.full((1000,), 1e-39)  # subnormal in float32
+    assert not flushing_subnormals_now() and (tiny * 0.5)[0].item() > 0
+    with flushing_subnormals():
+        with flushing_subnormals():  # nested: the inner block leaves the mode to the outer one
+            assert flushing_subnormals_now()
+        assert flushing_subnormals_now() and (tiny * 0.5)[0].item() == 0.0
+    assert not flushing_subnormals_now() and (tiny * 0.5)[0].item() > 0
+
+
+def test_flushing_subnormals_leaves_a_flushing_thread_flushing():
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush subnormals")
+    try:
+        with flushing_subnormals():
+            pass
+        assert flushing_subnormals_now()  # on before the block: not switched off by it
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def test_fit_flushes_subnormals_while_it_runs(monkeypatch, one_thread):
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush subnormals")
+    seen = []
+
+    def watch(*args, **kwargs):
+        seen.append(flushing_subnormals_now())
+
+    img = np.random.default_rng(0).random((8, 8, 3), dtype=np.float32)
+    get_method("hashgrid")(steps=3, until="steps").upscale(img, (16, 16), progress=watch)
+    assert seen and all(seen) and not flushing_subnormals_now()

@@ -18,7 +18,7 @@ import torch
 from coordsr.coords import FULL_BOX, WHOLE_GRID, Box, Convention, axis_centers, grid_affine, pixel_spacing
 from coordsr.errors import CoordsrError
 from coordsr.memory import reusing_memory
-from coordsr.precision import autocast
+from coordsr.precision import autocast, flushing_subnormals
 
 TILE_PIXELS = 1 << 16
 """Pixels per tile: 65536 points x 256 hidden x 4 bytes is 64 MB per activation."""
@@ -191,7 +191,8 @@ def render_rows(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, 
         k = AREA_SUPERSAMPLE
     done = 0
     rows, top = None, -1
-    with reusing_memory():  # a generator: the setting must hold while it runs, not when it is made
+    # A generator: the settings must hold while it runs, not when it is made.
+    with reusing_memory(), flushing_subnormals():
         for r0, r1, c0, c1 in tiles(h, w, max(1, tile_pixels // (k * k))):  # k x k samples a pixel
             if r0 != top:
                 if rows is not None:
