@@ -182,3 +182,13 @@ def test_refresh_replaces_only_the_named_methods_lines(scripts):
     assert "| pretrained | - | published | 9 |\n| zeroshot | - | measured | z |\n\n## Set14" in added
     published = md._replace_lines(text, "## Set5", md._published, ["| VDSR | - | published | 8 |", "| p | - | published | 9 |"])
     assert published == text.replace("| pretrained | - | published | 9 |", "| VDSR | - | published | 8 |\n| p | - | published | 9 |")
+
+
+def test_subnormals_times_both_modes_and_reports_the_output_change(scripts, tmp_path, one_thread, capsys):
+    out = tmp_path / "subnormals.json"
+    assert scripts("subnormals").main(["--methods", "hashgrid", "--steps", "2", "--size", "8", "--repeats", "1",
+                                       "--json", str(out)]) == 0
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["method"] == "hashgrid" and len(row["seconds"]["flushed"]) == len(row["seconds"]["kept"]) == 1
+    assert row["speedup"] > 0 and row["max_output_change"] < 1e-4  # flushing changes no output visibly
+    assert "| hashgrid |" in capsys.readouterr().out

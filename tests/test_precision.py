@@ -150,3 +150,11 @@ def test_fit_flushes_subnormals_while_it_runs(monkeypatch, one_thread):
     img = np.random.default_rng(0).random((8, 8, 3), dtype=np.float32)
     get_method("hashgrid")(steps=3, until="steps").upscale(img, (16, 16), progress=watch)
     assert seen and all(seen) and not flushing_subnormals_now()
+
+
+def test_the_environment_can_keep_subnormals(monkeypatch):
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush subnormals")
+    monkeypatch.setenv(precision.KEEP_SUBNORMALS_ENV, "1")
+    with flushing_subnormals():
+        assert not flushing_subnormals_now()

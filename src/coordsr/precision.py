@@ -14,6 +14,7 @@ torch.float32
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import time
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -126,6 +127,9 @@ def relu_(x: torch.Tensor) -> torch.Tensor:
     return x.relu_()
 
 
+KEEP_SUBNORMALS_ENV = "COORDSR_KEEP_SUBNORMALS"
+"""Environment variable: "1" keeps subnormal floats in fits and renders (see flushing_subnormals)."""
+
 _flush_depth = threading.local()  # the mode is per thread: so is the count of open blocks
 
 
@@ -145,9 +149,11 @@ def flushing_subnormals() -> Iterator[None]:
     squared gradients of near-idle weights). On an Intel Xeon, 200 float32 steps of the ``wire``
     preset on a 48x48 image took 71-73 s without this and 12-14 s with it (the other presets:
     within 15%, as they make few subnormals). Values that small change no output pixel.
-    A no-op where the CPU cannot flush them."""
+    A no-op where the CPU cannot flush them, or where the environment sets
+    ``COORDSR_KEEP_SUBNORMALS=1`` (to compare; ``benchmarks/subnormals.py`` does)."""
     depth = getattr(_flush_depth, "n", 0)
-    changed = depth == 0 and not flushing_subnormals_now() and torch.set_flush_denormal(True)
+    keep = os.environ.get(KEEP_SUBNORMALS_ENV) == "1"
+    changed = depth == 0 and not keep and not flushing_subnormals_now() and torch.set_flush_denormal(True)
     _flush_depth.n = depth + 1
     try:
         yield
