@@ -8,7 +8,8 @@ from coordsr import precision
 from coordsr.methods import get_method
 from coordsr.fit import psnr_from_mse
 from coordsr.networks import MLP, Sine
-from coordsr.precision import autocast, flushing_subnormals, flushing_subnormals_now, resolve_precision
+from coordsr.precision import (autocast, flushing_each_step, flushing_subnormals, flushing_subnormals_now,
+                               resolve_precision)
 from coordsr.render import render_field
 
 
@@ -158,3 +159,25 @@ def test_the_environment_can_keep_subnormals(monkeypatch):
     monkeypatch.setenv(precision.KEEP_SUBNORMALS_ENV, "1")
     with flushing_subnormals():
         assert not flushing_subnormals_now()
+
+
+def test_flushing_each_step_flushes_while_an_item_is_made_not_while_it_waits():
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush subnormals")
+    closed = []
+
+    def items():
+        try:
+            for _ in range(3):
+                yield flushing_subnormals_now()
+        finally:
+            closed.append(True)
+
+    seen = []
+    for made_flushing in flushing_each_step(items()):
+        seen.append((made_flushing, flushing_subnormals_now()))
+    assert seen == [(True, False)] * 3
+    gen = flushing_each_step(items())
+    next(gen)
+    gen.close()  # closing the wrapper closes what it wraps
+    assert closed == [True, True] and not flushing_subnormals_now()

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import functools
 import os
-import threading
 import time
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Iterator
+from typing import Iterator, TypeVar
 
 import torch
 
@@ -130,7 +129,7 @@ def relu_(x: torch.Tensor) -> torch.Tensor:
 KEEP_SUBNORMALS_ENV = "COORDSR_KEEP_SUBNORMALS"
 """Environment variable: "1" keeps subnormal floats in fits and renders (see flushing_subnormals)."""
 
-_flush_depth = threading.local()  # the mode is per thread: so is the count of open blocks
+T = TypeVar("T")
 
 
 def flushing_subnormals_now() -> bool:
@@ -142,26 +141,40 @@ def flushing_subnormals_now() -> bool:
 @contextmanager
 def flushing_subnormals() -> Iterator[None]:
     """Within this block, this thread's CPU arithmetic treats subnormal floats (below 1.2e-38 in
-    float32) as zero (``torch.set_flush_denormal``); the thread's mode before it comes back after.
+    float32) as zero (``torch.set_flush_denormal``); if it did not before, it does not after.
 
     Why: x86 CPUs take a slow microcode path for each operation on a subnormal, and fits make them
-    (WIRE's Gabor activation exp(-(s0 x)^2) underflows through them for |x| near 1, and so do Adam's
-    squared gradients of near-idle weights). On an Intel Xeon, 200 float32 steps of the ``wire``
-    preset on a 48x48 image took 71-73 s without this and 12-14 s with it (the other presets:
-    within 15%, as they make few subnormals). Values that small change no output pixel.
-    A no-op where the CPU cannot flush them, or where the environment sets
-    ``COORDSR_KEEP_SUBNORMALS=1`` (to compare; ``benchmarks/subnormals.py`` does)."""
-    depth = getattr(_flush_depth, "n", 0)
+    (WIRE's Gabor activation exp(-(s0 x)^2) underflows through them for |x| near 1). On an Intel
+    Xeon, 200 float32 steps of the ``wire`` preset on a 48x48 image took 72 s without this and
+    13 s with it, to the same output (``benchmarks/subnormals.py``). Values that small change no
+    output pixel. A no-op where the CPU cannot flush them, or where the environment sets
+    ``COORDSR_KEEP_SUBNORMALS=1`` (to compare). Generators: :func:`flushing_each_step`."""
     keep = os.environ.get(KEEP_SUBNORMALS_ENV) == "1"
-    changed = depth == 0 and not keep and not flushing_subnormals_now() and torch.set_flush_denormal(True)
-    _flush_depth.n = depth + 1
+    changed = not keep and not flushing_subnormals_now() and torch.set_flush_denormal(True)
     try:
         yield
     finally:
-        _flush_depth.n = depth
         if changed:
             torch.set_flush_denormal(False)
 
 
+def flushing_each_step(items: Iterator[T]) -> Iterator[T]:
+    """``items`` computed with subnormals flushed: the mode holds while it computes an item, not
+    while it waits for its consumer (whose code it would otherwise change)."""
+    try:
+        while True:
+            with flushing_subnormals():
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
+            yield item
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
+
+
 __all__ = ["PRECISIONS", "AUTO_MIN_SPEEDUP", "check_precision", "matmul_seconds", "bf16_speedup",
-           "resolve_precision", "autocast", "relu_", "flushing_subnormals", "flushing_subnormals_now"]
+           "resolve_precision", "autocast", "relu_", "flushing_subnormals", "flushing_subnormals_now",
+           "flushing_each_step", "KEEP_SUBNORMALS_ENV"]

@@ -18,7 +18,7 @@ import torch
 from coordsr.coords import FULL_BOX, WHOLE_GRID, Box, Convention, axis_centers, grid_affine, pixel_spacing
 from coordsr.errors import CoordsrError
 from coordsr.memory import reusing_memory
-from coordsr.precision import autocast, flushing_subnormals
+from coordsr.precision import autocast, flushing_each_step
 
 TILE_PIXELS = 1 << 16
 """Pixels per tile: 65536 points x 256 hidden x 4 bytes is 64 MB per activation."""
@@ -164,7 +164,6 @@ def render(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, int],
     return out
 
 
-@torch.no_grad()
 def render_rows(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, int], channels: int, *,
                 box: Box = FULL_BOX, convention: Convention = "cell", dtype=np.float32,
                 device=None, tile_pixels: int = TILE_PIXELS, compute_dtype: torch.dtype = torch.float32,
@@ -172,7 +171,17 @@ def render_rows(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, 
                 progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """:func:`render` one row of tiles at a time: yields (first row, (rows, W, C) array), top to
     bottom. Memory is one row of tiles and one tile's activations, whatever the output size;
-    the pixels are those :func:`render` gives (the same tiles, the same arithmetic)."""
+    the pixels are those :func:`render` gives (the same tiles, the same arithmetic). Subnormals
+    are flushed while a row is drawn (:func:`coordsr.precision.flushing_each_step`)."""
+    return flushing_each_step(_render_rows(field, size, channels, box=box, convention=convention, dtype=dtype,
+                                           device=device, tile_pixels=tile_pixels, compute_dtype=compute_dtype,
+                                           footprint=footprint, progress=progress))
+
+
+@torch.no_grad()
+def _render_rows(field, size: tuple[int, int], channels: int, *, box: Box, convention: Convention, dtype,
+                 device, tile_pixels: int, compute_dtype: torch.dtype, footprint: str,
+                 progress: Callable[[int, int], None] | None) -> Iterator[tuple[int, np.ndarray]]:
     h, w = int(size[0]), int(size[1])
     if h < 1 or w < 1:
         raise CoordsrError(f"output size must be at least 1x1, got {w}x{h}")
@@ -191,8 +200,7 @@ def render_rows(field: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, 
         k = AREA_SUPERSAMPLE
     done = 0
     rows, top = None, -1
-    # A generator: the settings must hold while it runs, not when it is made.
-    with reusing_memory(), flushing_subnormals():
+    with reusing_memory():  # a generator: the setting must hold while it runs, not when it is made
         for r0, r1, c0, c1 in tiles(h, w, max(1, tile_pixels // (k * k))):  # k x k samples a pixel
             if r0 != top:
                 if rows is not None:
