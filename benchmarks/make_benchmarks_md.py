@@ -338,8 +338,8 @@ def normalisation_section(results: Path) -> list[str]:
              "zero mean and unit variance (`standard`), against the house's cells (`cell`: the image covers "
              "[-1, 1], pixel centres half a pixel inside its edges). The three normalisations put the first "
              "and last pixel centres on fixed coordinates whatever the size, so the input and the output grid "
-             "do not line up; cells do. Each preset at its default budget (its stop rule; these rows used the fixed "
-             "rule of their day, before the projected one of \"Stopping\"), `python "
+             "do not line up; cells do. Each preset at its default budget (its stop rule; rows without a note below "
+             "used the fixed rule of their day, before the projected one of \"Stopping\"), `python "
              "benchmarks/settings_ab.py --method M --vary convention=cell,seed,centred,standard --datasets "
              "Set5,Set14 --scales 4 --threads 1 --json benchmarks/results/normalisation_M.json`; mean Y-PSNR on "
              "the protocol (change against cells in brackets); seconds per image.", "",
