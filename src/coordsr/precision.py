@@ -7,6 +7,9 @@ without them may run bfloat16 no faster, or slower, than float32, so ``auto`` de
 measurement of this machine, not from its name: a quick probe (:func:`bf16_speedup`, a few
 milliseconds, once per process and device) times the same matrix product in both types.
 
+Subnormal floats are flushed to zero while methods run (:func:`flushing_subnormals`): x86 CPUs
+compute with them slowly, and the results do not depend on them.
+
 >>> resolve_precision("fp32", "cpu")
 torch.float32
 """

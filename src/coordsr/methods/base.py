@@ -219,4 +219,3 @@ def resolve_device(device: str):
     elif dev.type != "cpu":
         raise ValueError(f"device {device!r}: only cpu and cuda are supported")
     return dev
-
