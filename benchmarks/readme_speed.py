@@ -81,7 +81,7 @@ def main() -> int:
     sub = _load("subnormals.json")
     if sub:
         steps, size = sub["rows"][0]["steps"], sub["rows"][0]["size"]
-        _table([f"method ({size}x{size}, one thread, {sub['cpu']}; presets fit {steps} float32 steps)", "subnormals kept",
+        _table([f"preset ({steps} float32 steps on {size}x{size}, one thread; {sub['cpu']})", "subnormals kept",
                 "flushed (default)", "speed-up", "largest output change"],
                [[f"`{r['method']}`", f"{r['best_kept_s']:.2f} s", f"{r['best_flushed_s']:.2f} s",
                  f"{r['speedup']:.2f}x", f"{r['max_output_change']:.1g}"] for r in sub["rows"]], sub)

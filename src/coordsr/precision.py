@@ -7,8 +7,8 @@ without them may run bfloat16 no faster, or slower, than float32, so ``auto`` de
 measurement of this machine, not from its name: a quick probe (:func:`bf16_speedup`, a few
 milliseconds, once per process and device) times the same matrix product in both types.
 
-Subnormal floats are flushed to zero while methods run (:func:`flushing_subnormals`): x86 CPUs
-compute with them slowly, and the results do not depend on them.
+Subnormal floats are flushed to zero while fields are fitted and drawn (:func:`flushing_subnormals`):
+x86 CPUs compute with them slowly, and the results do not depend on them.
 
 >>> resolve_precision("fp32", "cpu")
 torch.float32
@@ -148,8 +148,8 @@ def flushing_subnormals() -> Iterator[None]:
 
     Why: x86 CPUs take a slow microcode path for each operation on a subnormal, and fits make them
     (WIRE's Gabor activation exp(-(s0 x)^2) underflows through them for |x| near 1). On an Intel
-    Xeon, 200 float32 steps of the ``wire`` preset on a 48x48 image took 72 s without this and
-    13 s with it, to the same output (``benchmarks/subnormals.py``). Values that small change no
+    Xeon, 200 float32 steps of the ``wire`` preset on a 48x48 image took 44 s without this and
+    8 s with it, to the same output (``benchmarks/subnormals.py``). Values that small change no
     output pixel. A no-op where the CPU cannot flush them, or where the environment sets
     ``COORDSR_KEEP_SUBNORMALS=1`` (to compare). Generators: :func:`flushing_each_step`."""
     keep = os.environ.get(KEEP_SUBNORMALS_ENV) == "1"

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, ClassVar, Iterator
 
 import numpy as np
 
-from coordsr.precision import flushing_each_step, flushing_subnormals
 from coordsr.progress import ProgressCallback
 
 if TYPE_CHECKING:
@@ -127,8 +126,7 @@ class Upscaler(Method):
         image = check_image(image)
         size = check_size(size)
         self.check_memory(image.shape, size)  # refuse before any work is done
-        with flushing_subnormals():  # x86 is slow on subnormals; see coordsr.precision
-            out = self._upscale(image, size, progress)
+        out = self._upscale(image, size, progress)
         return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
 
     def _upscale(self, image: np.ndarray, size: tuple[int, int],
@@ -150,7 +148,7 @@ class Upscaler(Method):
         size = check_size(size)
         self.check_memory(image.shape, size, streamed=True)
         return Rows(size[0], size[1], image.shape[2], np.dtype(np.uint16 if bit_depth == 16 else np.uint8),
-                    flushing_each_step(self._upscale_rows(image, size, bit_depth, progress)))
+                    self._upscale_rows(image, size, bit_depth, progress))
 
     def _upscale_rows(self, image: np.ndarray, size: tuple[int, int], bit_depth: int,
                       progress: ProgressCallback | None) -> Iterator[tuple[int, np.ndarray]]:

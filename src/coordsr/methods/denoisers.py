@@ -21,7 +21,6 @@ import numpy as np
 
 from coordsr.denoise.protocol import CLEAN_SIGMA, check_sigma, estimate_sigma
 from coordsr.methods.base import Method, check_image, need, resolve_device, shipped_weights_file
-from coordsr.precision import flushing_subnormals
 from coordsr.progress import Progress, ProgressCallback
 from coordsr.zeroshot.ops import ENSEMBLES
 
@@ -55,8 +54,7 @@ class Denoiser(Method):
         if level < CLEAN_SIGMA:
             out = colour
         else:
-            with flushing_subnormals():  # x86 is slow on subnormals; see coordsr.precision
-                out = self._denoise(colour.astype(np.float64), level / 255.0, progress)
+            out = self._denoise(colour.astype(np.float64), level / 255.0, progress)
             out = np.asarray(out).reshape(colour.shape)  # scikit-image drops a single channel axis
         out = np.clip(out, 0.0, 1.0)
         if alpha is not None:
