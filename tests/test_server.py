@@ -372,6 +372,30 @@ def test_cancel_a_running_job(client, test_methods):
     assert client.get(f"/api/jobs/{job_id}/result.png").status_code == 404
 
 
+def test_a_cancel_that_lands_as_the_worker_starts_the_job_still_ends_it(client, test_methods, monkeypatch):
+    # The click arrives after the worker found the job queued and before it marked it running: the
+    # cancel must not settle the job as "cancelled" while the worker goes on to run it (its record
+    # then stayed "running" for ever; seen once in the browser tests). The worker's switch to
+    # running is delayed until the cancel, from another thread, has had its chance to land.
+    manager, store = client.app.state.manager, client.app.state.store
+    update, raced = store.update, []
+
+    def update_with_a_click_in_between(job_id, **changes):
+        if changes.get("status") == "running":
+            click = threading.Thread(target=manager.cancel, args=(job_id,))
+            click.start()
+            click.join(0.3)  # with the start and a cancel settled one after the other it waits here
+            raced.append(job_id)
+        update(job_id, **changes)
+
+    monkeypatch.setattr(store, "update", update_with_a_click_in_between)
+    job_id = upload(client, method="waiter").json()["id"]
+    job = wait(client, job_id, limit=20)
+    assert raced == [job_id]
+    assert job["status"] == "cancelled"
+    assert manager.live(job_id) is None or manager.live(job_id).ended
+
+
 def test_full_queue_answers_503_and_a_queued_job_can_be_cancelled(app_factory, test_methods):
     client = app_factory(workers=1, queue_size=1)
     running = upload(client, method="waiter").json()["id"]

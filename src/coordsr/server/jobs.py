@@ -117,7 +117,10 @@ class JobManager:
         self._admit_lock = threading.Lock()
         self._live: dict[str, LiveJob] = {}
         self._live_lock = threading.Lock()
-        self._finish_lock = threading.Lock()  # a queued job can be settled by a click and a worker
+        # Settling a job and starting it hold this lock, so a cancel click cannot land between a
+        # worker's "still queued?" check and its switch to running (the job would run, its cancel
+        # would settle it, and its record would stay "running"). Reentrant: both paths call _finish.
+        self._finish_lock = threading.RLock()
         self._stopping = threading.Event()
         self._threads = [threading.Thread(target=self._work, name=f"coordsr-worker-{i}", daemon=True)
                          for i in range(workers)]
@@ -153,9 +156,10 @@ class JobManager:
         if live is None:
             return False
         live.cancel.set()
-        rec = self.store.get(job_id)
-        if rec is not None and rec.status == "queued":  # never started: settle it now
-            self._finish(live, "cancelled", error="cancelled before it started")
+        with self._finish_lock:
+            rec = self.store.get(job_id)
+            if rec is not None and rec.status == "queued":  # never started: settle it now
+                self._finish(live, "cancelled", error="cancelled before it started")
         return True
 
     def keep_current(self, job_id: str) -> bool:
@@ -240,16 +244,17 @@ class JobManager:
 
     def _run(self, live: LiveJob) -> None:
         """Run a queued job to its end: the runner of its kind makes its files, this settles it."""
-        rec = self.store.get(live.id)
-        if rec is None or rec.status != "queued" or live.ended:
-            return  # deleted or cancelled while it waited
-        if self._stopping.is_set():
-            self._finish(live, "failed", error="interrupted: the server stopped before this job started")
-            return
-        if live.cancel.is_set():
-            self._finish(live, "cancelled", error="cancelled before it started")
-            return
-        self.store.update(rec.id, status="running", started=time.time())
+        with self._finish_lock:  # see __init__: the start and a cancel are settled one after the other
+            rec = self.store.get(live.id)
+            if rec is None or rec.status != "queued" or live.ended:
+                return  # deleted or cancelled while it waited
+            if self._stopping.is_set():
+                self._finish(live, "failed", error="interrupted: the server stopped before this job started")
+                return
+            if live.cancel.is_set():
+                self._finish(live, "cancelled", error="cancelled before it started")
+                return
+            self.store.update(rec.id, status="running", started=time.time())
         live.publish("status", {"status": "running"})
         run = self._run_upscale if rec.kind == "upscale" else self._run_art
         try:
