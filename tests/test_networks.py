@@ -57,6 +57,36 @@ def test_activation_formulas():
     torch.testing.assert_close(Gaussian(sigma=0.5)(x), torch.exp(-x**2 / 0.5))
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_gabor_and_its_gradient_equal_the_formula_even_where_the_window_underflows(dtype):
+    # |x| up to 3 with s0 = 10: (s0 x)^2 reaches 900, where exp underflows in both dtypes and
+    # the window's exponent is held at the smallest normal float's log
+    x = torch.linspace(-3, 3, 601, dtype=dtype, requires_grad=True)
+    ref_x = x.detach().clone().requires_grad_()
+    omega0, s0 = 20.0, 10.0
+    out = Gabor(omega0=omega0, s0=s0)(x)
+    ref = torch.cos(omega0 * ref_x) * torch.exp(-(s0 * ref_x) ** 2)
+    torch.testing.assert_close(out, ref, atol=1e-30, rtol=1e-6 if dtype == torch.float32 else 1e-12)
+    weights = torch.randn(601, dtype=dtype, generator=torch.Generator().manual_seed(0))
+    (g,) = torch.autograd.grad((out * weights).sum(), x)
+    (g_ref,) = torch.autograd.grad((ref * weights).sum(), ref_x)
+    torch.testing.assert_close(g, g_ref, atol=1e-28, rtol=1e-5 if dtype == torch.float32 else 1e-11)
+
+
+def test_gaussian_equals_the_formula_where_it_underflows():
+    x = torch.linspace(-3, 3, 601, requires_grad=True)  # float32: exp(-0.5 (x / 0.1)^2) underflows past |x| 1.32
+    ref_x = x.detach().clone().requires_grad_()
+    out, ref = Gaussian(sigma=0.1)(x), torch.exp(-0.5 * (ref_x / 0.1) ** 2)
+    torch.testing.assert_close(out, ref, atol=1e-30, rtol=1e-6)
+    (g,), (g_ref,) = torch.autograd.grad(out.sum(), x), torch.autograd.grad(ref.sum(), ref_x)
+    torch.testing.assert_close(g, g_ref, atol=1e-30, rtol=1e-5)
+
+
+def test_gabor_gradient_passes_gradcheck():
+    x = torch.linspace(-0.4, 0.4, 37, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: Gabor(omega0=7.0, s0=3.0)(t), (x,))
+
+
 def test_init_hook_sees_each_layer_in_order():
     calls = []
 

@@ -2,9 +2,10 @@
 the view in which Tancik et al. 2020 explain Fourier features).
 
 K[i, j] = <d f(x_i) / d theta, d f(x_j) / d theta> for the field's luma f and all its trainable
-parameters theta. Each column is one reverse pass (J^T e_j, torch.func.vjp) and one forward-mode
-pass (J v, torch.func.jvp), so memory holds one parameter-sized vector, never the n x P Jacobian
-(a hash grid has millions of parameters).
+parameters theta. Each row of the Jacobian is one reverse pass (``torch.autograd.grad`` of
+f(x_i)); rows of a parameter larger than ``dense_limit`` are kept sparse, since one point touches
+a few entries of a hash table (millions of parameters), so memory holds n dense rows of the
+network's weights and only the touched entries of its tables.
 
 >>> lin = torch.nn.Linear(3, 1)
 >>> X = torch.randn(5, 3)
