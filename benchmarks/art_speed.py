@@ -1,4 +1,5 @@
-"""Speed and memory of `coordsr art` for a typical CPPN (8 hidden layers x 32 units, tanh).
+"""Speed and memory of `coordsr art` for a typical CPPN (8 hidden layers x 32 units, tanh; or
+another activation with --activation, e.g. mix).
 
 - a poster (default 3840x2160 PNG): seconds to draw, seconds with encoding, MP/s, peak RSS;
 - an animation (default 240 frames of 512x512, latent walk, MP4 or GIF): seconds, MP/s, peak RSS,
@@ -33,11 +34,11 @@ def loadavg() -> float:
     return os.getloadavg()[0]
 
 
-def poster(threads: int, h: int, w: int, queue) -> None:
+def poster(threads: int, h: int, w: int, activation: str, queue) -> None:
     torch.set_num_threads(threads)
     from coordsr.art import CPPN, ArtConfig, Scene, draw, make_art
 
-    cfg = ArtConfig(seed=7, **NETWORK)
+    cfg = ArtConfig(seed=7, **{**NETWORK, "activation": activation})
     draw(Scene(CPPN(cfg)), (64, 64))  # warm-up: kernels chosen, pages mapped
     load = loadavg()
     start = time.perf_counter()
@@ -54,11 +55,11 @@ def poster(threads: int, h: int, w: int, queue) -> None:
                "loadavg_before": load, "loadavg_after": loadavg()})
 
 
-def animation(threads: int, frames: int, h: int, w: int, fmt: str, queue) -> None:
+def animation(threads: int, frames: int, h: int, w: int, fmt: str, activation: str, queue) -> None:
     torch.set_num_threads(threads)
     from coordsr.art import CPPN, Animation, ArtConfig, Scene, draw, make_art
 
-    cfg = ArtConfig(seed=7, **NETWORK)
+    cfg = ArtConfig(seed=7, **{**NETWORK, "activation": activation})
     draw(Scene(CPPN(cfg)), (64, 64))
     load = loadavg()
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,6 +81,7 @@ def main(argv=None) -> int:
     ap.add_argument("--frame", default="512x512", help="WxH of the animation frames")
     ap.add_argument("--frames", type=int, default=240, help="frames of the animation (0 to skip)")
     ap.add_argument("--format", choices=("mp4", "gif"), default=None, help="default: mp4 if imageio-ffmpeg is there")
+    ap.add_argument("--activation", default=NETWORK["activation"], help="the CPPN's activation: tanh, mix, ...")
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/art_speed.json"))
     args = ap.parse_args(argv)
     fmt = args.format
@@ -93,12 +95,12 @@ def main(argv=None) -> int:
     for threads in (int(t) for t in args.threads.split(",")):
         if args.poster:
             w, h = (int(v) for v in args.poster.split("x"))
-            rows.append(in_process(poster, threads, h, w))
+            rows.append(in_process(poster, threads, h, w, args.activation))
         if args.frames:
             w, h = (int(v) for v in args.frame.split("x"))
-            rows.append(in_process(animation, threads, args.frames, h, w, fmt))
+            rows.append(in_process(animation, threads, args.frames, h, w, fmt, args.activation))
             short = max(1, args.frames // 10)  # memory must not grow with the length
-            rows.append(in_process(animation, threads, short, h, w, fmt))
+            rows.append(in_process(animation, threads, short, h, w, fmt, args.activation))
     print("| case | threads | seconds (draw / total) | MP/s | peak RSS MB | load avg before / after |")
     print("|---|---|---|---|---|---|")
     for r in rows:
@@ -107,7 +109,8 @@ def main(argv=None) -> int:
               f"| {r['loadavg_before']:.1f} / {r['loadavg_after']:.1f} |")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M"),
-                                     "cpus": os.cpu_count(), "network": NETWORK, "rows": rows}, indent=1))
+                                     "cpus": os.cpu_count(),
+                                     "network": {**NETWORK, "activation": args.activation}, "rows": rows}, indent=1))
     return 0
 
 

@@ -97,10 +97,18 @@ def plain_forward(net: CPPN, p: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("activation", ["tanh", "mix", "tanh,sin,gauss", "relu,tanh"])
-def test_folded_tanh_units_compute_the_networks_definition(activation):
+def test_folded_and_sorted_units_compute_the_networks_definition(activation):
+    # CPPN._folded folds tanh into sigmoids and sorts each layer's units by activation
     net = CPPN(ArtConfig(seed=5, depth=5, width=12, activation=activation))
     p = grid(17)
     torch.testing.assert_close(net(p), plain_forward(net, p), atol=2e-5, rtol=0)
+
+
+def test_gauss_units_equal_the_formula_where_exp_underflows():
+    from coordsr.art.generator import _activate
+
+    h = torch.linspace(-30, 30, 1201)  # exp(-h^2 / 2) underflows float32 past |h| 13.2
+    torch.testing.assert_close(_activate(h.clone(), "gauss"), torch.exp(-h * h / 2), atol=1e-30, rtol=1e-6)
 
 
 @pytest.mark.parametrize("bad,message", [

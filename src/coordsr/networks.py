@@ -88,13 +88,13 @@ class Gabor(nn.Module):
 # leaves its vector path: 45-200x slower per value (measured, float32, one thread), for values
 # (under 1.6e-38) that vanish in the next layer's sums anyway. e^-87 is just above float32's
 # (and bfloat16's) smallest normal number, 1.18e-38; log(tiny) itself rounds to a subnormal result.
-_EXP_FLOOR = {torch.float32: -87.0, torch.bfloat16: -87.0}
+EXP_FLOOR = {torch.float32: -87.0, torch.bfloat16: -87.0}
 
 
 def _gabor_window(x: torch.Tensor, s0: float) -> torch.Tensor:
-    """exp(-(s0 x)^2), its exponent held at or above ``_EXP_FLOOR`` for the dtype."""
+    """exp(-(s0 x)^2), its exponent held at or above ``EXP_FLOOR`` for the dtype."""
     arg = torch.mul(x, s0).square_().neg_()  # the formula's own roundings
-    floor = _EXP_FLOOR.get(x.dtype)
+    floor = EXP_FLOOR.get(x.dtype)
     if floor is not None:
         arg.clamp_(min=floor)
     return arg.exp_()
@@ -140,7 +140,7 @@ class Gaussian(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         arg = -0.5 * (x / self.sigma).square()
-        floor = _EXP_FLOOR.get(x.dtype)  # see _EXP_FLOOR: the same slow path as WIRE's window
+        floor = EXP_FLOOR.get(x.dtype)  # see EXP_FLOOR: the same slow path as WIRE's window
         return (arg if floor is None else arg.clamp(min=floor)).exp()
 
     def extra_repr(self) -> str:

@@ -25,6 +25,7 @@ from torch import nn
 
 from coordsr.art.palettes import PALETTES, apply_palette, check_palette, hsv_to_rgb
 from coordsr.art.symmetry import check_symmetry, fold
+from coordsr.networks import EXP_FLOOR
 
 ACTIVATIONS = ("tanh", "sin", "gauss", "relu", "abs")
 """Hidden activations of a CPPN; ``ArtConfig.activation`` names one, a list, or 'mix'."""
@@ -108,8 +109,8 @@ def _activate(h: torch.Tensor, name: str) -> torch.Tensor:
         return h.sigmoid_()
     if name == "sin":
         return h.sin_()
-    if name == "gauss":  # exp(-x^2 / 2): a bump, symmetric patterns
-        return h.square_().mul_(-0.5).exp_()
+    if name == "gauss":  # exp(-x^2 / 2): a bump, symmetric patterns (EXP_FLOOR: exp's slow path)
+        return h.square_().mul_(-0.5).clamp_(min=EXP_FLOOR[torch.float32]).exp_()
     if name == "relu":
         return h.relu_()
     return h.abs_()  # "abs"
@@ -169,19 +170,26 @@ class CPPN(nn.Module):
         lead = p.shape[:-1]
         feats = self.inputs(p.to(w0.dtype)).reshape(-1, 3)
         raw = feats.new_empty(feats.shape[0], self.weights[-1].shape[0])
-        groups = [[("sigmoid" if name == "tanh" else name, idx) for name, idx in _unit_groups(u)]
-                  for u in self.units]
-        layers = self._folded(bias0)
+        layers, groups = self._folded(bias0)
         for s in range(0, feats.shape[0], self.block_rows):
-            raw[s:s + self.block_rows] = self._block(feats[s:s + self.block_rows], layers, groups)
+            raw[s:s + self.block_rows] = self._block(feats[s:s + self.block_rows], layers, groups).t()
         return self._colour(raw.sigmoid_()).reshape(*lead, self.channels)
 
-    def _folded(self, bias0: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """(transposed weight, bias) per layer, with each tanh unit's tanh(a) = 2 sigmoid(2a) - 1
-        folded in: its row of the layer before doubled (the 2a), its column of the layer after
-        doubled and that column's sum taken from the bias (the 2 s - 1). The network computes
-        the same function with one pass of sigmoid per tanh layer instead of four passes."""
+    def _folded(self, bias0: torch.Tensor) -> tuple[list[tuple[torch.Tensor, torch.Tensor]],
+                                                     list[list[tuple[str, int, int]]]]:
+        """The layers as (weight (out, in), bias (out, 1)) for :meth:`_block`, and per hidden layer
+        its units' activations as (name, first, end) runs of rows.
+
+        Two rewrites that compute the same function:
+        - each tanh unit's tanh(a) = 2 sigmoid(2a) - 1 folded in: its row of the layer before
+          doubled (the 2a), its column of the layer after doubled and that column's sum taken from
+          the bias (the 2 s - 1), so a tanh layer is one pass of sigmoid instead of four;
+        - each layer's units sorted by activation (its rows, and the next layer's columns,
+          permuted alike), so that under 'mix' every activation runs over one contiguous block
+          of :meth:`_block`'s feature-major activations instead of a gather and a scatter of
+          scattered columns."""
         tanh = self.units == ACTIVATIONS.index("tanh")  # (depth, width)
+        order = [torch.argsort(u, stable=True) for u in self.units]
         ws = [self.weights[0][:, :3], *self.weights[2::2]]
         bs = [bias0, *self.weights[3::2]]
         layers = []
@@ -191,25 +199,32 @@ class CPPN(nn.Module):
                 into = tanh[i - 1]
                 b -= w[:, into].sum(dim=1)
                 w[:, into] *= 2
+                w = w[:, order[i - 1]]
             if i < len(tanh):  # pre-activations of this layer's tanh units: 2a
                 w[tanh[i]] *= 2
                 b[tanh[i]] *= 2
-            layers.append((w.t().contiguous(), b))
-        return layers
+                w, b = w[order[i]], b[order[i]]
+            layers.append((w.contiguous(), b[:, None].contiguous()))
+        runs = []
+        for units, o in zip(self.units, order):
+            names, start, layer = units[o].tolist(), 0, []
+            for k in sorted(set(names)):
+                end = start + names.count(k)
+                layer.append(("sigmoid" if ACTIVATIONS[k] == "tanh" else ACTIVATIONS[k], start, end))
+                start = end
+            runs.append(layer)
+        return layers, runs
 
     @staticmethod
-    def _block(x: torch.Tensor, layers, groups_per_layer) -> torch.Tensor:
+    def _block(x: torch.Tensor, layers, runs_per_layer) -> torch.Tensor:
+        """(rows, 3) inputs -> (raw outputs, rows): feature-major, so that each unit's values are
+        one contiguous row and every activation pass runs on whole vectors."""
         w, b = layers[0]
-        h = torch.addmm(b, x, w)
-        for (w, b), groups in zip(layers[1:], groups_per_layer):
-            if len(groups) == 1:
-                h = _activate(h, groups[0][0])
-            else:
-                mixed = torch.empty_like(h)
-                for name, idx in groups:
-                    mixed[:, idx] = _activate(h[:, idx], name)
-                h = mixed
-            h = torch.addmm(b, h, w)
+        h = torch.addmm(b, w, x.t())
+        for (w, b), runs in zip(layers[1:], runs_per_layer):
+            for name, start, end in runs:
+                _activate(h[start:end], name)
+            h = torch.addmm(b, w, h)
         return h
 
     def _colour(self, raw: torch.Tensor) -> torch.Tensor:
@@ -221,11 +236,3 @@ class CPPN(nn.Module):
         elif palette in PALETTES:
             colour = apply_palette(colour, palette)
         return torch.cat((colour, alpha), dim=-1) if alpha is not None else colour
-
-
-def _unit_groups(units: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-    """Per-unit activation indices -> [(name, unit indices)], one entry when all units agree."""
-    present = units.unique().tolist()
-    if len(present) == 1:
-        return [(ACTIVATIONS[present[0]], units)]
-    return [(ACTIVATIONS[k], (units == k).nonzero().flatten()) for k in present]
