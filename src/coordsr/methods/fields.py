@@ -31,8 +31,10 @@ MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 # Floats a training point keeps per encoding output / per hidden unit of a layer until the
 # backward pass: a grid gathers 4 corners (index, weight, features) per level; Fourier features
 # keep the projection, its sine and cosine; an activation keeps its input and output, and
-# the Gabor wavelet its cosine, Gaussian and their product too. Rough upper bounds, read off
-# the code (a memory check must not refuse what fits, nor let through what cannot).
+# the Gabor wavelet its window and sine too, with two more during its backward pass
+# (networks._GaborFunction; autograd's chain kept more before it, and 10 was kept as a bound).
+# Rough upper bounds, read off the code (a memory check must not refuse what fits, nor let
+# through what cannot).
 _ENCODING_FLOATS = {"MultiresGrid": 12, "FourierFeatures": 3, "RawCoords": 2}
 _ACTIVATION_FLOATS = {"relu": 3, "tanh": 3, "sine": 5, "gabor": 10}
 
