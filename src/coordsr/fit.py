@@ -381,7 +381,7 @@ def preview(field: nn.Module, size: tuple[int, int], convention: str, max_side: 
 
 
 @reusing_memory()
-@flushing_subnormals()  # subnormals slowed wire's fits 5.5x on an Intel Xeon
+@flushing_subnormals()  # subnormals slowed wire's fits 5-13x on an Intel Xeon (benchmarks/subnormals.py)
 def fit(field: nn.Module, image: np.ndarray, cfg: FitConfig, *, out_size: tuple[int, int] | None = None,
         convention: str = "cell", progress: ProgressCallback | None = None) -> FitResult:
     """Optimise ``field`` (in place) so that its observation matches ``image`` (H, W, C).

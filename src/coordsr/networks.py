@@ -88,16 +88,22 @@ class Gabor(nn.Module):
 # leaves its vector path: 45-200x slower per value (measured, float32, one thread), for values
 # (under 1.6e-38) that vanish in the next layer's sums anyway. e^-87 is just above float32's
 # (and bfloat16's) smallest normal number, 1.18e-38; log(tiny) itself rounds to a subnormal result.
-EXP_FLOOR = {torch.float32: -87.0, torch.bfloat16: -87.0}
+_EXP_FLOOR = {torch.float32: -87.0, torch.bfloat16: -87.0}
+
+
+def floored_exp(arg: torch.Tensor, *, inplace: bool = False) -> torch.Tensor:
+    """exp(arg), with arg held at or above the floor of its dtype (``_EXP_FLOOR``): for activations
+    whose exponent runs far below zero (Gabor and Gaussian windows, CPPN art's gauss units).
+    ``inplace``: overwrite ``arg`` (no autograd through it)."""
+    floor = _EXP_FLOOR.get(arg.dtype)
+    if inplace:
+        return (arg if floor is None else arg.clamp_(min=floor)).exp_()
+    return (arg if floor is None else arg.clamp(min=floor)).exp()
 
 
 def _gabor_window(x: torch.Tensor, s0: float) -> torch.Tensor:
-    """exp(-(s0 x)^2), its exponent held at or above ``EXP_FLOOR`` for the dtype."""
-    arg = torch.mul(x, s0).square_().neg_()  # the formula's own roundings
-    floor = EXP_FLOOR.get(x.dtype)
-    if floor is not None:
-        arg.clamp_(min=floor)
-    return arg.exp_()
+    """exp(-(s0 x)^2), with the formula's own roundings and :func:`floored_exp`'s floor."""
+    return floored_exp(torch.mul(x, s0).square_().neg_(), inplace=True)
 
 
 class _GaborFunction(torch.autograd.Function):
@@ -139,9 +145,7 @@ class Gaussian(nn.Module):
         self.sigma = float(sigma)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        arg = -0.5 * (x / self.sigma).square()
-        floor = EXP_FLOOR.get(x.dtype)  # see EXP_FLOOR: the same slow path as WIRE's window
-        return (arg if floor is None else arg.clamp(min=floor)).exp()
+        return floored_exp(-0.5 * (x / self.sigma).square())
 
     def extra_repr(self) -> str:
         return f"sigma={self.sigma}"

@@ -148,8 +148,9 @@ def flushing_subnormals() -> Iterator[None]:
 
     Why: x86 CPUs take a slow microcode path for each operation on a subnormal, and fits make them
     (WIRE's Gabor activation exp(-(s0 x)^2) underflows through them for |x| near 1). On an Intel
-    Xeon, 200 float32 steps of the ``wire`` preset on a 48x48 image took 44 s without this and
-    8 s with it, to the same output (``benchmarks/subnormals.py``). Values that small change no
+    Xeon, 200 float32 steps of the ``wire`` preset on a 48x48 image took 61 s without this and
+    4.7 s with it, to the same output (``benchmarks/subnormals.py``; 44 and 8 s before WIRE's
+    Gabor function was written out). Values that small change no
     output pixel. A no-op where the CPU cannot flush them, or where the environment sets
     ``COORDSR_KEEP_SUBNORMALS=1`` (to compare). Generators: :func:`flushing_each_step`."""
     keep = os.environ.get(KEEP_SUBNORMALS_ENV) == "1"

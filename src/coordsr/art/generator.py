@@ -25,7 +25,7 @@ from torch import nn
 
 from coordsr.art.palettes import PALETTES, apply_palette, check_palette, hsv_to_rgb
 from coordsr.art.symmetry import check_symmetry, fold
-from coordsr.networks import EXP_FLOOR
+from coordsr.networks import floored_exp
 
 ACTIVATIONS = ("tanh", "sin", "gauss", "relu", "abs")
 """Hidden activations of a CPPN; ``ArtConfig.activation`` names one, a list, or 'mix'."""
@@ -109,8 +109,8 @@ def _activate(h: torch.Tensor, name: str) -> torch.Tensor:
         return h.sigmoid_()
     if name == "sin":
         return h.sin_()
-    if name == "gauss":  # exp(-x^2 / 2): a bump, symmetric patterns (EXP_FLOOR: exp's slow path)
-        return h.square_().mul_(-0.5).clamp_(min=EXP_FLOOR[torch.float32]).exp_()
+    if name == "gauss":  # exp(-x^2 / 2): a bump, symmetric patterns
+        return floored_exp(h.square_().mul_(-0.5), inplace=True)
     if name == "relu":
         return h.relu_()
     return h.abs_()  # "abs"
