@@ -219,6 +219,10 @@ class fourier(FieldUpscaler):
     """Gaussian random Fourier features + ReLU MLP (Tancik et al. 2020, sigma 10 on [0,1], 4x256)."""
 
     steps: int = 2000
+    until: str = "auto:0.5"
+    """As cppn's and siren's: at 'auto''s 2 levels it lost 0.051 dB on Set14 x4 (0.047 on six BSD200
+    training images, where 0.5 lost 0.014 dB with 46% of the steps saved; Set5 / Set14 x4 at 0.5:
+    -0.005 / -0.013 dB; BENCHMARKS.md, "Stopping, other families")."""
     lr: float = 1e-3
     sigma: float = 5.0
     """Standard deviation of the random frequencies per unit of [-1, 1] field coordinates (the
