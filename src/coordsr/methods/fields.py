@@ -220,7 +220,7 @@ class fourier(FieldUpscaler):
 
     steps: int = 2000
     until: str = "auto:0.5"
-    """As cppn's and siren's: at 'auto''s 2 levels it lost 0.051 dB on Set14 x4 (0.047 on six BSD200
+    """As cppn's and siren's: at the default 2 levels it lost 0.051 dB on Set14 x4 (0.047 on six BSD200
     training images, where 0.5 lost 0.014 dB with 46% of the steps saved; Set5 / Set14 x4 at 0.5:
     -0.005 / -0.013 dB; BENCHMARKS.md, "Stopping, other families")."""
     lr: float = 1e-3
