@@ -6,9 +6,11 @@ public exceptions (``typer.Exit``, ``typer.Abort``, ``typer.TyperException``, th
 usage error since typer vendors click, 0.29), so it needs no click. SIGINT and SIGTERM end a
 command through the same unwinding as an error (coordsr.interrupt): temporary files removed,
 one line, status 130 or 143.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: typer reads every command's annotations on every
+run, and string annotations had to be compiled each time (0.09 s of each command on the 2-core
+Xeon, 2026-11-30); evaluated once at import, they come from the cached bytecode.
+"""
 
 import contextlib
 import dataclasses
