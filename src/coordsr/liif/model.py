@@ -48,9 +48,9 @@ from coordsr.precision import autocast, relu_
 FORMAT = "coordsr.liif"
 FORMAT_VERSION = 1
 
-DECODE_BLOCK = 2048
-"""Queries decoded at a time without grad: their activations (4 neighbours x 64 floats each)
-fit the core's cache (see LIIF._decode_blocks)."""
+DECODE_BLOCK = 16384
+"""Queries decoded at a time without grad (see LIIF._decode_blocks): 4 x 16384 rows of 64
+activations, two reused 16 MB buffers in float32."""
 
 
 @dataclass
@@ -169,14 +169,18 @@ class LIIF(nn.Module):
         each LR pixel's feature part, ``idx`` (B, 4, N) the rows of each query's 4 neighbours,
         ``inp`` (B, 4, N, 4) their relative coordinates and cells, ``weight`` (B, 4, N) -> (B, N, 3).
 
-        Why blocks: a block's activations (4 x 2048 rows of 64) stay in the core's cache, where
-        a whole chunk's (16 MB) went to memory for every bias copy and ReLU; and the products
-        write into two reused buffers (a new 2 MB result cost as much as half its product) with
-        the coordinate part added in place on the gathered rows. On this project's 2-core Xeon
-        (float32, best of 5, interleaved with the unblocked code, 2026-11-30) a 64x64 ->
-        1024x1024 upscale took 0.77 s against 0.89 s, 256x256 -> 1024x1024 1.39 s against 1.49
-        s (the encoder is most of that), the same output bit for bit. Dtypes are explicit (the
-        table's: bfloat16 under autocast), as autocast would make them."""
+        The products write into two reused buffers, and the coordinate part is added in place on
+        the gathered rows: a new 16 MB result cost as much as a third of its product, and copying
+        the gathered rows into it as much again. On this project's 2-core Xeon (float32, best of
+        5, interleaved with the allocating code, 2026-11-30) a 64x64 -> 1024x1024 upscale took
+        0.74 s against 0.89 s, 256x256 -> 1024x1024 1.41 s against 1.46 s (the encoder is most
+        of that); with the CLI's short OpenMP spin 0.93 against 1.01 s and 1.50 against 1.63 s;
+        the same output bit for bit. Smaller blocks (2048 queries, the activations in
+        the cores' cache) were no faster, and slower where OpenMP's threads sleep soon after each
+        product (the CLI's short spin, coordsr.openmp_wait): every op is a parallel region, and
+        a block has ten. Dtypes are explicit (the table's: bfloat16 under autocast), as autocast
+        would make them.
+        """
         b, _, n = idx.shape
         cd, hd = table.dtype, self.cfg.hidden
         layers = [(lin.bias.to(cd), lin.weight.t().to(cd)) for lin in self.mlp if isinstance(lin, nn.Linear)][:-1]
