@@ -33,12 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine_line, machine_record  # noqa: E402
 from cli_speed import wall, write_x64  # noqa: E402
 
-SETTINGS: dict[str, dict[str, str]] = {
-    "libgomp default": {},
-    "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
-    "GOMP_SPINCOUNT=10000": {"GOMP_SPINCOUNT": "10000"},
-    "GOMP_SPINCOUNT=1000": {"GOMP_SPINCOUNT": "1000"},
-}
+def settings(spincounts: list[str]) -> dict[str, dict[str, str]]:
+    """Wait settings to compare: libgomp's default, no spin, and each of ``spincounts``."""
+    return {"libgomp default": {}, "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
+            **{f"GOMP_SPINCOUNT={n}": {"GOMP_SPINCOUNT": n} for n in spincounts}}
+
+
 COMMANDS: dict[str, list[str]] = {
     "upscale (pretrained)": ["upscale", "x64.png", "-o", "y.png", "--size", "1024x1024", "--force", "-q"],
     "upscale --method hashgrid": ["upscale", "x64.png", "-o", "y.png", "--size", "1024x1024",
@@ -61,11 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--spincounts", default="10000,1000",
+                   help="comma-separated GOMP_SPINCOUNT values to time beside the default and PASSIVE")
     a = p.parse_args(argv)
+    waits = settings(a.spincounts.split(","))
     base_env = {k: v for k, v in os.environ.items() if k not in WAIT_VARS}
     before = machine_record()
     times: dict[str, dict[str, dict[str, list[float]]]] = {
-        load: {c: {s: [] for s in SETTINGS} for c in COMMANDS} for load in ("idle", "busy")}
+        load: {c: {s: [] for s in waits} for c in COMMANDS} for load in ("idle", "busy")}
     with tempfile.TemporaryDirectory() as tmp:
         cwd = Path(tmp)
         write_x64(cwd / "x64.png")
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(1.0 if busy else 0.0)
                 for _ in range(a.repeats):
                     for c, args in COMMANDS.items():
-                        for s, extra in SETTINGS.items():
+                        for s, extra in waits.items():
                             times[load][c][s].append(wall(cli(args, s), cwd, {**base_env, **extra}))
             finally:
                 if busy is not None:
@@ -87,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|")
     summary = {}
     for c in COMMANDS:
-        for s in SETTINGS:
+        for s in waits:
             idle, busy_t = times["idle"][c][s], times["busy"][c][s]
             mi, mb = statistics.median(idle), statistics.median(busy_t)
             summary.setdefault(c, {})[s] = {"idle_best": min(idle), "idle_median": mi,

@@ -7,7 +7,10 @@ the time slice that the thread it waits for needs, and every parallel region wai
 scheduler: beside one busy process, the seed's job from the CLI ran 11x slower (``pretrained``)
 and 34x slower (``--method hashgrid``) than idle. A 1000-poll spin keeps that to 1.3x and costs
 0-5% idle; ``OMP_WAIT_POLICY=PASSIVE`` (no spin) 1.0-1.1x loaded but 8-27% idle
-(``benchmarks/omp_wait.py``, ``benchmarks/results/omp_wait.json``).
+(``benchmarks/omp_wait.py``, ``benchmarks/results/omp_wait.json``, the AMD EPYC). On the Intel
+Xeon (``benchmarks/results/omp_wait_xeon.json``, 2026-11-30) 1000 polls cost 5% (``pretrained``)
+and 10% (hashgrid) idle and kept one busy core to 1.3x; 3000 polls 2-3% idle, 1.4-1.5x busy;
+10000 polls 0-5% idle, 1.6-2.2x busy; PASSIVE 12-23% idle; libgomp's default 8.5x and 21x busy.
 
 Only the CLI applies it: a library should not set its host process's environment. A user's own
 ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` wins. It has to happen before torch is imported, since
