@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scales", default="2,3,4")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--vary", default="until=steps,auto", help="NAME=A,B: the setting and its values; A is the reference")
+    p.add_argument("--images", default=":", metavar="START:STOP",
+                   help="a slice of each dataset's images in name order, e.g. 0:6 (training sets are large)")
     p.add_argument("--cache", type=Path, default=REPO / "benchmarks" / "cache")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--json", type=Path, default=None)
@@ -54,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     before = machine_record()
     lines, records = [], []
     for dataset in a.datasets.split(","):
-        paths = find_images(DATA / dataset)
+        start, _, stop = a.images.partition(":")
+        paths = find_images(DATA / dataset)[slice(int(start) if start else None, int(stop) if stop else None)]
         for scale in map(float, a.scales.split(",")):
             got = {}
             for rule in rules:
