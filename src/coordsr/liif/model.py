@@ -174,12 +174,12 @@ class LIIF(nn.Module):
         the gathered rows into it as much again. On this project's 2-core Xeon (float32, best of
         5, interleaved with the allocating code, 2026-11-30) a 64x64 -> 1024x1024 upscale took
         0.74 s against 0.89 s, 256x256 -> 1024x1024 1.41 s against 1.46 s (the encoder is most
-        of that); with the CLI's short OpenMP spin 0.93 against 1.01 s and 1.50 against 1.63 s;
-        the same output bit for bit. Smaller blocks (2048 queries, the activations in
-        the cores' cache) were no faster, and slower where OpenMP's threads sleep soon after each
-        product (the CLI's short spin, coordsr.openmp_wait): every op is a parallel region, and
-        a block has ten. Dtypes are explicit (the table's: bfloat16 under autocast), as autocast
-        would make them.
+        of that); with the CLI's short OpenMP spin (coordsr.openmp_wait) 0.93 against 1.01 s and
+        1.50 against 1.63 s; the same output bit for bit. Smaller blocks (2048 queries, whose
+        activations stay in the cores' cache) were no faster, and slower under that short spin,
+        where threads sleep between parallel regions: each op is one, ten per block. So were rows
+        of 65 with a constant 1 carrying the bias into the product. Dtypes are explicit (the
+        table's: bfloat16 under autocast), as autocast would make them.
         """
         b, _, n = idx.shape
         cd, hd = table.dtype, self.cfg.hidden
