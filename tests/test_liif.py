@@ -83,14 +83,13 @@ def test_chunked_query_equals_unchunked(cfg):
 @pytest.mark.parametrize("cfg", [TINY, TINY_LTE, dataclasses.replace(TINY, mlp_layers=2),
                                  dataclasses.replace(TINY_LTE, mlp_layers=0)],
                          ids=["liif", "lte", "liif-2-layers", "lte-0-layers"])
-def test_blocked_decoder_equals_autograd_path(cfg, monkeypatch):
-    """Without grad, queries are decoded in blocks into reused buffers (LIIF._decode_blocks):
-    the same colours as the training path, whose autograd ops allocate every result."""
+def test_inference_decoder_equals_autograd_path(cfg):
+    """Without grad, queries are decoded in place into reused buffers (LIIF._decode): the same
+    colours as the training path, whose autograd ops allocate every result."""
     m = tiny_model(cfg=cfg)
     f = m.encode(torch.rand(2, 3, 9, 12))
     coords, cell = grid(23, 31, b=2)
     trained = m.query(f, coords, cell).detach()  # grad enabled: the training path
-    monkeypatch.setattr(LIIF._decode_blocks, "__defaults__", (100,))  # 713 queries: 8 blocks, the last short
     with torch.no_grad():
         blocked = m.query(f, coords, cell)
     torch.testing.assert_close(blocked, trained, atol=1e-6, rtol=1e-6)

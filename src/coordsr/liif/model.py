@@ -48,10 +48,6 @@ from coordsr.precision import autocast, relu_
 FORMAT = "coordsr.liif"
 FORMAT_VERSION = 1
 
-DECODE_BLOCK = 16384
-"""Queries decoded at a time without grad (see LIIF._decode_blocks): 4 x 16384 rows of 64
-activations, two reused 16 MB buffers in float32."""
-
 
 @dataclass
 class LIIFConfig:
@@ -153,7 +149,7 @@ class LIIF(nn.Module):
     def _hidden(self, g: torch.Tensor, inp: torch.Tensor) -> torch.Tensor:
         """The MLP's last hidden activations on (feature part g + coordinate part of inp): every
         layer but the colour layer, with autograd (training). ``inp`` (M, 4) holds the relative
-        coordinate and the cell, in LR pixels. Without grad, ``_decode_blocks`` does the same."""
+        coordinate and the cell, in LR pixels. Without grad, ``_decode`` does the same."""
         if self.cfg.decoder == "lte":
             z = self.first(self._texture(g, inp))  # its bias stands where proj's is in LIIF
         else:
@@ -163,47 +159,38 @@ class LIIF(nn.Module):
             z = F.relu(lin(z))
         return z
 
-    def _decode_blocks(self, table: torch.Tensor, idx: torch.Tensor, inp: torch.Tensor,
-                       weight: torch.Tensor, block: int = DECODE_BLOCK) -> torch.Tensor:
-        """``_hidden`` and ``_colour`` without grad, ``block`` queries at a time: ``table`` (R, hidden)
-        each LR pixel's feature part, ``idx`` (B, 4, N) the rows of each query's 4 neighbours,
-        ``inp`` (B, 4, N, 4) their relative coordinates and cells, ``weight`` (B, 4, N) -> (B, N, 3).
+    def _decode(self, table: torch.Tensor, idx: torch.Tensor, inp: torch.Tensor,
+                weight: torch.Tensor) -> torch.Tensor:
+        """``_hidden`` and ``_colour`` without grad: ``table`` (R, hidden) each LR pixel's feature
+        part, ``idx`` (B, 4, N) the rows of each query's 4 neighbours, ``inp`` (B, 4, N, 4) their
+        relative coordinates and cells, ``weight`` (B, 4, N) -> (B, N, 3). Memory is bounded by
+        the caller's chunk of queries (``query_chunked``).
 
-        The products write into two reused buffers, and the coordinate part is added in place on
-        the gathered rows: a new 16 MB result cost as much as a third of its product, and copying
-        the gathered rows into it as much again. On this project's 2-core Xeon (float32, best of
-        5, interleaved with the allocating code, 2026-11-30) a 64x64 -> 1024x1024 upscale took
-        0.74 s against 0.89 s, 256x256 -> 1024x1024 1.41 s against 1.46 s (the encoder is most
-        of that); with the CLI's short OpenMP spin (coordsr.openmp_wait) 0.93 against 1.01 s and
-        1.50 against 1.63 s; the same output bit for bit. Smaller blocks (2048 queries, whose
-        activations stay in the cores' cache) were no faster, and slower under that short spin,
-        where threads sleep between parallel regions: each op is one, ten per block. So were rows
-        of 65 with a constant 1 carrying the bias into the product. Dtypes are explicit (the
-        table's: bfloat16 under autocast), as autocast would make them.
+        The coordinate part is added in place on the gathered rows, and the hidden layers write
+        into two buffers by turns: a new 16 MB result cost as much as a third of its product, and
+        copying the gathered rows into it as much again. On this project's 2-core Xeon (float32,
+        best of 5, interleaved with the allocating code, 2026-11-30) a 64x64 -> 1024x1024 upscale
+        took 0.74 s against 0.89 s, 256x256 -> 1024x1024 1.41 s against 1.46 s (the encoder is
+        most of that); with the CLI's short OpenMP spin (coordsr.openmp_wait) 0.93 against 1.01 s
+        and 1.50 against 1.63 s; the same output bit for bit. Not kept: cache-sized blocks of 2048
+        queries (no faster, and slower under that short spin, where threads sleep between
+        parallel regions: each op is one), and rows of 65 with a constant 1 carrying the bias
+        into the product (no faster). Dtypes are explicit (the table's: bfloat16 under
+        autocast), as autocast would make them.
         """
         b, _, n = idx.shape
         cd, hd = table.dtype, self.cfg.hidden
-        layers = [(lin.bias.to(cd), lin.weight.t().to(cd)) for lin in self.mlp if isinstance(lin, nn.Linear)][:-1]
-        out = torch.empty(b, n, self.cfg.in_channels, dtype=torch.float32, device=table.device)
-        rows = b * 4 * min(block, n)
-        gathered = table.new_empty(rows, table.shape[1])
-        # Two buffers the hidden layers take turns writing (LIIF's gathered rows are the first).
-        pair = [gathered if table.shape[1] == hd else table.new_empty(rows, hd), table.new_empty(rows, hd)]
-        for s in range(0, n, block):
-            e = min(s + block, n)
-            m = b * 4 * (e - s)
-            g = torch.index_select(table, 0, idx[:, :, s:e].reshape(-1), out=gathered[:m])
-            q = inp[:, :, s:e].reshape(-1, 4)
-            if self.cfg.decoder == "lte":  # its first layer in the table's dtype, as autocast runs it
-                z = torch.addmm(self.first.bias.to(cd), self._texture(g, q).to(cd), self.first.weight.t().to(cd),
-                                out=pair[0][:m])
-            else:
-                z = g.addmm_(q.to(cd), self.coord.weight.t().to(cd))
-            z = relu_(z)
-            for k, (bias, wt) in enumerate(layers):
-                z = relu_(torch.addmm(bias, z, wt, out=pair[(k + 1) % 2][:m]))
-            out[:, s:e] = self._colour(z.view(b, 4, e - s, hd), weight[:, :, s:e])
-        return out
+        z = table.index_select(0, idx.reshape(-1))  # (B*4*N, table width), ours to overwrite
+        q = inp.reshape(-1, 4)
+        if self.cfg.decoder == "lte":  # its first layer in the table's dtype, as autocast runs it
+            z = torch.addmm(self.first.bias.to(cd), self._texture(z, q).to(cd), self.first.weight.t().to(cd))
+        else:
+            z.addmm_(q.to(cd), self.coord.weight.t().to(cd))
+        z = relu_(z)
+        spare = torch.empty_like(z)  # the hidden layers write into it and z by turns
+        for lin in [m for m in self.mlp if isinstance(m, nn.Linear)][:-1]:
+            z, spare = relu_(torch.addmm(lin.bias.to(cd), z, lin.weight.t().to(cd), out=spare)), z
+        return self._colour(z.view(b, 4, n, hd), weight)
 
     def _texture(self, g: torch.Tensor, inp: torch.Tensor) -> torch.Tensor:
         """LTE's local basis: ``g`` (M, 2 hidden) gathered from the neighbour (its amplitudes, x
@@ -283,7 +270,7 @@ class LIIF(nn.Module):
             z = self._hidden(g, inp.reshape(-1, 4)).view(b, 4, n, -1)  # (B, 4, N, hidden)
             out = self._colour(z, weight)  # (B, N, 3)
         else:
-            out = self._decode_blocks(table, idx, inp, weight)
+            out = self._decode(table, idx, inp, weight)
 
         grid = (p / size * 2 - 1)[:, None]  # (B, 1, N, 2) in the crop's own [-1, 1]
         with torch.autocast(grid.device.type, enabled=False):  # the bicubic base stays float32
