@@ -189,5 +189,109 @@ def ssim_y(sr: np.ndarray, hr: np.ndarray, shave: int = 0) -> float:
                                        sigma=SSIM_SIGMA, use_sample_covariance=False))
 
 
+# ---------------------------------------------------------------- drawings (DESIGN.md section 5)
+
+GMSD_C = 170.0
+"""GMSD's stability constant for luma on 0..255 (Xue et al. 2014)."""
+
+
+def composite(image: np.ndarray, background: float) -> np.ndarray:
+    """(H, W, 3) float64: ``image`` (straight alpha, C in 1..4, values in [0, 1]) over a plain
+    grey ``background`` level (0 black, 1 white). No alpha: the image itself (grey as RGB).
+
+    >>> composite(np.array([[[1.0, 0.0, 0.0, 0.25]]]), 1.0).tolist()
+    [[[1.0, 0.75, 0.75]]]
+    """
+    image = _hwc(image).astype(np.float64, copy=False)
+    c = image.shape[2]
+    rgb = image[:, :, :3] if c >= 3 else np.repeat(image[:, :, :1], 3, axis=2)
+    if c in (2, 4):
+        a = image[:, :, -1:]
+        return rgb * a + background * (1.0 - a)
+    return rgb
+
+
+def alpha_of(image: np.ndarray) -> np.ndarray:
+    """(H, W) alpha of an image (ones where it has none)."""
+    image = _hwc(image)
+    return image[:, :, -1].astype(np.float64) if image.shape[2] in (2, 4) else np.ones(image.shape[:2])
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
+    """PSNR in dB over every pixel and channel of two equally shaped arrays; ``inf`` when equal.
+
+    >>> round(psnr(np.zeros((2, 2)), np.full((2, 2), 0.1)), 3)
+    20.0
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
+    mse = float(np.mean((a - b) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(peak**2 / mse)
+
+
+def _conv_same(x: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """MATLAB's conv2(x, k, 'same') (zero padding) for a small kernel, in numpy (no SciPy dependency)."""
+    kh, kw = k.shape
+    top, left = (kh - 1) // 2, (kw - 1) // 2  # conv2's 'same' keeps the centre part of 'full'
+    p = np.pad(x, ((kh - 1 - top, top), (kw - 1 - left, left)))
+    out = np.zeros_like(x)
+    kf = k[::-1, ::-1]  # convolution flips the kernel
+    for i in range(kh):
+        for j in range(kw):
+            out += kf[i, j] * p[i:i + x.shape[0], j:j + x.shape[1]]
+    return out
+
+
+def gmsd(a: np.ndarray, b: np.ndarray) -> float:
+    """Gradient magnitude similarity deviation (Xue et al., IEEE TIP 2014) between two RGB (or
+    grey) images in [0, 1]: lower is better, 0 for equal images. As the authors' MATLAB code: luma
+    0.299 R + 0.587 G + 0.114 B on 0..255, a 2 x 2 mean filter and every second pixel, Prewitt
+    gradients (/3), similarity (2 m1 m2 + c) / (m1^2 + m2^2 + c) with c = 170, its standard
+    deviation.
+
+    >>> y = np.linspace(0, 1, 64 * 64).reshape(64, 64)
+    >>> gmsd(y, y)
+    0.0
+    """
+    def luma(x):
+        x = _hwc(x).astype(np.float64, copy=False)
+        x = x[:, :, :3] if x.shape[2] >= 3 else np.repeat(x[:, :, :1], 3, axis=2)
+        return 255.0 * (x @ np.array([0.299, 0.587, 0.114]))
+
+    ya, yb = luma(a), luma(b)
+    if ya.shape != yb.shape:
+        raise ValueError(f"sizes differ: {ya.shape[1]}x{ya.shape[0]} vs {yb.shape[1]}x{yb.shape[0]}")
+    mean2 = np.full((2, 2), 0.25)
+    dx = np.array([[1.0, 0.0, -1.0]] * 3) / 3.0
+    maps = []
+    for y in (ya, yb):
+        y = _conv_same(y, mean2)[::2, ::2]
+        maps.append(np.hypot(_conv_same(y, dx), _conv_same(y, dx.T)))
+    gms = (2 * maps[0] * maps[1] + GMSD_C) / (maps[0] ** 2 + maps[1] ** 2 + GMSD_C)
+    return float(np.std(gms, ddof=1)) if gms.size > 1 else 0.0
+
+
+def drawing_scores(sr: np.ndarray, hr: np.ndarray) -> dict[str, float]:
+    """The drawing protocol's scores of an output ``sr`` against the large drawing ``hr`` (both
+    straight alpha, C in 1..4, [0, 1], same size; quantize first, as files are): PSNR on RGB over
+    all pixels composited on white and on black and their mean, SSIM (on the BT.601 luma of each
+    composite, mean of the two), GMSD (mean of the two composites) and the PSNR of alpha alone
+    (None when neither image has alpha)."""
+    out: dict[str, float] = {}
+    ssims, gms = [], []
+    for name, bg in (("white", 1.0), ("black", 0.0)):
+        cs, ch = composite(sr, bg), composite(hr, bg)
+        out[f"psnr_{name}"] = psnr(cs, ch)
+        ssims.append(ssim_y(cs, ch))
+        gms.append(gmsd(cs, ch))
+    out["psnr"] = (out["psnr_white"] + out["psnr_black"]) / 2
+    out["ssim"] = float(np.mean(ssims))
+    out["gmsd"] = float(np.mean(gms))
+    has_alpha = _hwc(sr).shape[2] in (2, 4) or _hwc(hr).shape[2] in (2, 4)
+    out["alpha_psnr"] = psnr(alpha_of(sr), alpha_of(hr)) if has_alpha else None
+    return out
+
+
 __all__ = ["rgb_to_y", "modcrop", "crop_multiple", "lr_size", "shave_for", "quantize", "make_lr",
-           "psnr_y", "ssim_y"]
+           "psnr_y", "ssim_y", "composite", "alpha_of", "psnr", "gmsd", "drawing_scores"]
