@@ -205,3 +205,39 @@ def test_train_denoiser_command(tmp_path, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "not found" in err
     assert main(["train-denoiser", "--data", str(data), "--patch", "7"]) != 0
+
+
+@pytest.mark.parametrize("kind", ["pickle", "junk", "lying config"])
+def test_resume_from_a_crafted_checkpoint_is_one_line_and_runs_no_code(tmp_path, capsys, kind):
+    """``train-denoiser --resume`` on a pickle whose loading would run a command, on junk, or on a
+    real checkpoint whose config claims another model: one line, exit 2, nothing run."""
+    import json
+    import os
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    data = _write_images(tmp_path / "data", 4, 1)
+    out, pwned = tmp_path / "m.safetensors", tmp_path / "PWNED"
+    ckpt = tmp_path / "m.ckpt.safetensors"
+    argv = ["train-denoiser", "--data", str(data), "--out", str(out), "--steps", "2", "--patch", "8", "--batch", "1",
+            "--channels", "8", "--blocks", "1", "--val-crop", "8", "--threads", "1", "--resume"]
+    if kind == "pickle":
+        class Pwn:
+            def __reduce__(self):
+                return (os.system, (f"touch {pwned}",))
+
+        torch.save({"x": Pwn()}, ckpt)
+    elif kind == "junk":
+        ckpt.write_bytes(b"\x00" * 40)
+    else:
+        T.train(tiny_cfg(data, out, steps=1))
+        with safe_open(str(ckpt), framework="pt") as f:
+            meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+        save_file(tensors, str(ckpt), metadata={**meta, "config": json.dumps({"channels": 4096, "blocks": 64})})
+        out.unlink()
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(ckpt) in err, err
+    assert not pwned.exists() and not out.exists()

@@ -729,9 +729,10 @@ def test_admission_counts_waiting_jobs_and_uploads_in_flight(tmp_path):
 
     manager = JobManager(Store(tmp_path / "data"), workers=1, queue_size=2)
     try:
-        assert manager.admit() and manager.admit()
+        first, second = manager.admit(), manager.admit()
+        assert first and second
         assert not manager.admit()  # two uploads on their way fill a queue of two
-        manager.admitted_done()
+        manager.admitted_done(first)
         assert manager.admit()
     finally:
         manager.stop()
@@ -923,3 +924,203 @@ def test_web_docs_name_the_default_method():
     text = " ".join((Path(__file__).resolve().parents[1] / "docs" / "web.md").read_text().split())
     assert f"(default: the registry's default, `{DEFAULT_METHOD}`)" in text
     assert f'{{"default":"{DEFAULT_METHOD}",' in text
+
+
+# --- a full disk ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 2 MiB filesystem (tmpfs, mounted for the test: needs root; skipped otherwise)."""
+    import os
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(disk)],
+                       capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip(f"cannot mount a tmpfs: {r.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def fill(path: Path) -> None:
+    """Write ``path`` until the filesystem has not one byte left (unbuffered: each write is seen)."""
+    import errno
+
+    with open(path, "ab", buffering=0) as f:
+        for size in (1 << 16, 1 << 12, 1 << 8, 1):
+            try:
+                while True:
+                    f.write(b"\0" * size)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+
+
+@pytest.mark.slow
+def test_a_full_disk_never_kills_the_worker_and_jobs_run_once_space_is_back(app_factory, small_disk, test_methods,
+                                                                           monkeypatch):
+    """On a real full filesystem: a cancel whose end SQLite cannot write, a queued job that cannot
+    be started, uploads (small and spooled) and a delete get 507 or wait; the worker lives; once
+    space is freed the queued job runs and new uploads are done."""
+    import tempfile
+
+    from coordsr.server.app import use_spool_dir
+
+    data = small_disk / "data"
+    client = app_factory(data_dir=data, workers=1)
+    manager = client.app.state.manager
+    manager.retry_s = (0.05, 0.2)
+    monkeypatch.setattr(tempfile, "tempdir", tempfile.tempdir)
+    use_spool_dir(data)  # as serve does: big uploads are spooled on the data disk
+    running = upload(client, png(16, 16), method="waiter").json()["id"]
+    wait(client, running, statuses=("running",))
+    queued = upload(client, png(16, 16), method="bicubic").json()["id"]
+    spare = upload(client, png(16, 16), method="bicubic")  # its files are deleted below to test DELETE
+    assert spare.status_code == 202
+    filler = small_disk / "filler"
+    fill(filler)
+
+    assert client.post(f"/api/jobs/{running}/cancel").status_code == 202
+    deadline = time.monotonic() + 20
+    while manager.unsettled(running) is None:  # SQLite refused to store the end of the job
+        assert time.monotonic() < deadline, "the cancel was never settled"
+        time.sleep(0.02)
+    assert client.get(f"/api/jobs/{running}").json()["status"] == "cancelled"  # shown all the same
+    time.sleep(0.5)  # the worker tries to start the queued job, and cannot write "running"
+    assert all(t.is_alive() for t in manager._threads)
+    assert client.app.state.store.get(queued).status == "queued"
+
+    r = upload(client, png(16, 16), method="bicubic")
+    assert r.status_code == 507 and "No space left" in r.json()["detail"], r.text
+    big = np.random.default_rng(0).integers(0, 255, (700, 700, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(big).save(buf, "PNG", compress_level=0)  # 1.4 MiB: spooled to the full disk
+    r = upload(client, buf.getvalue(), method="bicubic")
+    assert r.status_code == 507 and "storage is full" in r.json()["detail"], r.text
+
+    import shutil
+
+    shutil.rmtree(data / "jobs" / spare.json()["id"])  # its space goes to the filler, so that
+    fill(filler)  # deleting it frees nothing: the row cannot go
+    r = client.delete(f"/api/jobs/{spare.json()['id']}")
+    assert r.status_code == 507 and "storage is full" in r.json()["detail"], r.text
+
+    filler.unlink()  # space is back
+    assert wait(client, queued, limit=60)["status"] == "done"
+    assert client.delete(f"/api/jobs/{spare.json()['id']}").status_code == 204
+    deadline = time.monotonic() + 20
+    while client.app.state.store.get(running).status != "cancelled":  # the kept end is written
+        assert time.monotonic() < deadline, "the cancelled job's end was never stored"
+        time.sleep(0.05)
+    again = upload(client, png(16, 16), method="bicubic").json()["id"]
+    assert wait(client, again, limit=60)["status"] == "done"
+    assert all(t.is_alive() for t in manager._threads)
+
+
+def test_storage_errors_anywhere_are_507_not_500(client, monkeypatch):
+    """Injected at the storage layer: a full database on insert (an upload), on delete, on any
+    other endpoint's write is 507 with one line, and leaves no half-made job."""
+    import sqlite3
+
+    from coordsr.server.storage import Store
+
+    def full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(Store, "insert", full)
+    r = upload(client, png(16, 16), method="bicubic")
+    assert r.status_code == 507 and "database or disk is full" in r.json()["detail"]
+    assert list(client.app.state.store.jobs_dir.iterdir()) == []
+    monkeypatch.undo()
+    job = upload(client, png(16, 16), method="bicubic").json()["id"]
+    wait(client, job)
+    monkeypatch.setattr(Store, "list", full)
+    r = client.get("/api/jobs")
+    assert r.status_code == 507 and r.json()["detail"].startswith("storage is full")
+
+
+# --- slow clients -----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_eight_trickling_uploads_block_no_one_and_are_cut(tmp_path, test_methods):
+    """Over real sockets against uvicorn: eight connections that send half a body, then a byte
+    every 5 s, take no place in the queue once their first seconds are past (an upload gets 202),
+    and each is answered 408 once its pace is known (bounded: within 30 s)."""
+    import socket
+
+    import uvicorn
+
+    app = create_app(tmp_path / "data", 1, Limits(queue_size=8, body_idle_s=8, min_body_rate=1024))
+    listener = socket.create_server(("127.0.0.1", 0))
+    host, port = listener.getsockname()[:2]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    boundary = "b0undary"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="method"\r\n\r\nbicubic\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+            f"Content-Type: image/png\r\n\r\n").encode() + png(16, 16) + f"\r\n--{boundary}--\r\n".encode()
+    head = (f"POST /api/jobs HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: multipart/form-data; "
+            f"boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    slow, answers = [], {}
+    stop = threading.Event()
+    try:
+        for _ in range(8):
+            s = socket.create_connection((host, port), timeout=40)
+            s.sendall(head + body[:len(body) // 2])
+            slow.append(s)
+
+        def trickle(i: int, s: socket.socket) -> None:
+            """A byte every 5 s until the server answers; then its whole answer."""
+            sent, data = len(body) // 2, b""
+            s.settimeout(5.0)
+            while not stop.is_set() and not data and sent < len(body) - 1:
+                try:
+                    data = s.recv(65536) or b"(closed without an answer)"
+                except socket.timeout:
+                    s.send(body[sent:sent + 1])
+                    sent += 1
+            s.settimeout(1.0)
+            try:
+                while chunk := s.recv(65536):
+                    data += chunk
+            except OSError:
+                pass
+            answers[i] = data
+
+        threads = [threading.Thread(target=trickle, args=(i, s), daemon=True) for i, s in enumerate(slow)]
+        for t in threads:
+            t.start()
+        time.sleep(3.0)  # past the uploads' first seconds: a trickle holds no place now
+        import urllib.request
+
+        req = urllib.request.Request(f"http://{host}:{port}/api/jobs", data=body, method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 202
+            job = json.loads(r.read())["id"]
+        for t in threads:
+            t.join(30)
+        assert len(answers) == 8 and all(a.startswith(b"HTTP/1.1 408") for a in answers.values()), answers
+        assert all(b"too slow" in a for a in answers.values())
+        while app.state.store.get(job).status not in ("done", "failed"):
+            assert time.monotonic() < deadline + 60
+            time.sleep(0.05)
+        assert app.state.store.get(job).status == "done"
+    finally:
+        stop.set()
+        for s in slow:
+            s.close()
+        server.should_exit = True
+        thread.join(10)

@@ -74,6 +74,7 @@ def test_animation_is_a_looping_gif(client):
     ("/api/art/animation.gif", {"frames": 1000}, "at most 90 frames"),
     ("/api/art/animation.gif", {"kind": "morph"}, "unknown animation 'morph'"),
     ("/api/art/animation.gif", {"frames": 0}, "frames"),
+    ("/api/art/animation.gif", {"fps": 0.0001, "frames": 2, "w": 8, "h": 8}, "fps"),  # was a 500
 ])
 def test_bad_settings_are_one_line_422s(client, path, params, message):
     r = client.get(path, params=params)
@@ -326,6 +327,7 @@ def test_a_running_art_job_is_failed_by_a_restart(app_factory, tmp_path):
     ("/api/art/animations", {"w": 1024, "h": 1024}, "the animation job limit"),
     ("/api/art/animations", {"animation": "morph"}, "unknown animation 'morph'"),
     ("/api/art/animations", {"fps": 0}, "fps"),
+    ("/api/art/animations", {"fps": 0.0001, "frames": 2, "w": 8, "h": 8}, "fps"),  # was 202, then "internal error"
 ])
 def test_bad_art_job_settings_are_one_line_422s_and_make_no_job(client, path, body, message):
     before = len(client.get("/api/jobs").json()["jobs"])
@@ -366,3 +368,19 @@ def test_a_record_stored_before_kinds_loads_as_an_upscale(app_factory, tmp_path)
     new = client.post("/api/art/posters", json={"w": 8, "h": 8, **SMALL}).json()["id"]
     assert wait(client, new)["status"] == "done"
     assert [j["kind"] for j in client.get("/api/jobs").json()["jobs"]] == ["art-poster", "upscale"]
+
+
+def test_a_gif_frame_lasts_at_most_its_16_bit_delay(tmp_path):
+    """GIF delays are 16 bits of 1/100 s: the slowest fps is written, a slower one refused in one line."""
+    from PIL import Image
+
+    from coordsr.art.writers import GIF_MIN_FPS, GifWriter
+    from coordsr.errors import CoordsrError
+
+    with GifWriter(tmp_path / "slow.gif", (4, 4), GIF_MIN_FPS) as w:
+        for _ in range(2):
+            w.write(np.zeros((4, 4, 3), np.uint8))
+    assert Image.open(tmp_path / "slow.gif").info["duration"] == 655350
+    with pytest.raises(CoordsrError, match="fps must be at least"):
+        GifWriter(tmp_path / "slower.gif", (4, 4), GIF_MIN_FPS / 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["slow.gif"]

@@ -164,3 +164,61 @@ def test_zip_holds_every_result_named_for_download(client):
     assert len(names) == 2 and names[0] == "in-bicubic-128x96.png" and names[1].startswith("in-bicubic-128x96-")
     assert client.get("/api/zip", params={"ids": ""}).status_code == 422
     assert client.get("/api/zip", params={"ids": f"{a['id']},0123456789abcdef"}).status_code == 404
+
+
+@pytest.mark.parametrize("fmt,width,words", [("webp", 16384, "WebP holds at most 16383 pixels a side"),
+                                             ("jpeg", 65536, "JPEG holds at most 65500 pixels a side")])
+def test_an_export_the_format_cannot_hold_is_a_4xx_before_any_work(client, fmt, width, words, monkeypatch):
+    """A result 16384 wide as WebP, 65536 wide as JPEG (were 500s from the encoders): 422, one
+    line, refused from the record before the result is read."""
+    import coordsr.images
+
+    job = wait(client, upload(client, data=png(h=2, w=width // 64), method="nearest", width=width,
+                              height=2).json()["id"])
+    assert job["status"] == "done", job
+    monkeypatch.setattr(coordsr.images, "read_image", lambda *a, **k: pytest.fail("the result was read"))
+    r = client.get(f"/api/jobs/{job['id']}/export", params={"format": fmt})
+    assert r.status_code == 422 and words in r.json()["detail"], r.text
+
+
+def test_concurrent_first_requests_of_a_result_thumb_all_get_it(client, monkeypatch):
+    """24 GETs of a fresh job's result-thumb.png at once (one was a 500: they shared a temporary
+    file name): every one is the same picture, and no temporary file is left."""
+    import threading
+
+    import coordsr.server.app
+
+    job = wait(client, upload(client, data=png(h=96, w=128), method="nearest", scale=8).json()["id"])
+    shrink = coordsr.server.app.thumbnail
+
+    def slow_thumbnail(*args, **kwargs):  # every request makes its own before any has kept one
+        time.sleep(0.3)
+        return shrink(*args, **kwargs)
+
+    monkeypatch.setattr(coordsr.server.app, "thumbnail", slow_thumbnail)
+    answers, start = [], threading.Barrier(24)
+
+    def get():
+        start.wait()
+        answers.append(client.get(f"/api/jobs/{job['id']}/result-thumb.png"))
+
+    threads = [threading.Thread(target=get) for _ in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [r.status_code for r in answers] == [200] * 24
+    assert len({r.content for r in answers}) == 1
+    folder = client.app.state.store.job_dir(job["id"])
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
+    assert (folder / "result-thumb.png").read_bytes() == answers[0].content
+
+
+def test_an_output_png_cannot_hold_is_refused_up_front(client):
+    """A 200000x2 upload asked for 1000001 wide: 422 at once (was 202, then "internal error:
+    PngError" from the worker)."""
+    data = encode_image_bytes(np.zeros((2, 200000, 3), np.float32))
+    before = client.get("/api/jobs").json()["jobs"]
+    r = upload(client, data=data, method="nearest", width=1000001)
+    assert r.status_code == 422 and "PNG" in r.json()["detail"] and "1,000,000" in r.json()["detail"], r.text
+    assert client.get("/api/jobs").json()["jobs"] == before

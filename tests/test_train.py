@@ -134,6 +134,87 @@ def test_ctrl_c_writes_a_usable_checkpoint(folders, tmp_path, monkeypatch):
         torch.testing.assert_close(resumed.model.state_dict()[k], v, atol=1e-6, rtol=1e-5)
 
 
+TINY_ARGV = ["--patch", "12", "--batch", "2", "--channels", "8", "--blocks", "1", "--hidden", "16",
+             "--mlp-layers", "1", "--val-every", "2", "--threads", "1", "--device", "cpu"]
+
+
+class _Pwn:
+    """The issue's recipe: a pickle that runs a shell command when it is loaded."""
+
+    def __init__(self, target: Path):
+        self.target = target
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.target}",))
+
+
+def test_checkpoint_is_safetensors_and_resume_is_exact_across_rng_states(folders, tmp_path):
+    """No pickle in a checkpoint; python's, numpy's and torch's generators come back as they were."""
+    import random
+
+    out = tmp_path / "m.safetensors"
+    T.train(tiny_cfg(folders, out, steps=2))
+    ckpt = out.with_suffix(".ckpt")
+    assert ckpt.read_bytes()[8:9] == b"{"  # a safetensors header, not a zip of pickles
+    state = T.load_checkpoint(ckpt)
+    torch.manual_seed(99), np.random.seed(99), random.seed(99)
+    from coordsr.liif.model import LIIF
+
+    model = LIIF(T.checked_model_config(ckpt, LIIFConfig, LIIF, state))
+    opt = torch.optim.Adam(model.parameters())
+    T.restore_state(ckpt, model, opt, state)
+    a = (torch.rand(3), np.random.rand(3), random.random())
+    torch.set_rng_state(state["rng"]["torch"]), np.random.set_state(state["rng"]["numpy"])
+    random.setstate(state["rng"]["python"])
+    b = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+    assert opt.state_dict()["state"][0]["step"] == 2  # Adam's state came back too
+
+
+def test_a_crafted_pickle_checkpoint_runs_no_code(folders, tmp_path, capsys):
+    """``--resume`` on a torch.save file whose unpickling would run a command: refused with one
+    line, exit 2, and the command never runs."""
+    out, pwned = tmp_path / "m.safetensors", tmp_path / "PWNED"
+    torch.save({"x": _Pwn(pwned)}, out.with_suffix(".ckpt"))
+    assert T.main(["--data", *folders, "--out", str(out), "--steps", "2", "--resume", *TINY_ARGV]) == 2
+    err = capsys.readouterr().err.strip()
+    assert not pwned.exists()
+    assert len(err.splitlines()) == 1 and "pickle" in err and str(out.with_suffix(".ckpt")) in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content", [b"junk", b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\": 1}      ", b""])
+def test_a_junk_checkpoint_is_one_line(folders, tmp_path, capsys, content):
+    out = tmp_path / "m.safetensors"
+    out.with_suffix(".ckpt").write_bytes(content)
+    assert T.main(["--data", *folders, "--out", str(out), "--steps", "2", "--resume", *TINY_ARGV]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(out.with_suffix(".ckpt")) in err, err
+
+
+def test_a_checkpoint_whose_config_lies_is_refused_before_allocating(folders, tmp_path, capsys):
+    """A valid checkpoint whose config claims a huge model (or a wrong type) is refused from the
+    config and the stored shapes, never built."""
+    import json
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    out = tmp_path / "m.safetensors"
+    T.train(tiny_cfg(folders, out, steps=2))
+    ckpt = out.with_suffix(".ckpt")
+    with safe_open(str(ckpt), framework="pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    for config in ({**json.loads(meta["config"]), "channels": 1_000_000}, {"channels": "eight"},
+                   {**json.loads(meta["config"]), "nonsense": 1}):
+        save_file(tensors, str(ckpt), metadata={**meta, "config": json.dumps(config)})
+        assert T.main(["--data", *folders, "--out", str(out), "--steps", "4", "--resume", *TINY_ARGV]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "config" in err, err
+    save_file(tensors, str(ckpt), metadata={**meta, "rng_python": "[3, [1, 2], null]"})
+    assert T.main(["--data", *folders, "--out", str(out), "--steps", "4", "--resume", *TINY_ARGV]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
 def test_main_returns_zero(folders, tmp_path):
     out = tmp_path / "m.safetensors"
     argv = ["--data", *folders, "--out", str(out), "--steps", "2", "--patch", "12", "--batch", "2",

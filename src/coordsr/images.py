@@ -34,6 +34,9 @@ SUFFIXES = {
     ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
     ".webp": "WEBP", ".bmp": "BMP",
 }
+MAX_SIDES = {"PNG": 1_000_000, "JPEG": 65_500, "WEBP": 16_383}
+"""The longest side each format's encoder writes (libpng's user limit, libjpeg's
+JPEG_MAX_DIMENSION, libwebp's WEBP_MAX_DIMENSION); TIFF and BMP take any ``coordsr`` size."""
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # channel count -> mode
 MIN_SIDE = 2  # a field needs at least two pixels each way to be worth fitting
 DEFAULT_MAX_PIXELS = 8192 * 8192
@@ -254,6 +257,9 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray, *, bit_depth: int =
         raise ImageError(f"{path}: the folder {path.parent} does not exist")
     if path.is_dir():
         raise ImageError(f"{path}: is a folder, cannot write an image over it")
+    arr = np.asarray(pixels)
+    if arr.ndim >= 2:
+        check_format_size(fmt, arr.shape[0], arr.shape[1], str(path))
     _write_atomic(path, encode_image_bytes(pixels, fmt, bit_depth))
 
 
@@ -268,14 +274,34 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise ImageError(f"{path}: cannot write: {exc.strerror or exc}") from exc
 
 
+def check_format_size(fmt: str, height: int, width: int, what: str = "the image") -> None:
+    """ImageError, one line, when ``fmt`` cannot hold a ``width`` x ``height`` image (MAX_SIDES):
+    asked before any work, so that a long computation never ends in an encoder's error.
+
+    >>> check_format_size("WEBP", 2, 16383)
+    >>> check_format_size("WEBP", 2, 16384)
+    Traceback (most recent call last):
+    ...
+    coordsr.errors.ImageError: the image is 16384x2: WebP holds at most 16383 pixels a side; choose PNG or TIFF
+    """
+    fmt = {"JPG": "JPEG", "TIF": "TIFF"}.get(fmt.upper(), fmt.upper())
+    top = MAX_SIDES.get(fmt)
+    if top is not None and max(height, width) > top:
+        name = {"WEBP": "WebP"}.get(fmt, fmt)
+        other = "TIFF" if fmt == "PNG" else "PNG or TIFF"
+        raise ImageError(f"{what} is {width}x{height}: {name} holds at most {top} pixels a side; choose {other}")
+
+
 def encode_image_bytes(pixels: np.ndarray, fmt: str = "PNG", bit_depth: int = 8) -> bytes:
-    """Encode (H, W[, C]) floats in [0, 1] as a file's bytes: what `write_image` writes."""
+    """Encode (H, W[, C]) floats in [0, 1] as a file's bytes: what `write_image` writes.
+    ImageError when the format cannot hold the size (``check_format_size``)."""
     fmt = {"JPG": "JPEG", "TIF": "TIFF"}.get(fmt.upper(), fmt.upper())
     if fmt not in FORMATS:
         raise ValueError(f"unknown image format {fmt!r}, valid formats: {', '.join(FORMATS)}")
     if bit_depth not in (8, 16):
         raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth!r}")
     arr = _as_hwc(pixels)
+    check_format_size(fmt, arr.shape[0], arr.shape[1])
     if fmt in ("JPEG", "BMP") and arr.shape[2] in (2, 4):
         arr = _on_white(arr)
     if fmt not in ("PNG", "TIFF"):

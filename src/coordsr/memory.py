@@ -1,5 +1,6 @@
-"""Keep freed memory in the process while fitting or rendering, instead of handing it back to
-the system after every step or tile.
+"""Memory: what this process may still allocate (``memory_limits``: ``ulimit -v``, the cgroup's
+limit), and keeping freed memory in the process while fitting or rendering, instead of handing
+it back to the system after every step or tile.
 
 glibc serves each allocation above its mmap threshold (at most 32 MiB) with a fresh ``mmap``
 and unmaps it on free, so a loop that allocates the same large tensors again and again (a
@@ -20,6 +21,7 @@ import ctypes.util
 import functools
 import sys
 import threading
+from pathlib import Path
 from typing import Iterator
 
 # mallopt parameters and glibc's defaults (malloc.h, mallopt(3)).
@@ -72,3 +74,109 @@ def reusing_memory() -> Iterator[None]:
                 libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
                 libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
                 libc.malloc_trim(0)
+
+
+# --- limits on what this process may allocate -------------------------------------------------
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+UNLIMITED = 1 << 60
+"""Limits at or above this are none (cgroup v1 writes 'no limit' as 2^63 less a page)."""
+
+
+def _status_bytes(field: str, status: Path = Path("/proc/self/status")) -> int | None:
+    """A ``kB`` line of /proc/self/status (VmSize, VmData) in bytes, or None."""
+    try:
+        for line in status.read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def rlimit_left() -> list[tuple[str, int]]:
+    """(limit, bytes left) for the process limits that bound allocations and are set: the
+    address space (``ulimit -v``, RLIMIT_AS, against VmSize) and the data segment (``ulimit -d``,
+    RLIMIT_DATA, against VmData: since Linux 4.7 it counts every private writable mapping)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return []
+    out = []
+    for res, name, field in ((resource.RLIMIT_AS, "ulimit -v", "VmSize"),
+                             (resource.RLIMIT_DATA, "ulimit -d", "VmData")):
+        soft, _ = resource.getrlimit(res)
+        if soft == resource.RLIM_INFINITY or soft >= UNLIMITED:
+            continue
+        used = _status_bytes(field)
+        if used is not None:
+            out.append((name, soft - used))
+    return out
+
+
+def _cgroup_value(folder: Path, name: str) -> int | None:
+    try:
+        text = (folder / name).read_text().strip()
+    except OSError:
+        return None
+    if not text or text == "max":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return None if value >= UNLIMITED else value
+
+
+def _cgroup_stat(folder: Path, key: str) -> int:
+    try:
+        for line in (folder / "memory.stat").read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def cgroup_left(root: Path = CGROUP_ROOT, proc_cgroup: Path = Path("/proc/self/cgroup")) -> int | None:
+    """Bytes this process's memory cgroup, and every cgroup above it, still lets it allocate: the
+    smallest limit less usage, where the limit is ``memory.max`` (cgroup v2) or
+    ``memory/.../memory.limit_in_bytes`` (v1) and usage leaves out the page cache the kernel
+    drops first (``inactive_file``); None when no cgroup limits memory."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    best = None
+    for line in lines:
+        hid, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hid == "0" and controllers == "":  # the v2 hierarchy
+            base, limit_file, usage_file, inactive = root, "memory.max", "memory.current", "inactive_file"
+        elif "memory" in controllers.split(","):  # v1's memory controller
+            base, limit_file, usage_file, inactive = (root / "memory", "memory.limit_in_bytes",
+                                                      "memory.usage_in_bytes", "total_inactive_file")
+        else:
+            continue
+        folder = base / path.strip().lstrip("/")
+        while True:  # the process's cgroup, then each one above it up to the hierarchy's root
+            limit = _cgroup_value(folder, limit_file)
+            if limit is not None:
+                usage = _cgroup_value(folder, usage_file) or 0
+                left = limit - max(0, usage - _cgroup_stat(folder, inactive))
+                best = left if best is None else min(best, left)
+            if folder == base or base not in folder.parents:
+                break
+            folder = folder.parent
+    return best
+
+
+def memory_limits() -> list[tuple[str, int]]:
+    """(what, bytes left) for every limit on this process's memory besides the machine's:
+    ``ulimit -v`` / ``ulimit -d`` and the memory cgroup (a container's limit)."""
+    out = rlimit_left()
+    left = cgroup_left()
+    if left is not None:
+        out.append(("the cgroup's memory limit", left))
+    return out

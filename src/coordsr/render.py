@@ -41,16 +41,28 @@ STREAM_HINT = ("write a tiled .tif or a Deep Zoom .dzi instead (streamed to disk
 """What a refused in-memory output can do instead (coordsr.stream)."""
 
 
+LIMIT_SLACK = 256 << 20
+"""Kept back from what a process limit (``ulimit -v``, a cgroup) still allows: the estimate's
+slack and what the libraries map while they work (thread stacks, allocator arenas). The
+interpreter and the libraries loaded so far are in the usage those limits are measured against."""
+
+
 def check_bytes_available(need: int, what: str, *, headroom: int = 1 << 30,
                           hint: str = "choose a smaller output (coordsr render can draw a region of a field "
                                       "with --box)") -> None:
     """CoordsrError when ``need`` bytes (for ``what``) exceed the memory available now, less
-    ``headroom`` for the interpreter, the libraries and the estimate's slack."""
-    have = available_memory() - headroom
+    ``headroom`` for the interpreter, the libraries and the estimate's slack, or what a limit on
+    this process still allows (``ulimit -v``, ``ulimit -d``, the memory cgroup), less ``LIMIT_SLACK``."""
+    from coordsr.memory import memory_limits
+
+    have, where = available_memory() - headroom, "of memory available"
+    for name, left in memory_limits():
+        if left - LIMIT_SLACK < have:
+            have, where = left - LIMIT_SLACK, f"this process may still allocate ({name})"
     if need > have:
         raise CoordsrError(
             f"{what} needs about {need / 2**30:.1f} GiB, more than the {max(have, 0) / 2**30:.1f} GiB "
-            f"of memory available; {hint}")
+            f"{where}; {hint}")
 
 
 def check_fits_in_memory(h: int, w: int, c: int, dtype=np.float32, *, headroom: int = 1 << 30) -> None:

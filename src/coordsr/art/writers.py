@@ -160,10 +160,17 @@ class _FileWriter(FrameWriter):
         self.tmp.unlink(missing_ok=True)
 
 
+GIF_MIN_FPS = 100 / 65535
+"""A GIF frame's delay is 16 bits of hundredths of a second: at most 655.35 s, about 0.0015 fps."""
+
+
 class GifWriter(_FileWriter):
     """Streams frames into a looping GIF (Pillow), one frame in memory at a time."""
 
     def __init__(self, path, size, fps):
+        if not fps >= GIF_MIN_FPS:
+            raise CoordsrError(f"{path}: a GIF shows a frame for at most 655.35 s: fps must be at least "
+                               f"{GIF_MIN_FPS:.5f}, got {fps:g}")
         super().__init__(path, size, fps)
         self.file = open(self.tmp, "wb")
         # GIF delays are in hundredths of a second: 30 fps is stored as 30 ms, about 33 fps.

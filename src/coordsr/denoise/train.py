@@ -30,11 +30,12 @@ import torch
 
 from coordsr.denoise.net import DenoiseNet, DenoiseNetConfig, denoise_tensor, save_denoiser
 from coordsr.denoise.protocol import add_noise, noise_seed, psnr_rgb
-from coordsr.errors import CoordsrError
+from coordsr.errors import CoordsrError, FieldFileError
 from coordsr.liif import data as D
 from coordsr.liif.model import read_weights, write_weights
-from coordsr.liif.train import (RunConfig, TrainingDiverged, TrainingInterrupted, learning_rate, pick_device,
-                                run_training_cli, training_parser)
+from coordsr.liif.train import (RunConfig, TrainingDiverged, TrainingInterrupted, checked_model_config,
+                                learning_rate, pick_device, refuse_pickle, restore_state, run_training_cli,
+                                training_parser)
 from coordsr.metrics import quantize
 from coordsr.precision import autocast, resolve_precision
 from coordsr.progress import Progress, ProgressCallback
@@ -151,16 +152,24 @@ def save_checkpoint(path: Path, model: DenoiseNet, opt: torch.optim.Adam, step: 
 
 def load_checkpoint(path: Path) -> dict:
     """What ``save_checkpoint`` wrote: model config and state, optimizer state, step, best PSNR."""
+    refuse_pickle(path, CHECKPOINT_FORMAT)
     config, tensors, meta = read_weights(path, format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION)
-    model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-    state: dict[int, dict] = {}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, i, name = k.split(".", 2)
-            state.setdefault(int(i), {})[name] = v
-    return {"model_config": config, "model": model,
-            "optimizer": {"state": state, "param_groups": json.loads(meta["param_groups"])},
-            "step": int(meta["step"]), "best_psnr": json.loads(meta["best_psnr"])}
+    try:
+        model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+        state: dict[int, dict] = {}
+        for k, v in tensors.items():
+            if k.startswith("opt."):
+                _, i, name = k.split(".", 2)
+                state.setdefault(int(i), {})[name] = v
+        out = {"model_config": dict(config), "model": model,
+               "optimizer": {"state": state, "param_groups": list(json.loads(meta["param_groups"]))},
+               "step": int(meta["step"]), "best_psnr": json.loads(meta["best_psnr"])}
+    except Exception as e:  # a key missing, a value of the wrong type
+        raise FieldFileError(f"{path}: not a complete {CHECKPOINT_FORMAT} checkpoint ({type(e).__name__}: "
+                             f"{e})".replace("\n", " ")) from None
+    if out["step"] < 0 or (out["best_psnr"] is not None and not isinstance(out["best_psnr"], (int, float))):
+        raise FieldFileError(f"{path}: step {out['step']} / best_psnr {out['best_psnr']!r} out of range")
+    return out
 
 
 def train(cfg: DenoiseTrainConfig, progress: ProgressCallback | None = None) -> DenoiseTrainResult:
@@ -192,13 +201,12 @@ def _train(cfg: DenoiseTrainConfig, progress, device) -> DenoiseTrainResult:
 
     state = load_checkpoint(ckpt_path) if cfg.resume and ckpt_path.exists() else None
     torch.manual_seed(cfg.seed)
-    model_cfg = DenoiseNetConfig(**state["model_config"]) if state else cfg.model
+    model_cfg = checked_model_config(ckpt_path, DenoiseNetConfig, DenoiseNet, state) if state else cfg.model
     model = DenoiseNet(model_cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, best = 0, None
     if state:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        restore_state(ckpt_path, model, opt, state)
         step, best = state["step"], state["best_psnr"]
     log_path = Path(cfg.out).with_suffix(".log.jsonl")
 

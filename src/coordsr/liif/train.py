@@ -5,7 +5,8 @@
 
 Random crops at random non-integer scales in [scale_min, scale_max], LR made with the
 benchmark's MATLAB-style bicubic, flips and 90-degree rotations, L1 loss on sampled HR pixels.
-Checkpoints (model, optimizer, step, RNG) are written atomically every ``ckpt_every`` steps and
+Checkpoints (model, optimizer, step, RNG: one safetensors file, no pickle, so a crafted checkpoint
+runs no code) are written atomically every ``ckpt_every`` steps and
 when SIGINT or SIGTERM stops a run that has started its steps (``TrainingInterrupted`` says
 whether one was written); ``resume=True`` continues from the last one. A NaN/inf loss stops the run before the
 weights are touched, leaving the last good checkpoint. Validation Y-PSNR on a held-out part of
@@ -33,13 +34,14 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from coordsr.errors import CoordsrError
+from coordsr.errors import CoordsrError, FieldFileError
 from coordsr.liif import data as D
-from coordsr.liif.model import DECODERS, LIIF, LIIFConfig, load_weights, save_weights, upscale
+from coordsr.liif.model import (DECODERS, LIIF, LIIFConfig, load_weights, read_weights, save_weights, upscale,
+                               write_weights)
 from coordsr.precision import autocast, resolve_precision
 from coordsr.progress import Progress, ProgressCallback
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 
 
 class TrainingDiverged(CoordsrError):
@@ -170,33 +172,105 @@ def learning_rate(cfg: RunConfig, step: int) -> float:
     return cfg.lr * (cfg.lr_min + (1 - cfg.lr_min) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+CHECKPOINT_FORMAT = "coordsr.liif.checkpoint"
 
 
 def _save_checkpoint(path: Path, model: LIIF, opt, step: int, best: float | None, cfg: TrainConfig):
-    _atomic_save({
-        "version": CHECKPOINT_VERSION,
-        "model_config": asdict(model.cfg),
-        "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
-        "step": step,
-        "best_psnr": best,
-        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-                "python": random.getstate()},
-        "train_config": {k: v for k, v in asdict(cfg).items() if k != "model"},
-    }, path)
+    """Model, Adam state, step, best PSNR and the RNG states as one safetensors file (atomic):
+    tensors for the weights, the Adam moments and the torch / numpy generator states, JSON in the
+    metadata for the rest (python's state is a tuple of ints), so resuming unpickles nothing."""
+    sd = opt.state_dict()
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    for i, st in sd["state"].items():
+        for k, v in st.items():
+            tensors[f"opt.{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.numpy"] = torch.from_numpy(keys.astype(np.int64))
+    version, internal, gauss_next = random.getstate()
+    extra = {"step": str(step), "best_psnr": json.dumps(best), "param_groups": json.dumps(sd["param_groups"]),
+             "rng_numpy": json.dumps([name, int(pos), int(has_gauss), float(gauss)]),
+             "rng_python": json.dumps([version, list(internal), gauss_next]),
+             "train_config": json.dumps({k: v for k, v in asdict(cfg).items() if k != "model"})}
+    write_weights(tensors, asdict(model.cfg), path, format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION,
+                  dtype=None, extra=extra)
+
+
+def refuse_pickle(path: Path, format: str) -> None:
+    """FieldFileError, one line, when ``path`` is a pickle or ``torch.save`` file (zip or raw
+    pickle): such a file is never loaded, since unpickling it can run any code."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise FieldFileError(f"{path}: cannot read the checkpoint ({e.strerror or e})") from None
+    if head[:2] == b"PK" or head[:1] == b"\x80":
+        raise FieldFileError(f"{path}: a pickle (torch.save) file, not a {format} safetensors checkpoint; "
+                             "not loaded, since unpickling can run code")
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """What ``_save_checkpoint`` wrote (model config and state, optimizer state, step, best PSNR,
+    RNG states, run settings); FieldFileError, one line, for anything else: a pickle file
+    (``torch.save``: never unpickled, since unpickling can run code), junk, a truncated file."""
+    path = Path(path)
+    refuse_pickle(path, CHECKPOINT_FORMAT)
+    config, tensors, meta = read_weights(path, format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION)
+    try:
+        state: dict[int, dict] = {}
+        for k, v in tensors.items():
+            if k.startswith("opt."):
+                _, i, name = k.split(".", 2)
+                state.setdefault(int(i), {})[name] = v
+        name, pos, has_gauss, gauss = json.loads(meta["rng_numpy"])
+        version, internal, gauss_next = json.loads(meta["rng_python"])
+        out = {"version": CHECKPOINT_VERSION, "model_config": dict(config),
+               "model": {k[6:]: v for k, v in tensors.items() if k.startswith("model.")},
+               "optimizer": {"state": state, "param_groups": list(json.loads(meta["param_groups"]))},
+               "step": int(meta["step"]), "best_psnr": json.loads(meta["best_psnr"]),
+               "rng": {"torch": tensors["rng.torch"],
+                       "numpy": (str(name), tensors["rng.numpy"].numpy().astype(np.uint32), int(pos),
+                                 int(has_gauss), float(gauss)),
+                       "python": (int(version), tuple(int(x) for x in internal), gauss_next)},
+               "train_config": dict(json.loads(meta["train_config"]))}
+    except Exception as e:  # a key missing, a value of the wrong type or shape
+        raise FieldFileError(f"{path}: not a complete {CHECKPOINT_FORMAT} checkpoint ({type(e).__name__}: "
+                             f"{e})".replace("\n", " ")) from None
+    if out["step"] < 0 or (out["best_psnr"] is not None and not isinstance(out["best_psnr"], (int, float))):
+        raise FieldFileError(f"{path}: step {out['step']} / best_psnr {out['best_psnr']!r} out of range")
+    return out
+
+
+def checked_model_config(path: Path, config_cls, build, state: dict):
+    """``config_cls(**state["model_config"])``, checked before any memory is spent on it: the model
+    ``build(config)`` makes is first built on the meta device (no storage), and its tensor names
+    and shapes must be those of ``state["model"]``; FieldFileError, one line, otherwise (an unknown
+    or mistyped field, a size the stored tensors do not have)."""
+    try:
+        cfg = config_cls(**state["model_config"])
+        with torch.device("meta"):
+            want = {k: tuple(v.shape) for k, v in build(cfg).state_dict().items()}
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise FieldFileError(f"{path}: the checkpoint's model config is not valid ({first})") from None
+    if want != {k: tuple(v.shape) for k, v in state["model"].items()}:
+        raise FieldFileError(f"{path}: the checkpoint's weights do not match its model config")
+    return cfg
+
+
+def restore_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer, state: dict) -> None:
+    """Load a checkpoint's model and optimizer state (and its RNG states, when it has them) into a
+    freshly built model and optimizer; FieldFileError, one line, when they do not fit."""
+    try:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        if "rng" in state:
+            torch.set_rng_state(state["rng"]["torch"])
+            np.random.set_state(state["rng"]["numpy"])
+            random.setstate(state["rng"]["python"])
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise FieldFileError(f"{path}: the checkpoint does not fit its model ({first})") from None
 
 
 @torch.no_grad()
@@ -248,6 +322,7 @@ def train(cfg: TrainConfig, progress: ProgressCallback | None = None) -> TrainRe
 
 def _train(cfg, progress, device, rank, world, distributed) -> TrainResult:
     ckpt_path = cfg.checkpoint_path()
+    state = load_checkpoint(ckpt_path) if cfg.resume and ckpt_path.exists() else None  # refused before any work
     files = D.list_images(cfg.data)
     train_files, val_files = D.split(files, cfg.val_fraction)
     if not train_files:
@@ -258,9 +333,10 @@ def _train(cfg, progress, device, rank, world, distributed) -> TrainResult:
     except KeyboardInterrupt as e:
         raise TrainingInterrupted(e, None, None) from e
 
-    state = load_checkpoint(ckpt_path) if cfg.resume and ckpt_path.exists() else None
     torch.manual_seed(cfg.seed)
-    model_cfg = LIIFConfig(**state["model_config"]) if state else cfg.model
+    model_cfg = cfg.model
+    if state:
+        model_cfg = checked_model_config(ckpt_path, LIIFConfig, LIIF, state)
     if cfg.init and not state:
         from coordsr.liif.grow import grow
 
@@ -270,12 +346,8 @@ def _train(cfg, progress, device, rank, world, distributed) -> TrainResult:
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, best = 0, None
     if state:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        restore_state(ckpt_path, model, opt, state)
         step, best = state["step"], state["best_psnr"]
-        torch.set_rng_state(state["rng"]["torch"])
-        np.random.set_state(state["rng"]["numpy"])
-        random.setstate(state["rng"]["python"])
     net = _Predict(model)
     if distributed:
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)

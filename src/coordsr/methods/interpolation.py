@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from coordsr.methods.base import Upscaler
-from coordsr.resize import imresize
+from coordsr.resize import imresize, imresize_bytes
 
 
-def _resize_bytes(in_shape: tuple[int, int, int], size: tuple[int, int]) -> int:
-    """Peak of ``_resize_hwc``: float64 input, the two dense (out, in) float64 axis matrices
-    (kept in resize's cache), the float64 half-way image and output, the float32 result."""
+def _resize_bytes(in_shape: tuple[int, int, int], size: tuple[int, int], kernel: str) -> int:
+    """Peak of ``_resize_hwc``: the float64 input, the resize's own working set (banded: the
+    half-way image, the output and one block of taps, ``imresize_bytes``), the float32 result."""
     (h, w, c), (H, W) = in_shape, size
-    return 8 * (c * h * w + H * h + W * w + c * max(H * w, h * W) + c * H * W) + 4 * c * H * W
+    return 8 * c * h * w + imresize_bytes((c, h, w), size, kernel=kernel) + 4 * c * H * W
 
 
 def _resize_hwc(image: np.ndarray, size: tuple[int, int], kernel: str) -> np.ndarray:
@@ -29,13 +30,23 @@ def _resize_hwc(image: np.ndarray, size: tuple[int, int], kernel: str) -> np.nda
 class Resampler(Upscaler):
     """Base of the kernel interpolations: their memory is the resize's."""
 
+    kernel: ClassVar[str] = "cubic"
+
     def peak_bytes(self, in_shape, size):
-        return super().peak_bytes(in_shape, size) + _resize_bytes(in_shape, size)
+        return super().peak_bytes(in_shape, size) + _resize_bytes(in_shape, size, self.kernel)
+
+    def _upscale(self, image, size, progress):
+        return _resize_hwc(image, size, self.kernel)
 
 
 @dataclass
 class nearest(Upscaler):
     """Nearest neighbour: each output pixel copies the input pixel whose cell holds its centre."""
+
+    def peak_bytes(self, in_shape, size):
+        """The output and its clipped copy, and the rows-gathered intermediate (H, w, c)."""
+        (h, w, c), (H, W) = in_shape, size
+        return super().peak_bytes(in_shape, size) + 4 * c * H * w
 
     def _upscale(self, image, size, progress):
         h, w = image.shape[:2]
@@ -48,21 +59,18 @@ class nearest(Upscaler):
 class bilinear(Resampler):
     """Bilinear interpolation (MATLAB's triangle kernel, antialiased when shrinking)."""
 
-    def _upscale(self, image, size, progress):
-        return _resize_hwc(image, size, "triangle")
+    kernel: ClassVar[str] = "triangle"
 
 
 @dataclass
 class bicubic(Resampler):
     """MATLAB-style bicubic (Keys a=-0.5, antialiased): the benchmark's reference baseline."""
 
-    def _upscale(self, image, size, progress):
-        return _resize_hwc(image, size, "cubic")
+    kernel: ClassVar[str] = "cubic"
 
 
 @dataclass
 class lanczos(Resampler):
     """Lanczos-3 interpolation: sharper than bicubic, with more ringing."""
 
-    def _upscale(self, image, size, progress):
-        return _resize_hwc(image, size, "lanczos3")
+    kernel: ClassVar[str] = "lanczos3"

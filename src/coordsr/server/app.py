@@ -21,16 +21,18 @@ import tempfile
 import threading
 import time
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import FastAPI, File, Form, HTTPException, Path as PathParam, Query, Request, UploadFile
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coordsr.errors import CoordsrError, ImageError
 from coordsr.server.art import AnimationJobIn, PosterJobIn, animation_settings, new_art_job, poster_settings
@@ -39,7 +41,7 @@ from coordsr.server.guards import RequestGuard, default_allowed_hosts
 from coordsr.server.jobs import FINAL, JobManager, QueueFull, read_history, read_last
 from coordsr.server.lock import DataDirLock
 from coordsr.server.page_api import add_page_routes
-from coordsr.server.storage import ID_RE, JobRecord, Store, new_job_id, safe_label
+from coordsr.server.storage import ID_RE, JobRecord, Store, new_job_id, safe_label, storage_refused
 from coordsr.server.tiles import Pyramid, TileRangeError, TileRenderer
 
 log = logging.getLogger("coordsr.server")
@@ -64,6 +66,11 @@ class Limits:
     """Largest fitting budget (steps) a job may ask for (422)."""
     queue_size: int = 8
     """Jobs that may wait for a worker; one more is refused with 503."""
+    body_idle_s: float = 15.0
+    """A request body that sends nothing for this long is cut with 408."""
+    min_body_rate: float = 1024.0
+    """Bytes per second a request body must average once it is ``body_idle_s`` old (else 408);
+    an upload slower than this holds no place of the queue's (a trickle blocks no one)."""
     tile_cache_mb: int = 64
     """Memory for rendered viewer tiles (LRU)."""
     decode_slots: int = 1
@@ -71,7 +78,7 @@ class Limits:
 
     def __post_init__(self):
         for name in ("max_upload_mb", "max_pixels", "max_output_pixels", "max_scale", "max_steps", "queue_size",
-                     "decode_slots"):
+                     "decode_slots", "body_idle_s", "min_body_rate"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
@@ -160,7 +167,7 @@ class JobsOut(BaseModel):
     jobs: list[JobOut]
 
 
-ERRORS = {code: {"model": ErrorOut} for code in (400, 403, 404, 409, 413, 422, 503, 507)}
+ERRORS = {code: {"model": ErrorOut} for code in (400, 403, 404, 408, 409, 413, 422, 503, 507)}
 
 
 def job_json(rec: JobRecord) -> dict:
@@ -226,6 +233,11 @@ def output_size(h: int, w: int, scale: float | None, width: int | None, height: 
         if worst > limits.max_scale:
             raise HTTPException(422, f"{ow}x{oh} is {worst:g} times the {w}x{h} input; "
                                      f"the largest scale is {limits.max_scale:g}")
+    from coordsr.images import MAX_SIDES
+
+    if max(ow, oh) > MAX_SIDES["PNG"]:  # a job keeps its result as a PNG
+        raise HTTPException(422, f"an output of {ow}x{oh} is over PNG's {MAX_SIDES['PNG']:,} pixels a side, "
+                                 "which the result is stored as")
     if ow * oh > limits.max_output_pixels:
         raise HTTPException(422, f"an output of {ow}x{oh} = {ow * oh:,} pixels is over the limit of "
                                  f"{limits.max_output_pixels:,}")
@@ -260,7 +272,14 @@ def refuse_when_full(manager: JobManager, limits: Limits) -> None:
 def enqueue(store: Store, manager: JobManager, rec: JobRecord, response: Response) -> dict:
     """Store a job whose folder is made and queue it; its JSON, Location set. 503 when the queue
     filled meanwhile (nothing is left of the job)."""
-    store.insert(rec)
+    try:
+        store.insert(rec)
+    except Exception as exc:  # a full disk: SQLite cannot add the row; no half-made job is left
+        shutil.rmtree(store.job_dir(rec.id), ignore_errors=True)
+        why = storage_refused(exc)
+        if why is None:
+            raise
+        raise HTTPException(507, f"storage is full: cannot store the job ({why})") from None
     try:
         manager.submit(rec)
     except QueueFull as exc:
@@ -271,14 +290,19 @@ def enqueue(store: Store, manager: JobManager, rec: JobRecord, response: Respons
 
 
 class BodyLimit:
-    """ASGI middleware: refuse a request body over ``limit`` bytes without reading it all.
+    """ASGI middleware: refuse a request body over ``limit`` bytes without reading it all, and one
+    that comes too slowly.
 
     The declared Content-Length is checked first; a body that is streamed (or lies about its
-    length) is counted as it arrives and cut off with the same 413.
+    length) is counted as it arrives and cut off with the same 413. A body that sends nothing
+    for ``idle_s``, or averages under ``min_rate`` bytes a second once it is ``idle_s`` old, is cut
+    with 408: a client trickling a byte every few seconds holds a connection for seconds, not
+    for as long as it likes.
     """
 
-    def __init__(self, app, limit: int, limit_mb: float):
+    def __init__(self, app, limit: int, limit_mb: float, idle_s: float = 15.0, min_rate: float = 1024.0):
         self.app, self.limit, self.limit_mb = app, limit, limit_mb
+        self.idle_s, self.min_rate = idle_s, min_rate
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -287,42 +311,91 @@ class BodyLimit:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             return await JSONResponse({"detail": detail}, 413)(scope, receive, send)
-        seen = 0
+        seen, start, done = 0, time.monotonic(), False
 
         async def counted():
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, done
+            if done:  # the body is read: what comes now is the disconnect, whenever it comes
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), timeout=self.idle_s)
+            except asyncio.TimeoutError:
+                raise HTTPException(408, f"request body too slow: nothing came for {self.idle_s:g} s") from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                done = not message.get("more_body", False)
                 if seen > self.limit:
                     raise HTTPException(413, detail)
+                age = time.monotonic() - start
+                if not done and age > self.idle_s and seen < self.min_rate * age:
+                    raise HTTPException(408, f"request body too slow: {seen / age:.0f} bytes/s, under the "
+                                             f"{self.min_rate:g} bytes/s the server waits for")
             return message
 
         await self.app(scope, counted, send)
 
 
+class StorageFull:
+    """ASGI middleware: a request that fails because the disk refuses a write (full, over quota,
+    read-only: ``storage_refused``) is answered 507 with the reason, never 500. Endpoints that
+    clean up after such a failure (uploads) answer their own 507 first."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracked(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            why = storage_refused(exc)
+            if why is None or started:
+                raise
+            log.error("%s %s: storage refused a write: %s", scope.get("method"), scope.get("path"), exc)
+            await JSONResponse({"detail": f"storage is full: {why}; free some space (delete old jobs) "
+                                          "and try again"}, 507)(scope, receive, send)
+
+
 class UploadGate:
     """ASGI middleware: refuse a new job (503) before its upload is read when the queue has no room.
 
-    ``JobManager.admit`` counts the jobs waiting and the uploads still being received, so a burst
-    of uploads is refused at once instead of being read and decoded first, and at most
-    ``queue_size`` uploads are ever inside the server (their bodies spooled to disk past 1 MiB by
-    the multipart parser).
+    ``JobManager.admit`` counts the jobs waiting and the uploads still being received that make
+    progress (told here of every chunk), so a burst of uploads is refused at once instead of
+    being read and decoded first, at most ``queue_size`` uploads that make progress are inside the
+    server (their bodies spooled to disk past 1 MiB by the multipart parser), and clients that
+    trickle their bodies take no one's place (BodyLimit cuts them).
     """
 
-    def __init__(self, app, manager: JobManager, queue_size: int):
-        self.app, self.manager, self.queue_size = app, manager, queue_size
+    def __init__(self, app, manager: JobManager, queue_size: int, min_rate: float = 1024.0):
+        self.app, self.manager, self.queue_size, self.min_rate = app, manager, queue_size, min_rate
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].rstrip("/") != "/api/jobs":
             return await self.app(scope, receive, send)
-        if not self.manager.admit():
+        upload = self.manager.admit(self.min_rate)
+        if upload is None:
             detail = f"the job queue is full ({self.queue_size} waiting or arriving); try again later"
             return await JSONResponse({"detail": detail}, 503, headers={"Retry-After": "30"})(scope, receive, send)
+
+        async def told():
+            message = await receive()
+            if message["type"] == "http.request":
+                upload.received(len(message.get("body", b"")), message.get("more_body", False))
+            return message
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, told, send)
         finally:
-            self.manager.admitted_done()
+            self.manager.admitted_done(upload)
 
 
 # --- the app -----------------------------------------------------------------------------------
@@ -369,6 +442,15 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
     # The body limit wraps the whole app (at the end): 64 KiB of slack for the multipart envelope.
     body_limit = limits.max_upload_bytes + (64 << 10)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        # FastAPI answers 400 for any error while it reads a form, a full spool folder included.
+        why = storage_refused(exc.__cause__) if exc.status_code == 400 else None
+        if why is not None:
+            log.error("%s %s: cannot receive the upload: %s", request.method, request.url.path, exc.__cause__)
+            return JSONResponse({"detail": f"storage is full: cannot receive the upload ({why})"}, 507)
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
         # FastAPI's default is a list of objects; the page and curl users get one line instead.
@@ -382,7 +464,12 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
         rec = store.get(job_id) if ID_RE.fullmatch(job_id) else None
         if rec is None:
             raise HTTPException(404, f"no job {job_id!r}")
-        return rec
+        return shown(rec)
+
+    def shown(rec: JobRecord) -> JobRecord:
+        """The record, with the end a full disk kept from it (JobManager.unsettled)."""
+        changes = manager.unsettled(rec.id)
+        return replace(rec, **changes) if changes else rec
 
     def job_file(rec: JobRecord, name: str, *, download: str | None = None,
                  media_type: str = "image/png") -> FileResponse:
@@ -472,7 +559,7 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
     @app.get("/api/jobs", response_model=JobsOut, tags=["jobs"])
     def list_jobs(limit: Annotated[int, Query(ge=1, le=1000)] = 200):
         """The gallery: past and current jobs, newest first."""
-        return {"jobs": [job_json(r) for r in store.list(limit)]}
+        return {"jobs": [job_json(shown(r)) for r in store.list(limit)]}
 
     @app.get("/api/jobs/{job_id}", response_model=JobOut, responses=ERRORS, tags=["jobs"])
     def get_job(job_id: JobId):
@@ -493,8 +580,16 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
         """Delete a job, its files and its cached tiles (a running job is cancelled first)."""
         record(job_id)
         manager.cancel(job_id)
-        store.delete(job_id)
-        tiles.forget(job_id)
+        try:
+            store.delete(job_id)
+        except Exception as exc:
+            why = storage_refused(exc)
+            if why is None:
+                raise
+            raise HTTPException(507, f"storage is full ({why}): the files of job {job_id} are removed but its "
+                                     "record could not be; delete it again when there is space") from None
+        finally:
+            tiles.forget(job_id)
         return Response(status_code=204)
 
     @app.get("/api/jobs/{job_id}/events", tags=["jobs"], responses=ERRORS,
@@ -641,9 +736,11 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     # The last added is the outermost: who may ask, then how much, then whether there is room.
-    app.add_middleware(UploadGate, manager=manager, queue_size=limits.queue_size)
-    app.add_middleware(BodyLimit, limit=body_limit, limit_mb=limits.max_upload_mb)
+    app.add_middleware(UploadGate, manager=manager, queue_size=limits.queue_size, min_rate=limits.min_body_rate)
+    app.add_middleware(BodyLimit, limit=body_limit, limit_mb=limits.max_upload_mb, idle_s=limits.body_idle_s,
+                       min_rate=limits.min_body_rate)
     app.add_middleware(RequestGuard, allowed_hosts=[*default_allowed_hosts(host), *allow_hosts])
+    app.add_middleware(StorageFull)
     return app
 
 

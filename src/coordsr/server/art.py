@@ -32,6 +32,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from coordsr.art.writers import GIF_MIN_FPS
 from coordsr.server.storage import JobRecord, Store, new_job_id
 
 STATIC = Path(__file__).parent / "static"
@@ -103,7 +104,8 @@ class AnimationJobIn(ArtSettings):
     model_config = ConfigDict(extra="forbid")
     animation: str = Field("latent", description="latent (a loop in z), rotate (one turn) or zoom (8x)")
     frames: int = Field(24, ge=1, description="Frames")
-    fps: float = Field(12.0, gt=0, le=60, description="Frames per second")
+    fps: float = Field(12.0, ge=GIF_MIN_FPS, le=60,
+                       description="Frames per second (a GIF frame lasts at most 655.35 s)")
     w: int = Field(128, ge=1, le=32768, description="Frame width, pixels")
     h: int = Field(128, ge=1, le=32768, description="Frame height, pixels")
 
@@ -187,7 +189,7 @@ def art_image(s: Settings, w: Side = 256, h: Side = 256, download: bool = False)
 
 @router.get("/api/art/animation.gif", responses={200: {"content": {"image/gif": {}}}, 422: {}, 503: {}})
 def art_animation(s: Settings, kind: str = "latent", frames: Annotated[int, Query(ge=1)] = 24,
-                  fps: Annotated[float, Query(gt=0, le=60)] = 12.0,
+                  fps: Annotated[float, Query(ge=GIF_MIN_FPS, le=60)] = 12.0,
                   w: Side = 128, h: Side = 128, download: bool = False):
     """A looping GIF: latent walk, one turn, or an 8x zoom (at most ``max_frames`` frames of
     ``max_frame_pixels`` pixels)."""

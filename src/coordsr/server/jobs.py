@@ -10,6 +10,11 @@ asyncio queues of the web server's event loop, fed from the worker threads with
 
 Statuses: queued -> running -> done | failed | cancelled. A job the server stopped in the middle
 is marked failed on the next start (``Store.fail_interrupted``), never left running.
+
+A worker survives any job's error and any storage error: a job that cannot be switched to
+running (a full disk: SQLite cannot write) stays queued and is retried, every few seconds, until
+the write succeeds, so queued jobs run once space is back; a job's end that cannot be written is
+kept in memory (``unsettled``, which the API shows) and written when the disk takes it.
 """
 
 from __future__ import annotations
@@ -29,17 +34,51 @@ import numpy as np
 
 from coordsr.errors import Cancelled, CoordsrError, StopEarly
 from coordsr.progress import Progress
-from coordsr.server.storage import JobRecord, Store
+from coordsr.server.storage import JobRecord, Store, storage_refused
 
 log = logging.getLogger("coordsr.server")
 
 PREVIEW_INTERVAL = 1.0
 """Seconds between two live previews of a running job (the first is sent at once)."""
+STORAGE_RETRY_S = (0.25, 5.0)
+"""First and longest wait (doubling) before a worker tries a refused storage write again."""
 FINAL = ("done", "failed", "cancelled")
+
+
+UPLOAD_GRACE_S = 2.0
+"""An upload counts toward the queue's room for its first seconds whatever its pace; then only
+while it makes progress (``Upload.progressing``)."""
 
 
 class QueueFull(Exception):
     """The job queue holds its maximum number of waiting jobs."""
+
+
+@dataclass
+class Upload:
+    """An upload admitted by ``JobManager.admit``, while its body arrives (``received`` is told
+    each chunk)."""
+
+    min_rate: float
+    """Bytes per second below which the upload stops counting toward the queue's room."""
+    started: float = field(default_factory=time.monotonic)
+    last: float = field(default_factory=time.monotonic)
+    bytes: int = 0
+    complete: bool = False
+
+    def received(self, n: int, more: bool) -> None:
+        self.bytes += n
+        self.last = time.monotonic()
+        self.complete = self.complete or not more
+
+    def progressing(self, now: float) -> bool:
+        """Whether it holds one of the queue's places now: its body is all here, or it is young,
+        or data came in the last ``UPLOAD_GRACE_S`` at ``min_rate`` on average. A client that
+        trickles a byte now and then holds none (and is cut by the body's pace limit)."""
+        age = now - self.started
+        if self.complete or age < UPLOAD_GRACE_S:
+            return True
+        return now - self.last < UPLOAD_GRACE_S and self.bytes >= self.min_rate * age
 
 
 def data_url(pixels: np.ndarray) -> str:
@@ -113,7 +152,7 @@ class JobManager:
         self.preview_interval = PREVIEW_INTERVAL
         """Seconds between two previews of a job (tests shorten it)."""
         self._queue: queue.Queue[str | None] = queue.Queue(maxsize=max(1, queue_size))
-        self._receiving = 0  # uploads admitted by ``admit`` whose request has not ended
+        self._uploads: list[Upload] = []  # admitted by ``admit``, their request not ended yet
         self._admit_lock = threading.Lock()
         self._live: dict[str, LiveJob] = {}
         self._live_lock = threading.Lock()
@@ -122,6 +161,9 @@ class JobManager:
         # would settle it, and its record would stay "running"). Reentrant: both paths call _finish.
         self._finish_lock = threading.RLock()
         self._stopping = threading.Event()
+        self._unsettled: dict[str, dict] = {}  # job id -> the end its record could not be given
+        self.retry_s = STORAGE_RETRY_S
+        """(first, longest) wait before a refused storage write is tried again (tests shorten it)."""
         self._threads = [threading.Thread(target=self._work, name=f"coordsr-worker-{i}", daemon=True)
                          for i in range(workers)]
         self.recovered = store.fail_interrupted()
@@ -174,22 +216,34 @@ class JobManager:
     def waiting(self) -> int:
         return self._queue.qsize()
 
-    def admit(self) -> bool:
-        """Reserve room for one upload before its body is read; False when the jobs waiting and
-        the uploads still being received would fill the queue. Each True needs one ``admitted_done``.
+    def unsettled(self, job_id: str) -> dict | None:
+        """The end (status, error, finished ...) of a job whose record could not be written yet
+        (the disk is full), or None: what the API shows instead of the stale record."""
+        with self._live_lock:
+            changes = self._unsettled.get(job_id)
+            return dict(changes) if changes else None
+
+    def admit(self, min_rate: float = 1024.0) -> Upload | None:
+        """Reserve room for one upload before its body is read; None when the jobs waiting and
+        the uploads still being received that make progress (``Upload.progressing``: at least
+        ``min_rate`` bytes a second) would fill the queue. Each Upload needs one ``admitted_done``.
 
         This is what keeps a burst of uploads from being read, decoded and then refused: the
-        refusal comes first, and at most ``queue_size`` uploads are ever in the server at once.
+        refusal comes first, and at most ``queue_size`` uploads that make progress are in the
+        server at once; clients that trickle their bodies take no place from the others.
         """
+        now = time.monotonic()
         with self._admit_lock:
-            if self._queue.qsize() + self._receiving >= self._queue.maxsize:
-                return False
-            self._receiving += 1
-            return True
+            active = sum(1 for u in self._uploads if u.progressing(now))
+            if self._queue.qsize() + active >= self._queue.maxsize:
+                return None
+            upload = Upload(min_rate=min_rate)
+            self._uploads.append(upload)
+            return upload
 
-    def admitted_done(self) -> None:
+    def admitted_done(self, upload: Upload) -> None:
         with self._admit_lock:
-            self._receiving = max(0, self._receiving - 1)
+            self._uploads = [u for u in self._uploads if u is not upload]
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the workers: running jobs are interrupted and marked failed."""
@@ -213,27 +267,67 @@ class JobManager:
         if threading.current_thread() is self._threads[0]:
             warm_up()
         while True:
-            job_id = self._queue.get()
+            try:
+                job_id = self._queue.get(timeout=self.retry_s[1] if self._unsettled else None)
+            except queue.Empty:
+                self._settle_pending()
+                continue
             if job_id is None:
                 return
             live = self.live(job_id)
             try:
+                self._settle_pending()
                 if live is not None:
                     self._run(live)
             except BaseException:  # a worker never dies with a job: it fails the job and goes on
                 log.exception("job %s: unexpected error in the worker", job_id)
-                if live is not None and not live.ended:
-                    self._finish(live, "failed", error="internal error in the worker (see the server log)")
+                try:
+                    if live is not None and not live.ended:
+                        self._finish(live, "failed", error="internal error in the worker (see the server log)")
+                except BaseException:  # pragma: no cover - _finish keeps what it cannot write
+                    log.exception("job %s: could not settle it", job_id)
             finally:
                 with self._live_lock:
                     self._live.pop(job_id, None)
 
+    def _settle_pending(self) -> None:
+        """Write the ends that a full disk refused earlier; those it still refuses wait again."""
+        with self._live_lock:
+            pending = list(self._unsettled.items())
+        for job_id, changes in pending:
+            with self._finish_lock:
+                try:
+                    self.store.update(job_id, **changes)
+                    if self.store.get(job_id) is None:  # deleted meanwhile
+                        shutil.rmtree(self.store.job_dir(job_id), ignore_errors=True)
+                    log.info("job %s: its end (%s) is stored now", job_id, changes.get("status"))
+                except Exception as exc:
+                    if storage_refused(exc) is not None:
+                        return  # still full: try again later
+                    log.exception("job %s: cannot store its end; dropped", job_id)
+                with self._live_lock:
+                    self._unsettled.pop(job_id, None)
+
     def _finish(self, live: LiveJob, status: str, **changes) -> None:
+        """Settle a job: its record, its last report, an ``end`` event. A record the disk refuses
+        to write is kept in ``_unsettled`` (and written later); the event is sent all the same."""
         with self._finish_lock:
             if live.ended:
                 return
-            self.store.update(live.id, status=status, finished=time.time(), **changes)
-            if self.store.get(live.id) is None:  # deleted while it ran: remove what it wrote since
+            changes = {"status": status, "finished": time.time(), **changes}
+            try:
+                self.store.update(live.id, **changes)
+                gone = self.store.get(live.id) is None
+            except Exception as exc:
+                why = storage_refused(exc)
+                if why is None:
+                    log.exception("job %s: cannot store its end", live.id)
+                else:
+                    log.error("job %s: cannot store its end (%s); kept until the disk takes it", live.id, why)
+                with self._live_lock:
+                    self._unsettled[live.id] = changes
+                gone = False
+            if gone:  # deleted while it ran: remove what it wrote since
                 shutil.rmtree(self.store.job_dir(live.id), ignore_errors=True)
             elif live.last is not None:  # what a client that connects after the end is shown
                 try:
@@ -244,17 +338,32 @@ class JobManager:
 
     def _run(self, live: LiveJob) -> None:
         """Run a queued job to its end: the runner of its kind makes its files, this settles it."""
-        with self._finish_lock:  # see __init__: the start and a cancel are settled one after the other
-            rec = self.store.get(live.id)
-            if rec is None or rec.status != "queued" or live.ended:
-                return  # deleted or cancelled while it waited
-            if self._stopping.is_set():
-                self._finish(live, "failed", error="interrupted: the server stopped before this job started")
-                return
-            if live.cancel.is_set():
-                self._finish(live, "cancelled", error="cancelled before it started")
-                return
-            self.store.update(rec.id, status="running", started=time.time())
+        delay = self.retry_s[0]
+        while True:
+            with self._finish_lock:  # see __init__: the start and a cancel are settled one after the other
+                rec = self.store.get(live.id)
+                if rec is None or rec.status != "queued" or live.ended:
+                    return  # deleted or cancelled while it waited
+                if self._stopping.is_set():
+                    self._finish(live, "failed", error="interrupted: the server stopped before this job started")
+                    return
+                if live.cancel.is_set():
+                    self._finish(live, "cancelled", error="cancelled before it started")
+                    return
+                try:
+                    self.store.update(rec.id, status="running", started=time.time())
+                    break
+                except Exception as exc:
+                    why = storage_refused(exc)
+                    if why is None:
+                        raise
+            # A full disk: the job stays queued (it could not keep its result anyway) and its
+            # start is tried again, so that it runs once there is space.
+            log.warning("job %s: cannot start it (%s); trying again in %.2g s", live.id, why, delay)
+            if self._stopping.wait(delay):
+                continue  # settled as interrupted at the top
+            delay = min(2 * delay, self.retry_s[1])
+            self._settle_pending()
         live.publish("status", {"status": "running"})
         run = self._run_upscale if rec.kind == "upscale" else self._run_art
         try:
@@ -270,6 +379,11 @@ class JobManager:
             self._finish(live, "failed", error=" ".join(str(exc).split()) or type(exc).__name__)
             return
         except Exception as exc:
+            why = storage_refused(exc)
+            if why is not None:
+                log.error("job %s: storage refused its files: %s", rec.id, exc)
+                self._finish(live, "failed", error=f"storage is full: cannot keep the job's files ({why})")
+                return
             log.exception("job %s crashed", rec.id)
             self._finish(live, "failed", error=f"internal error: {type(exc).__name__}: {exc}")
             return
@@ -347,7 +461,12 @@ class JobManager:
                 changes = {"step": p.step, "total": p.total, "psnr": p.psnr}
                 if live.preview is None:
                     changes["first_preview_s"] = time.time() - rec.created
-                self.store.update(rec.id, **changes)
+                try:
+                    self.store.update(rec.id, **changes)
+                except Exception as exc:  # progress in the record is a nicety: a full disk skips it
+                    if storage_refused(exc) is None:
+                        raise
+                    log.warning("job %s: progress not stored (%s)", rec.id, storage_refused(exc))
             live.publish("progress", event)
             if live.keep.is_set() and p.stage == "fit":  # after the publish: the curve ends here
                 raise StopEarly(p.step, p.psnr)  # fit_field returns the field as it is now
@@ -395,4 +514,4 @@ def read_last(folder: Path) -> dict | None:
     return last if isinstance(last, dict) else None
 
 
-__all__ = ["FINAL", "JobManager", "LiveJob", "QueueFull", "read_history", "read_last"]
+__all__ = ["FINAL", "JobManager", "LiveJob", "QueueFull", "Upload", "read_history", "read_last"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import tempfile
 import zipfile
 from functools import lru_cache
@@ -20,8 +21,10 @@ import numpy as np
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import Response, StreamingResponse
 
+from coordsr.atomic import atomic_path
 from coordsr.server.storage import ID_RE, JobRecord, Store
 
+log = logging.getLogger("coordsr.server")
 NOTES = Path(__file__).with_name("method_notes.json")
 SAMPLE_SIDE = 256
 """Example images are shrunk to at most this many pixels on their longer side: quick to fit."""
@@ -166,8 +169,16 @@ def add_page_routes(app: FastAPI, store: Store, manager) -> None:
         at 16 bits for methods with a field, or the 16-bit result of a 16-bit input; 409 otherwise."""
         from coordsr.images import read_image
 
+        from coordsr.errors import ImageError
+        from coordsr.images import check_format_size
+
         rec = record(job_id)
         path = done_file(rec, "result.png")
+        try:  # before any decoding or drawing
+            check_format_size({"png16": "png"}.get(format, format), rec.out_height, rec.out_width,
+                              f"the result of job {job_id}")
+        except ImageError as exc:
+            raise HTTPException(422, str(exc)) from None
         if format == "png16" and rec.bit_depth != 16:
             if not rec.has_field:
                 raise HTTPException(409, f"job {job_id}: a 16-bit PNG needs a field or a 16-bit input "
@@ -229,13 +240,16 @@ def add_page_routes(app: FastAPI, store: Store, manager) -> None:
         rec = record(job_id)
         path = done_file(rec, "result.png")
         cached = store.job_dir(rec.id) / "result-thumb.png"
-        if not cached.is_file():
+        try:
+            data = cached.read_bytes()
+        except OSError:
             data = encode_image_bytes(thumbnail(read_image(path).pixels, 240), "PNG", 8)
-            tmp = cached.with_name(".result-thumb.png.tmp")
-            tmp.write_bytes(data)
-            tmp.replace(cached)
-        return Response(cached.read_bytes(), media_type="image/png",
-                        headers={"Cache-Control": "public, max-age=86400"})
+            try:  # a temporary name of its own: requests that race each make theirs, the last rename wins
+                with atomic_path(cached) as tmp:
+                    tmp.write_bytes(data)
+            except OSError as exc:  # a full disk: served all the same, kept next time
+                log.warning("job %s: result thumbnail not kept: %s", rec.id, exc)
+        return Response(data, media_type="image/png", headers={"Cache-Control": "public, max-age=86400"})
 
     @app.get("/api/zip", response_class=Response, tags=["page"],
              responses={200: {"content": {"application/zip": {}}}})

@@ -18,6 +18,7 @@ still of the picture) and ``result.png`` (a poster, its settings in a PNG text c
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import secrets
@@ -34,6 +35,32 @@ ID_RE = re.compile(r"[0-9a-f]{16}")
 KINDS = ("upscale", "art-poster", "art-animation")
 SCHEMA_VERSION = 2
 """1: the first table; 2: the ``kind`` column (older tables gain it, as 'upscale', on open)."""
+
+
+STORAGE_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                  errno.EROFS: "read-only file system"}
+
+
+def storage_refused(exc: BaseException | None) -> str | None:
+    """Why the disk refused a write, when ``exc`` (or an exception it was raised from or while
+    handling) is that: an OSError ENOSPC / EDQUOT / EROFS, or SQLite's "database or disk is full"
+    or "readonly database"; None for any other error. The server answers these with 507.
+
+    >>> storage_refused(OSError(errno.ENOSPC, "No space left on device"))
+    'no space left on the device'
+    >>> storage_refused(sqlite3.OperationalError("database or disk is full")), storage_refused(KeyError(1))
+    ('database or disk is full', None)
+    """
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+            return STORAGE_ERRNOS[exc.errno]
+        if isinstance(exc, sqlite3.Error):
+            text = str(exc).lower()
+            if "full" in text or "readonly" in text or "read-only" in text:
+                return str(exc)
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
 
 
 def new_job_id() -> str:
@@ -196,10 +223,22 @@ class Store:
         return [self._from_row(r) for r in rows]
 
     def delete(self, job_id: str) -> bool:
-        """Remove the record and the job's folder; False when there was no such job."""
-        with self._lock:
-            cur = self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
-        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+        """Remove the record and the job's folder; False when there was no such job.
+
+        On a full disk the row cannot be deleted (SQLite writes to delete): the folder goes first,
+        which frees its space, and the row is tried once more; the error is raised when it still
+        fails (the job's files are gone then, its record stays until a later delete)."""
+        folder = self.job_dir(job_id)
+        try:
+            with self._lock:
+                cur = self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        except sqlite3.Error as exc:
+            if storage_refused(exc) is None:
+                raise
+            shutil.rmtree(folder, ignore_errors=True)
+            with self._lock:
+                cur = self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        shutil.rmtree(folder, ignore_errors=True)
         return cur.rowcount > 0
 
     def fail_interrupted(self) -> list[str]:
