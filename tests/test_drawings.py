@@ -132,3 +132,15 @@ def test_gmsd_sees_blur_more_than_a_brightness_shift():
     blurred = np.clip((np.arange(64) - 24) / 16, 0, 1)[None].repeat(64, 0)
     assert gmsd(y, blurred) > 0.05
     assert gmsd(y, np.clip(y + 0.02, 0, 1)) < gmsd(y, blurred)
+
+
+def test_edge_queries_fall_on_edges():
+    hr = torch.zeros(4, 64, 64)
+    hr[:, :, 32:] = 1.0  # one vertical edge between columns 31 and 32
+    w = D.edge_weights(hr)
+    assert set(torch.nonzero(w).flatten().remainder(64).tolist()) == {31, 32}
+    coords, _, target = D._queries(hr, 200, torch.Generator().manual_seed(0), edge_share=1.0)
+    cols = ((coords[:, 0] + 1) * 32 - 0.5).round()
+    assert set(cols.tolist()) <= {31.0, 32.0}
+    flat = D._queries(torch.ones(4, 8, 8), 10, torch.Generator().manual_seed(0), edge_share=1.0)
+    assert flat[0].shape == (10, 2)  # a plain picture: uniform queries

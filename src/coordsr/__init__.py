@@ -24,12 +24,13 @@ from typing import TYPE_CHECKING
 from coordsr.errors import Cancelled, CoordsrError, FieldFileError, ImageError, SettingError, StopEarly
 
 if TYPE_CHECKING:
-    from coordsr.api import Field, MethodInfo, Setting, denoise, fit, load_field, methods, train, upscale
+    from coordsr.api import Field, MethodInfo, Setting, classify, denoise, fit, load_field, methods, train, upscale
     from coordsr.progress import Progress
 
 __all__ = [
     "__version__",
     "upscale",
+    "classify",
     "fit",
     "load_field",
     "Field",
@@ -47,7 +48,8 @@ __all__ = [
     "StopEarly",
 ]
 
-_LAZY = {"upscale": "coordsr.api", "fit": "coordsr.api", "load_field": "coordsr.api", "Field": "coordsr.api",
+_LAZY = {"upscale": "coordsr.api", "classify": "coordsr.api", "fit": "coordsr.api", "load_field": "coordsr.api",
+         "Field": "coordsr.api",
          "denoise": "coordsr.api", "train": "coordsr.api", "methods": "coordsr.api", "MethodInfo": "coordsr.api",
          "Setting": "coordsr.api", "Progress": "coordsr.progress"}
 

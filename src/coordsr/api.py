@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image as PILImage
 
+    from coordsr.content import Content
     from coordsr.field import Field as FieldModule
     from coordsr.fit import FitResult
 
@@ -356,7 +357,7 @@ def _progress(progress: ProgressArg, description: str) -> Iterator[Callable[[Pro
 
 
 def upscale(image: ImageInput, *, scale: float | None = None, size: tuple[int, int] | None = None,
-            method: str | None = None, device: str = "auto", precision: str | None = None,
+            method: str | None = None, content: str = "auto", device: str = "auto", precision: str | None = None,
             progress: ProgressArg = None, output: OutputKind | None = None, layout: str | None = None,
             max_pixels: int | None = DEFAULT_MAX_PIXELS, **settings: Any) -> ImageOutput:
     """Upscale an image with any registered method (``coordsr upscale``).
@@ -365,7 +366,12 @@ def upscale(image: ImageInput, *, scale: float | None = None, size: tuple[int, i
         image: a path, a Pillow image, a numpy array or a torch tensor (see the module's rules).
         scale: output size as a multiple of the input's (default 4).
         size: output (height, width) instead of ``scale``.
-        method: a registered upscaler (:func:`coordsr.methods`); default the CLI's, ``pretrained``.
+        method: a registered upscaler (:func:`coordsr.methods`); it wins over ``content``. Default:
+            the one ``content`` picks.
+        content: what the image shows, when no ``method`` is given: 'auto' (the default:
+            :func:`coordsr.classify` decides; a photo gets ``pretrained``, a drawing ``drawing``,
+            pixel art ``nearest``), or 'photo', 'drawing', 'pixel-art' to say it outright. Call
+            :func:`coordsr.classify` on the same image to see the choice and its reason.
         device: 'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'.
         precision: 'auto', 'fp32' or 'bf16', for the methods that have the setting.
         progress: True for a progress bar, or a callable taking each :class:`coordsr.Progress`.
@@ -378,7 +384,7 @@ def upscale(image: ImageInput, *, scale: float | None = None, size: tuple[int, i
         The upscaled image, in the type of ``image`` unless ``output`` says otherwise.
 
     Raises:
-        SettingError: an unknown method, setting or value (checked before the image is read).
+        SettingError: an unknown method, content, setting or value (checked before the image is read).
         ImageError: an image that cannot be read or is not an image.
         CoordsrError: an output too large for the memory available.
 
@@ -387,20 +393,81 @@ def upscale(image: ImageInput, *, scale: float | None = None, size: tuple[int, i
         >>> big.shape, big.dtype
         ((32, 32, 3), dtype('uint8'))
     """
-    from coordsr.methods import DEFAULT_METHOD
-
     _check_output(output)
-    name = method or DEFAULT_METHOD
+    name = _method_for_content(method, content)
     if precision is not None:
         settings["precision"] = precision
     upscaler = _make(name, "upscale", device, settings)
     src = _read(image, layout=layout, max_pixels=max_pixels)
+    if method is None and content == "auto":
+        from coordsr.content import classify as classify_pixels
+
+        chosen = classify_pixels(src.pixels).method
+        if chosen != name:  # settings were checked against the default; each method gets those it has
+            upscaler = _make(chosen, "upscale", device, _settings_of(chosen, settings))
+            name = chosen
     h, w = src.pixels.shape[:2]
     out_size = _out_size(h, w, scale, size)
     upscaler.check_memory(src.pixels.shape, out_size)
     with _progress(progress, f"{name} {w}x{h} -> {out_size[1]}x{out_size[0]}") as callback:
         result = upscaler.upscale(src.pixels, out_size, progress=callback)
     return _give(result, src, output)
+
+
+def _method_for_content(method: str | None, content: str) -> str:
+    """The method named, or the one ``content`` names ('auto': the default until the image is seen)."""
+    from coordsr.content import CONTENT_CHOICES, method_for
+    from coordsr.methods import DEFAULT_METHOD
+
+    if content not in CONTENT_CHOICES:
+        raise SettingError(f"content must be one of {', '.join(CONTENT_CHOICES)}, got {content!r}")
+    if method is not None:
+        return method
+    return DEFAULT_METHOD if content == "auto" else method_for(content)
+
+
+def _settings_of(name: str, settings: dict) -> dict:
+    """The settings method ``name`` has."""
+    from dataclasses import fields
+
+    from coordsr.methods import get_method
+
+    known = {f.name for f in fields(get_method(name))}
+    return {k: v for k, v in settings.items() if k in known}
+
+
+def classify(image: ImageInput, *, layout: str | None = None,
+             max_pixels: int | None = DEFAULT_MAX_PIXELS) -> "Content":
+    """What an image shows, as :func:`upscale` with ``content="auto"`` sees it: a photo, a drawing
+    (icons, emoji, logos) or pixel art, and why.
+
+    The decision rests on a few measured features: a transparent background, the number of
+    distinct colours, how much of the picture its 16 commonest colours cover (flat regions),
+    antialiasing (in-between colours at edges; pixel art has none) and the size.
+
+    Args:
+        image: a path, a Pillow image, a numpy array or a torch tensor.
+        layout: 'hwc' or 'chw' for a 3-D tensor whose shape does not say.
+        max_pixels: refuse a file of more pixels (None: no limit).
+
+    Returns:
+        A ``Content`` with ``kind`` ('photo', 'drawing' or 'pixel-art'), ``reason`` (plain words,
+        e.g. 'drawing: transparent background, 23 colours, flat regions: 91% of it in 16
+        colours'), ``method`` (the upscaler ``content="auto"`` runs for it) and ``features``
+        (the measurements).
+
+    Raises:
+        ImageError: an image that cannot be read or is not an image.
+
+    Example:
+        >>> sprite = np.zeros((16, 16, 4), np.uint8); sprite[4:12, 4:12] = (255, 0, 0, 255)
+        >>> found = classify(sprite)
+        >>> found.kind, found.method
+        ('pixel-art', 'nearest')
+    """
+    from coordsr.content import classify as classify_pixels
+
+    return classify_pixels(_read(image, layout=layout, max_pixels=max_pixels).pixels)
 
 
 def denoise(image: ImageInput, *, sigma: float | None = None, method: str | None = None,

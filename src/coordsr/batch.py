@@ -200,6 +200,18 @@ class Recipe:
     """The denoiser's noise level; None: estimated per image."""
     force: bool = False
     """Overwrite outputs that exist (else a worker that finds its output finished skips it)."""
+    by_content: dict[str, object] | None = None
+    """``--content auto`` without ``--method``: the upscaler for each kind of picture
+    (coordsr.content.KINDS), chosen per image; None: ``upscaler`` for every image."""
+
+    def choose(self, pixels) -> tuple[object, str, str]:
+        """(upscaler, kind, method name) for one image; kind and name '' when the method is fixed."""
+        if self.by_content is None:
+            return self.upscaler, "", ""
+        from coordsr.content import classify
+
+        found = classify(pixels)
+        return self.by_content[found.kind], found.kind, found.method
 
 
 @dataclass
@@ -214,6 +226,10 @@ class Outcome:
     code: int = 0
     """For a failure: 2 for bad input (CoordsrError), 1 for a run that failed on the way."""
     seconds: float = 0.0
+    content: str = ""
+    """What ``--content auto`` saw ('photo', 'drawing', 'pixel-art'); '' when the method was fixed."""
+    method: str = ""
+    """The method that content chose ('' when the method was fixed)."""
 
 
 def upscale_file(recipe: Recipe, item: Item) -> Outcome:
@@ -228,15 +244,16 @@ def upscale_file(recipe: Recipe, item: Item) -> Outcome:
         img = read_image(src, max_pixels=recipe.max_pixels)
         size = recipe.size_of(img.height, img.width)
         pixels = img.pixels
+        upscaler, kind, method = recipe.choose(pixels)  # the input as it came, as for one image
         if recipe.denoiser is not None:
             pixels = recipe.denoiser.denoise(pixels, recipe.sigma)
-        result = recipe.upscaler.upscale(pixels, size)
+        result = upscaler.upscale(pixels, size)
         write_image(dst, result, bit_depth=recipe.bit_depth or img.bit_depth)
     except CoordsrError as e:
         return _failed(src, dst, str(e), e.exit_code, start)
     except (ValueError, MemoryError, FloatingPointError, OSError, RuntimeError) as e:
         return _failed(src, dst, f"{type(e).__name__}: {e}", 1, start)
-    return Outcome(str(src), str(dst), "done", seconds=time.perf_counter() - start)
+    return Outcome(str(src), str(dst), "done", seconds=time.perf_counter() - start, content=kind, method=method)
 
 
 def _failed(src: Path, dst: Path, message: str, code: int, start: float) -> Outcome:
@@ -376,7 +393,26 @@ def summary(plan: Plan, outcomes: list[Outcome], seconds: float) -> str:
         parts.append(f"{skipped} skipped (already there; --force redoes them)")
     if failed:
         parts.append(f"{failed} failed")
+    chosen = by_content(outcomes)
+    if chosen:
+        parts.append(chosen)
     return ", ".join(parts) + f" in {seconds:.1f} s{pace}"
+
+
+def by_content(outcomes: list[Outcome]) -> str:
+    """'by content: 3 drawings with drawing, 2 photos with pretrained' when --content auto chose
+    a method other than the photo one for some image; '' otherwise (the photos' line is unchanged)."""
+    from collections import Counter
+
+    counts = Counter((o.content, o.method) for o in outcomes if o.status == "done" and o.content)
+    if not any(kind != "photo" for kind, _ in counts):
+        return ""
+
+    def name(kind: str, n: int) -> str:
+        return "pixel art" if kind == "pixel-art" else kind + ("s" if n != 1 else "")
+
+    return "by content: " + ", ".join(f"{n} {name(kind, n)} with {method}"
+                                      for (kind, method), n in sorted(counts.items()))
 
 
 def exit_status(outcomes: list[Outcome]) -> int:

@@ -292,6 +292,9 @@ Workers = Annotated[Optional[int], typer.Option(
     "--workers", help="Many images: processes (default 1), or Ray actors (default: one per CPU).")]
 Ray = Annotated[Optional[str], typer.Option(
     "--ray", help="Many images: run on a Ray cluster: auto, or the head's ADDRESS (docs/cluster.md).")]
+ContentOpt = Annotated[str, typer.Option(
+    "--content", help="What the image shows, when no --method is given: auto (detected per image: a drawing "
+    "gets the drawing model, pixel art nearest), photo, drawing or pixel-art.")]
 
 
 @app.callback()
@@ -323,28 +326,40 @@ def upscale(
     sigma: SigmaOpt = None,
     set_: Sets = None, device: Device = "auto", force: Force = False, quiet: Quiet = False,
     format_: BatchFormat = "keep", workers: Workers = None, ray: Ray = None,
+    content: ContentOpt = "auto",
 ):
     """Upscale an image to a larger size with any registered method, or a folder, glob or list of
     them (.tif and .dzi outputs are streamed: tiles written as they are computed, with a pyramid
-    of reduced levels)."""
+    of reduced levels; an .svg output is the upscale traced into curves, x8 unless a size is given)."""
     from coordsr.images import read_image, write_image
     from coordsr.stream import is_streamed, write_rows
+    from coordsr.vector import DEFAULT_SCALE, is_svg
 
-    method_name = method or _default_method()  # every option is checked before any work
+    method_name = _method_name(method, content)  # every option is checked before any work
     if _is_batch(input):  # a folder, glob or @LIST: the same options, handed over as they are
         return _upscale_batch(**locals())
     _single_image_only(format_, workers, ray)
     check_bit_depth(bit_depth)
     check_max_pixels(max_pixels)
-    check_image_output(output, [input], force, streamed=True)
-    upscaler = build_method(method_name, collect_settings(steps, seed, fit, set_, until=until, precision=precision),
-                            device)
+    vector = is_svg(output)
+    if vector:
+        _check_svg_output(output, input, force, bit_depth)
+    else:
+        check_image_output(output, [input], force, streamed=True)
+    settings = collect_settings(steps, seed, fit, set_, until=until, precision=precision)
+    upscaler = build_method(method_name, settings, device)
+    by_content = _content_upscalers(method, content, settings, device, upscaler)
     if not denoise_ and (denoiser is not None or sigma is not None):
         raise CoordsrError("--denoiser and --sigma go with --denoise")
     cleaner = _build_denoiser(denoiser, sigma, {}, device) if denoise_ else None
     img = read_image(input, max_pixels=max_pixels)
+    if vector and all(v is None for v in (scale, size, width, height)):
+        scale = DEFAULT_SCALE  # a finer raster to trace than the default x4
     out_size = output_size(img.height, img.width, scale=scale, size=size, width=width, height=height)
-    streamed = is_streamed(output)  # .tif/.dzi: written a row of tiles at a time (coordsr.stream)
+    chosen = _choose(img.pixels, method, content, out_size)  # the input as it came, before --denoise
+    if chosen is not None and by_content is not None:
+        upscaler, method_name = by_content[chosen.content.kind], chosen.content.method
+    streamed = not vector and is_streamed(output)  # .tif/.dzi: a row of tiles at a time (coordsr.stream)
     upscaler.check_memory(img.pixels.shape, out_size, streamed=streamed)
     pixels = img.pixels if cleaner is None else _apply_denoiser(input, img.pixels, cleaner, quiet)
     with ProgressBar(f"{method_name} {img.width}x{img.height} -> {out_size[1]}x{out_size[0]}", quiet) as bar:
@@ -353,9 +368,86 @@ def upscale(
                                                      progress=bar))
         else:
             result = upscaler.upscale(pixels, out_size, progress=bar)
+    model = method_name if chosen is None else chosen.words
+    if vector:
+        _write_svg(output, result, quiet, f"traced from the {out_size[1]}x{out_size[0]} upscale, {model}")
+        return
     if not streamed:
         write_image(output, result, bit_depth=bit_depth or img.bit_depth)
-    _say(f"wrote {output} ({out_size[1]}x{out_size[0]}, {method_name})", quiet)
+    _say(f"wrote {output} ({out_size[1]}x{out_size[0]}, {model})", quiet)
+
+
+def _method_name(method: str | None, content: str) -> str:
+    """The method named, or the one --content names ('auto': the default until an image is seen)."""
+    from coordsr.content import CONTENT_CHOICES, method_for
+
+    if content not in CONTENT_CHOICES:
+        raise CoordsrError(f"--content {content!r}: expected one of {', '.join(CONTENT_CHOICES)}")
+    if method is not None:
+        return method  # an explicit method wins over the content
+    return _default_method() if content == "auto" else method_for(content)
+
+
+def _content_upscalers(method: str | None, content: str, settings: dict[str, str], device: str,
+                       default) -> dict | None:
+    """With --content auto and no --method: the upscaler for each kind of picture, built once
+    (``default`` for photos). Settings were checked against the default method; each other
+    method gets those it has. None when the method is already fixed."""
+    from coordsr.content import KINDS, method_for
+    from coordsr.methods import get_method
+
+    if method is not None or content != "auto":
+        return None
+    out = {}
+    for kind in KINDS:
+        name = method_for(kind)
+        known = {f.name for f in dataclasses.fields(get_method(name))}
+        out[kind] = default if name == _default_method() else \
+            build_method(name, {k: v for k, v in settings.items() if k in known}, device)
+    return out
+
+
+@dataclasses.dataclass
+class _Chosen:
+    """What an image was taken for (detected, or as --content said), and the words of its line."""
+
+    content: object  # coordsr.content.Content
+    words: str
+
+
+def _choose(pixels, method: str | None, content: str, out_size: tuple[int, int]) -> "_Chosen | None":
+    """What the image is taken for when no --method is given: classified (--content auto) or as
+    --content says. None for a photo (its line, method and pixels stay what they were before
+    content was detected) and when --method named the method."""
+    from coordsr.content import content_of, describe, scale_note
+
+    if method is not None:
+        return None
+    found = content_of(pixels, content)
+    if found.kind == "photo":
+        return None
+    note = scale_note(found.kind, pixels.shape[:2], out_size)
+    return _Chosen(found, describe(found.method, found, note))
+
+
+def _check_svg_output(output: Path, input: Path, force: bool, bit_depth: int | None) -> None:
+    check_output(output, [input], force)
+    if bit_depth is not None:
+        raise CoordsrError(f"{output}: --bit-depth is for image outputs; an SVG has no bit depth")
+    import importlib.util
+
+    if importlib.util.find_spec("vtracer") is None:
+        raise CoordsrError(f"{output}: writing SVG needs the vtracer package: pip install vtracer")
+
+
+def _write_svg(output: Path, pixels, quiet: bool, how: str) -> None:
+    from coordsr.vector import trace, write_svg
+
+    with ProgressBar("trace SVG", quiet) as bar:
+        bar.bar.update(bar.task, completed=0, total=1, info="vtracer")
+        svg = trace(pixels)
+    write_svg(output, svg)
+    _say(f"wrote {output} ({len(svg.encode()) / 1024:.0f} KB, {how})", quiet)
 
 
 def _is_batch(input: Path) -> bool:
@@ -372,9 +464,9 @@ def _single_image_only(format_: str, workers: int | None, ray: str | None) -> No
             raise CoordsrError(f"{name} goes with many images (a folder, a glob or @LIST){hint}")
 
 
-def _upscale_batch(*, input: Path, output: Path, method_name: str, scale, size, width, height, steps, seed, fit,
-                   bit_depth, max_pixels, until, precision, denoise_, denoiser, sigma, set_, device, force, quiet,
-                   format_, workers, ray, **_) -> int:
+def _upscale_batch(*, input: Path, output: Path, method: str | None, method_name: str, content: str, scale, size,
+                   width, height, steps, seed, fit, bit_depth, max_pixels, until, precision, denoise_, denoiser,
+                   sigma, set_, device, force, quiet, format_, workers, ray, **_) -> int:
     """`coordsr upscale DIR|GLOB|@LIST -o OUTDIR`: coordsr.batch (or coordsr.cluster with --ray)."""
     import functools
     import time
@@ -391,8 +483,11 @@ def _upscale_batch(*, input: Path, output: Path, method_name: str, scale, size, 
         import_ray()  # the missing extra is one line before any work
         if ray != "auto" and ray.count(":") != 1 and "://" not in ray:
             raise CoordsrError(f"--ray {ray}: expected auto or HOST:PORT (e.g. 10.0.0.1:6379)")
-    upscaler = build_method(method_name, collect_settings(steps, seed, fit, set_, until=until, precision=precision),
-                            device)
+    if output.suffix.lower() == ".svg":
+        raise CoordsrError(f"{output}: SVG output is for one image; -o takes a folder for many")
+    settings = collect_settings(steps, seed, fit, set_, until=until, precision=precision)
+    upscaler = build_method(method_name, settings, device)
+    by_content = _content_upscalers(method, content, settings, device, upscaler)
     if not denoise_ and (denoiser is not None or sigma is not None):
         raise CoordsrError("--denoiser and --sigma go with --denoise")
     cleaner = _build_denoiser(denoiser, sigma, {}, device) if denoise_ else None
@@ -401,14 +496,14 @@ def _upscale_batch(*, input: Path, output: Path, method_name: str, scale, size, 
     plan = batch.plan_batch(batch.find_inputs(input), output, fmt=format_, force=force)
     recipe = batch.Recipe(upscaler, size_of, bit_depth=bit_depth, max_pixels=max_pixels,
                           denoiser=cleaner.method if cleaner else None, sigma=cleaner.sigma if cleaner else None,
-                          force=force)
+                          force=force, by_content=by_content)
     start = time.perf_counter()
     if ray is not None and plan.todo:
         from coordsr.cluster import connect
 
         connect(ray)  # before OUTDIR is made: an unreachable cluster leaves nothing behind
     plan.make_folder()
-    with ProgressBar(f"upscale {method_name}", quiet) as bar:
+    with ProgressBar(f"upscale {method_name if by_content is None else 'by content'}", quiet) as bar:
         bar.bar.update(bar.task, completed=0, total=len(plan.todo), info="")
 
         def progress(done: int, total: int, name: str) -> None:
@@ -652,8 +747,9 @@ def demo(
     scale: Annotated[int, typer.Option("--scale", "-s", help="Scale factor.")] = 4,
     device: Device = "auto", quiet: Quiet = False,
 ):
-    """Shrink a bundled photo, upscale it back, and write a comparison picture."""
-    from coordsr.demo import run_demo
+    """Shrink a bundled photo, upscale it back, draw a bundled 32 px icon at 1024 x 1024, and write
+    comparison pictures of both."""
+    from coordsr.demo import run_demo, run_icon_demo
 
     method_name = method or _default_method()
     if not 2 <= scale <= 32:  # the bundled photo is 451x300: x32 leaves a 14x9 input
@@ -664,15 +760,34 @@ def demo(
     with ProgressBar(f"demo: {method_name} x{scale}", quiet) as bar:
         report = run_demo(upscaler, method_name, out, scale=scale, progress=bar)
     _say(report, quiet)
+    icon_method = method or "drawing"  # the seed's own job: a 32 px icon drawn at 1024 x 1024
+    with ProgressBar(f"demo: {icon_method} 32 -> 1024", quiet) as bar:
+        report = run_icon_demo(build_method(icon_method, {}, device), icon_method, out, progress=bar)
+    _say(report, quiet)
 
 
 @app.command()
 def bench(
-    folder: Annotated[Path, typer.Argument(help="Folder of HR images (ground truth).")],
-    scales: Annotated[str, typer.Option(help="Comma-separated scales, e.g. 2,3,4.")] = "2,3,4",
+    folder: Annotated[Optional[Path], typer.Argument(
+        help="Folder of HR images (ground truth); with --task drawing, of large drawings.")] = None,
+    scales: Annotated[Optional[str], typer.Option(
+        help="Comma-separated scales, e.g. 2,3,4 (default; --task drawing: 16,32).")] = None,
     methods_: Annotated[Optional[str], typer.Option(
-        "--methods", help="Comma-separated methods, or 'all' (of the task); default bicubic / trained.")] = None,
-    task: Annotated[str, typer.Option("--task", help="upscale (the SR protocol) or denoise.")] = "upscale",
+        "--methods", help="Comma-separated methods, or 'all' (of the task); default bicubic (upscale), "
+        "trained (denoise), bicubic,drawing (drawing).")] = None,
+    task: Annotated[str, typer.Option("--task", help="upscale (the SR protocol), denoise, or drawing (icons, "
+                                      "emoji, logos: the input is the box downscale of FOLDER's drawings, "
+                                      "alpha kept).")] = "upscale",
+    lr: Annotated[Optional[Path], typer.Option(
+        "--lr", help="Drawings: folder of small drawings, each the input as its file holds it (RGBA kept); "
+        "with --hr, and no FOLDER.")] = None,
+    hr: Annotated[Optional[Path], typer.Option(
+        "--hr", help="Drawings: folder of the large drawings of the same names (the truth); the scale is "
+        "large / small, a whole number.")] = None,
+    split: Annotated[str, typer.Option(
+        "--split", help="Drawings: which files. val: only the drawing model's validation files (never "
+        "trained on), train, all; auto (default): val when the truth folder is the Emoji layout's HR512/ "
+        "(beside LR32/, the model's training data), all otherwise.")] = "auto",
     sigmas: Annotated[str, typer.Option(help="--task denoise: noise levels, e.g. 15,25,50.")] = "15,25,50",
     variant: Annotated[str, typer.Option(help="--task denoise: noise 'float' (the protocol) or '8bit'.")] = "float",
     blind: Annotated[bool, typer.Option("--blind", help="--task denoise: methods estimate sigma.")] = False,
@@ -685,19 +800,33 @@ def bench(
         "--set", help="NAME=VALUE for every method that has the setting, e.g. batch=4096 (repeatable).")] = None,
     device: Device = "auto",
 ):
-    """Score methods: the SR protocol (mod-crop, MATLAB bicubic LR, Y-PSNR/SSIM, shaved borders) or,
-    with --task denoise, the denoising protocol (AWGN, RGB PSNR over all pixels)."""
+    """Score methods: the SR protocol (mod-crop, MATLAB bicubic LR, Y-PSNR/SSIM, shaved borders); with
+    --task denoise, the denoising protocol (AWGN, RGB PSNR over all pixels); with --task drawing or
+    --lr/--hr, the drawing protocol (PSNR composited on white and on black, SSIM, GMSD, alpha PSNR).
+
+    Drawings: coordsr bench --lr Emoji/LR32 --hr Emoji/HR512 (the designers' own small drawings), or
+    coordsr bench Emoji/HR512 --task drawing --scales 16,32 (inputs made by area downscale).
+    """
     from coordsr import bench as runner
     from coordsr.methods import methods_for
 
+    if task == "drawing" or lr is not None or hr is not None:
+        if task not in ("upscale", "drawing"):
+            raise CoordsrError(f"--lr and --hr are for drawings (--task drawing), not --task {task}")
+        if figures is not None or cache is not None:
+            raise CoordsrError(f"{'--figures' if figures is not None else '--cache'} is not available for drawings")
+        return _bench_drawing(folder, lr, hr, scales, split, methods_, steps, fit, set_, device, json_path)
+    if folder is None:
+        raise CoordsrError("missing FOLDER of images to score (or --lr and --hr for drawings)")
     if not folder.is_dir():
         raise CoordsrError(f"{folder}: not a folder of images")
     if task == "denoise":
         return _bench_denoise(folder, methods_, sigmas, variant, blind, json_path, cache, set_, device)
     if task != "upscale":
-        raise CoordsrError(f"--task {task!r}: expected upscale or denoise")
+        raise CoordsrError(f"--task {task!r}: expected upscale, denoise or drawing")
     methods_ = methods_ or "bicubic"
     METHODS = methods_for("upscale")
+    scales = scales or "2,3,4"
     try:
         scale_list = [float(v) for v in scales.split(",") if v.strip()]
     except ValueError:
@@ -712,14 +841,8 @@ def bench(
     for out_path in (json_path,):
         if out_path is not None and not out_path.parent.is_dir():
             raise CoordsrError(f"{out_path}: folder {out_path.parent} does not exist")
-    extra = collect_settings(None, None, None, set_)
     try:
-        typed = {n: typed_settings(n, extra) for n in names}
-        chosen = {n: {**runner.settings_for(n, steps=steps, fit=fit), **typed[n],
-                      **({"device": device} if device != "auto" else {})} for n in names}
-        unused = sorted(set(extra) - {k for n in names for k in typed[n]})
-        if unused:
-            raise CoordsrError(f"--set {unused[0]}: none of the methods {', '.join(names)} has this setting")
+        chosen = _bench_settings(names, steps, fit, set_, device)
         paths = runner.find_images(folder)
         outputs = (cache or figures) / "outputs" if figures else None
         if figures:
@@ -738,6 +861,88 @@ def bench(
     if figures:
         written = runner.make_figures(rows, paths, figures, outputs_dir=outputs)
         _say(f"wrote {len(written)} figures to {figures}", False)
+
+
+def _bench_settings(names: list[str], steps: int | None, fit: str | None, set_: list[str] | None,
+                    device: str) -> dict[str, dict]:
+    """{method: settings} of `coordsr bench`: --steps and --fit where a method has them, --set
+    NAME=VALUE for every method that has the setting (one that none has is an error), --device."""
+    from coordsr import bench as runner
+
+    extra = collect_settings(None, None, None, set_)
+    typed = {n: typed_settings(n, extra) for n in names}
+    unused = sorted(set(extra) - {k for n in names for k in typed[n]})
+    if unused:
+        raise CoordsrError(f"--set {unused[0]}: none of the methods {', '.join(names)} has this setting")
+    return {n: {**runner.settings_for(n, steps=steps, fit=fit), **typed[n],
+                **({"device": device} if device != "auto" else {})} for n in names}
+
+
+def _drawing_scales(text: str) -> list[int]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or not all(v.is_integer() and 2 <= v <= 64 for v in values):
+        raise CoordsrError(f"--scales {text!r}: expected whole numbers between 2 and 64 like 16,32")
+    return [int(v) for v in values]
+
+
+def _bench_drawing(folder: Path | None, lr: Path | None, hr: Path | None, scales: str | None, split: str,
+                   methods_: str | None, steps: int | None, fit: str | None, set_: list[str] | None,
+                   device: str, json_path: Path | None) -> None:
+    """`coordsr bench --lr SMALL --hr LARGE` or `coordsr bench LARGE --task drawing`: the drawing
+    protocol (coordsr.drawing_bench)."""
+    from coordsr import drawing_bench as runner
+    from coordsr.methods import methods_for
+
+    if (lr is None) != (hr is None):
+        raise CoordsrError("--lr and --hr go together: the small drawings and the large ones")
+    if lr is not None and folder is not None:
+        raise CoordsrError(f"give either FOLDER ({folder}) or --lr and --hr, not both")
+    if lr is None and folder is None:
+        raise CoordsrError("missing FOLDER of large drawings (or --lr and --hr)")
+    if lr is not None and scales is not None:
+        raise CoordsrError("--scales: with --lr and --hr, the sizes of each pair set the scale")
+    scale_list = _drawing_scales(scales or "16,32") if lr is None else []
+    if split not in runner.SPLITS:
+        raise CoordsrError(f"--split {split!r}: expected one of {', '.join(runner.SPLITS)}")
+    for path in (lr, hr, folder):
+        if path is not None and not path.is_dir():
+            raise CoordsrError(f"{path}: not a folder of images")
+    spec = methods_ or "bicubic,drawing"
+    names = list(methods_for("upscale")) if spec == "all" else [m.strip() for m in spec.split(",") if m.strip()]
+    if not names:
+        raise CoordsrError(f"--methods {spec!r}: name at least one method")
+    if json_path is not None and not json_path.parent.is_dir():
+        raise CoordsrError(f"{json_path}: folder {json_path.parent} does not exist")
+    device_of(device)
+    try:
+        chosen = _bench_settings(names, steps, fit, set_, device)
+        contenders = [runner.registry_contender(n, s) for n, s in chosen.items()]
+    except (ValueError, TypeError) as e:  # an unknown method, a denoiser, a setting out of range
+        raise CoordsrError(str(e)) from None
+    try:
+        if lr is not None:
+            drawings, dataset = runner.find_pairs(lr, hr, split), runner.dataset_name(hr, lr)
+        else:
+            drawings, dataset = runner.find_drawings(folder, scale_list, split), runner.dataset_name(folder)
+        with _console().status("drawing bench") as status:
+            def progress(p):
+                status.update(f"drawing bench {p.done}/{p.total}: {p.row['method']} {p.row['image']} "
+                              f"x{p.row['scale']:g}")
+
+            rows = runner.run_drawing_bench(drawings, contenders, scales=scale_list, dataset=dataset,
+                                            progress=progress)
+    except ValueError as e:
+        raise CoordsrError(str(e)) from None
+    typer.echo(runner.format_table(rows))
+    for r in rows:
+        if r.get("error"):
+            typer.echo(f"failed: {r['method']} on {r['image']} x{r['scale']:g}: {r['error']}", err=True)
+    if json_path:
+        runner.write_json(rows, json_path, meta={"command": "coordsr " + " ".join(sys.argv[1:]),
+                                                 "split": runner.resolve_split(split, hr or folder)})
 
 
 def _bench_denoise(folder: Path, methods_: str | None, sigmas: str, variant: str, blind: bool,

@@ -132,7 +132,8 @@ def run_on_ray(items: list[Item], recipe: Recipe, *, address: str = "auto", work
             it = shown[str(row["src"])]
             message = str(row["message"]).replace(str(row["src"]), str(it.src))
             outcomes.append(Outcome(str(it.src), str(it.dst), str(row["status"]), message,
-                                    int(row["code"]), float(row["seconds"])))
+                                    int(row["code"]), float(row["seconds"]), str(row.get("content", "")),
+                                    str(row.get("method", ""))))
             if progress is not None:
                 progress(len(outcomes), len(items), os.path.basename(outcomes[-1].src))
     finally:

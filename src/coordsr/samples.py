@@ -38,3 +38,18 @@ def load_sample(name: str) -> np.ndarray:
 def demo_image() -> np.ndarray:
     """The default image of `coordsr demo`: a colour photo, (300, 451, 3) float32 in [0, 1]."""
     return load_sample(DEMO)
+
+
+def demo_icon() -> tuple[np.ndarray, np.ndarray]:
+    """The demo's drawing: a 32 px emoji and its designers' own 512 px drawing, (32, 32, 4) and
+    (512, 512, 4) float32 RGBA in [0, 1] (shipped in ``coordsr/data``, Apache-2.0: NOTICE.md)."""
+    import importlib.resources
+
+    from PIL import Image
+
+    def read(name: str) -> np.ndarray:
+        with importlib.resources.as_file(importlib.resources.files("coordsr") / "data" / name) as path:
+            with Image.open(path) as im:
+                return np.asarray(im.convert("RGBA")).astype(np.float32) / 255
+
+    return read("frog_32.png"), read("frog_512.png")

@@ -94,9 +94,31 @@ def _flatten(x: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
     return torch.cat([x[:3] + (1 - a) * colour[:, None, None], torch.ones_like(a)])
 
 
-def _queries(hr: torch.Tensor, queries: int, gen: torch.Generator):
+def edge_weights(hr: torch.Tensor) -> torch.Tensor:
+    """(H * W,) sampling weights of a (4, H, W) drawing's pixels: the largest change to a
+    4-neighbour over the channels (premultiplied), so edges, outlines and strokes weigh most."""
+    d = torch.zeros(hr.shape[1:])
+    dy = (hr[:, 1:] - hr[:, :-1]).abs().amax(0)
+    dx = (hr[:, :, 1:] - hr[:, :, :-1]).abs().amax(0)
+    d[1:] = torch.maximum(d[1:], dy)
+    d[:-1] = torch.maximum(d[:-1], dy)
+    d[:, 1:] = torch.maximum(d[:, 1:], dx)
+    d[:, :-1] = torch.maximum(d[:, :-1], dx)
+    return d.flatten()
+
+
+def _queries(hr: torch.Tensor, queries: int, gen: torch.Generator, edge_share: float = 0.0):
+    """``queries`` output pixels of ``hr``: a share ``edge_share`` drawn in proportion to
+    ``edge_weights`` (where a drawing's error is: its flat regions are easy), the rest uniformly."""
     _, H, W = hr.shape
-    pick = torch.randint(0, H * W, (queries,), generator=gen)
+    n_edge = int(round(queries * edge_share))
+    pick = torch.randint(0, H * W, (queries - n_edge,), generator=gen)
+    if n_edge:
+        w = edge_weights(hr)
+        if float(w.sum()) > 0:
+            pick = torch.cat([pick, torch.multinomial(w, n_edge, replacement=True, generator=gen)])
+        else:  # a plain picture: nothing to weigh
+            pick = torch.cat([pick, torch.randint(0, H * W, (n_edge,), generator=gen)])
     rows, cols = pick // W, pick % W
     coords = torch.stack(((2 * cols + 1) / W - 1, (2 * rows + 1) / H - 1), dim=-1).float()
     return coords, cell_size(H, W), hr.reshape(4, -1)[:, pick].t()
@@ -104,7 +126,7 @@ def _queries(hr: torch.Tensor, queries: int, gen: torch.Generator):
 
 def make_batch(pairs: list[tuple[torch.Tensor, torch.Tensor]], *, batch: int, queries: int, seed: int,
                step: int, real_share: float = 0.5, flat_share: float = 0.2, scale_min: float = 2.0,
-               scale_max: float = 32.0, lr_size: int = 32) -> Batch:
+               scale_max: float = 32.0, lr_size: int = 32, edge_share: float = 0.0) -> Batch:
     """The batch of ``step``. ``pairs``: (LR, HR) uint8 premultiplied, LR ``lr_size`` and HR
     16 x that (real x16 pairs). With probability ``real_share`` the whole batch is real x16
     pairs; otherwise one scale for the batch, log-uniform in [scale_min, scale_max], crops of the
@@ -133,7 +155,7 @@ def make_batch(pairs: list[tuple[torch.Tensor, torch.Tensor]], *, batch: int, qu
         if float(torch.rand((), generator=gen)) < flat_share:
             colour = torch.rand(3, generator=gen)
             lr, hr = _flatten(lr, colour), _flatten(hr, colour)
-        c, cell, t = _queries(hr, queries, gen)
+        c, cell, t = _queries(hr, queries, gen, edge_share)
         lrs.append(lr), cs.append(c), cells.append(cell), ts.append(t)
     return Batch(lr=torch.stack(lrs), coords=torch.stack(cs), cell=torch.stack(cells), target=torch.stack(ts),
                  scale=s)

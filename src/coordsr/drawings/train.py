@@ -25,6 +25,7 @@ import torch
 
 from coordsr.drawings import data as D
 from coordsr.liif.model import LIIF, LIIFConfig, load_weights, save_weights, upscale
+from coordsr.memory import reusing_memory
 
 
 def widen(photo: LIIF) -> LIIF:
@@ -122,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queries", type=int, default=1024)
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--warmup", type=int, default=200)
-    p.add_argument("--real-share", type=float, default=0.5)
+    p.add_argument("--real-share", type=float, default=0.5, help="share of batches of real x16 pairs")
+    p.add_argument("--edge-share", type=float, default=0.0, help="share of each sample's queries drawn near edges")
     p.add_argument("--val-every", type=int, default=500)
     p.add_argument("--val-images", type=int, default=40)
     p.add_argument("--ckpt-every", type=int, default=250)
@@ -161,24 +163,29 @@ def main(argv: list[str] | None = None) -> int:
         step, best = 0, None
         note({"event": "start", "val_psnr": validate(model, val), "args": vars(args)})
     model.train()
+    with reusing_memory():  # the same large tensors every step: no mmap and page zeroing each time
+        _loop(model, opt, pairs, val, args, step, best, out, ckpt, note)
+    return 0
+
+
+def _loop(model, opt, pairs, val, args, step, best, out, ckpt, note) -> None:
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
     t0, losses = time.time(), []
     while step < args.steps:
         for g in opt.param_groups:
             g["lr"] = learning_rate(step, args.steps, args.lr, args.warmup)
         b = D.make_batch(pairs, batch=args.batch, queries=args.queries, seed=args.seed, step=step,
-                         real_share=args.real_share)
+                         real_share=args.real_share, edge_share=args.edge_share)
         with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
             pred = model.query(model.encode(b.lr), b.coords, b.cell)
         loss = (pred.float() - b.target).abs().mean()
         if not torch.isfinite(loss):
-            note({"event": "diverged", "step": step})
-            return 1
+            raise SystemExit(f"loss is {float(loss)} at step {step}: stopped; the last checkpoint ({ckpt}) is kept")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         step += 1
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if step % 50 == 0:
             note({"event": "train", "step": step, "loss": float(np.mean(losses)), "seconds": time.time() - t0})
             losses = []
@@ -192,7 +199,6 @@ def main(argv: list[str] | None = None) -> int:
             note(rec)
         if step % args.ckpt_every == 0 or step == args.steps:
             _save_checkpoint(ckpt, model, opt, step, best, args)
-    return 0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ benchmark and the tests iterate over ``methods_for(task)``: a new method is one 
 from __future__ import annotations
 
 from coordsr.methods.base import Upscaler
+from coordsr.methods.drawing import drawing
 from coordsr.methods.denoisers import Denoiser, field, nlmeans, trained, tv, wavelet, zsn2n, zsnlm
 from coordsr.methods.fields import cppn, fourier, hashgrid, siren, wire
 from coordsr.methods.interpolation import bicubic, bilinear, lanczos, nearest
@@ -28,6 +29,7 @@ METHODS: dict[str, type[Upscaler] | type[Denoiser]] = {
         hashgrid,
         zeroshot,
         pretrained,
+        drawing,
         nlmeans,
         wavelet,
         tv,

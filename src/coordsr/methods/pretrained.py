@@ -43,6 +43,8 @@ class pretrained(Upscaler):
     """Trained local implicit model (LIIF-style, shipped weights): one network for any scale."""
 
     family: ClassVar[str] = "pretrained"
+    shipped: ClassVar[str] = SHIPPED
+    """The weights file shipped inside the package (``coordsr/weights/``) that ``weights`` None means."""
 
     weights: str | None = None
     """Weights file (safetensors from ``coordsr.liif.train``); None: the ones shipped with coordsr."""
@@ -78,7 +80,7 @@ class pretrained(Upscaler):
         the 64-wide MLP each)."""
         (h, w, c), (H, W) = in_shape, size
         t = min(self.tile, H), min(self.tile, W)
-        model = _load(self.weights or shipped_weights(), "cpu")  # cached: the model it will run
+        model = _load(self.weights_path(), "cpu")  # cached: the model it will run
         pad = 2 * (3 + model.margin)  # the query halo and the receptive field, both sides
         region = min(h, t[0] * h // H + pad) * min(w, t[1] * w // W + pad)
         encoder = 4 * 4 * max(model.cfg.channels, model.cfg.hidden) * region
@@ -101,10 +103,14 @@ class pretrained(Upscaler):
         alpha = (8 + 4) * H * W + 8 * (H * h + W * w) if c in (2, 4) else 0
         return full - outputs - alpha + rows * W * 2 * c + (8 * 3 * rows * (w + W) if c in (2, 4) else 0)
 
+    def weights_path(self) -> str:
+        """The weights this instance runs: ``weights``, or the package's own ``shipped`` file."""
+        return self.weights or shipped_weights_file(self.shipped)
+
     def _prepare(self, image):
         """(model, LR colour tensor (1, 3, h, w), compute dtype) for ``image`` (h, w, c)."""
         device = resolve_device(self.device)
-        model = _load(self.weights or shipped_weights(), str(device))
+        model = _load(self.weights_path(), str(device))
         c = image.shape[2]
         colour = image[:, :, :3] if c >= 3 else np.repeat(image[:, :, :1], 3, axis=2)
         x = torch.from_numpy(np.ascontiguousarray(colour)).permute(2, 0, 1)[None].to(device)
