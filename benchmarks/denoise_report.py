@@ -39,7 +39,7 @@ SECTIONS = [  # (JSON files in benchmarks/results, heading, note)
      "weight chosen per image by SURE from the noisy image and sigma (docs/DENOISE.md; the rule and its "
      "settings chosen on BSD200 training images: `experiments/denoise/zsn2n_dev.py`). Sigma 25 and 50 "
      "ran on one thread each (`OMP_NUM_THREADS=1`, two processes side by side), sigma 15 on 2 threads "
-     "alone; the median 2-thread time per image is in the README."),
+     "alone; the median 2-thread time per image is in docs/research/denoising.md."),
     (["denoise_crop128_reference.json", "denoise_crop128_field_hashgrid.json",
       "denoise_crop128_field_hashgrid_coarse.json", "denoise_crop128_field_siren.json",
       "denoise_crop128_field_fourier.json", "denoise_crop128_field_wire.json"],

@@ -1,6 +1,6 @@
-"""Print the README's speed tables from the speed scripts' JSON in benchmarks/results/.
+"""Print the speed tables of the research notes from the speed scripts' JSON in benchmarks/results/.
 
-    python benchmarks/readme_speed.py      # paste into README.md, section "Speed"
+    python benchmarks/readme_speed.py      # paste into docs/research/speed.md (they were the README's "Speed")
 """
 
 from __future__ import annotations

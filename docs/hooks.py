@@ -5,7 +5,8 @@ A line ``--8<-- "FILE"`` is replaced by FILE (relative to the repository root), 
 ``--8<-- "FILE:NAME"`` by the part of FILE between ``<!-- --8<-- [start:NAME] -->`` and
 ``<!-- --8<-- [end:NAME] -->``; a missing file or section stops the build. Then links such as
 ``(BENCHMARKS.md)`` or ``(docs/DENOISE.md)`` are pointed at the pages that show them, and the
-strict build checks every link that results.
+strict build checks every link that results. A page in a folder of docs/ (``research/speed.md``)
+links to the repository's root one level further up (``../../BENCHMARKS.md``), as GitHub shows it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ PAGES = {
     "MODEL.md": "model.md",
     "RELIABILITY.md": "reliability.md",
     "CHANGELOG.md": "changelog.md",
+    "CONTRIBUTING.md": "contributing.md",
     "../shared/DESIGN.md": "design.md",
     "examples/": "index.md#examples",
 }
@@ -44,17 +46,20 @@ def _include(m: re.Match) -> str:
     return text.strip("\n")
 
 
-def _link(m: re.Match) -> str:
+def _link(m: re.Match, up: str = "") -> str:
+    """``up``: the way from the page's folder to docs/ ("" for docs/*.md, "../" for docs/research/*.md)."""
     path, anchor = m.group(1), m.group(2) or ""
-    if path not in PAGES and path.startswith("../"):  # docs/*.md linking to the repository's root
-        path = path[len("../"):]
+    root = up + "../"
+    if path not in PAGES and path.startswith(root):  # a page of docs/ linking to the repository's root
+        path = path[len(root):]
     if path in PAGES:
         target = PAGES[path]
-        return f"]({target}{'' if '#' in target else anchor})"
+        return f"]({up}{target}{'' if '#' in target else anchor})"
     if path.startswith("docs/"):
-        return f"]({path[len('docs/'):]}{anchor})"
+        return f"]({up}{path[len('docs/'):]}{anchor})"
     return m.group(0)
 
 
-def on_page_markdown(markdown: str, **kwargs) -> str:
-    return LINK.sub(_link, INCLUDE.sub(_include, markdown))
+def on_page_markdown(markdown: str, page=None, **kwargs) -> str:
+    up = "../" * page.file.src_uri.count("/") if page is not None else ""
+    return LINK.sub(lambda m: _link(m, up), INCLUDE.sub(_include, markdown))

@@ -142,8 +142,16 @@ def test_denoise_bench_and_report(scripts, tmp_path, monkeypatch):
 
 
 def test_footprint_benchmark_compares_every_footprint_with_the_reference(scripts, tmp_path, one_thread, capsys):
+    import numpy as np
+    from PIL import Image
+
+    # A picture made here, not one of ../shared/data: a clone alone runs this test too. An absolute
+    # --images path is taken as it is (the script joins it to ../shared/data).
+    yy, xx = np.mgrid[0:48, 0:48] / 48.0
+    rgb = np.stack([np.sin(9 * xx + 4 * yy), np.cos(7 * yy * xx * 3), np.sin(5 * (xx - yy))], -1)
+    Image.fromarray(((rgb * 0.45 + 0.5) * 255).round().astype(np.uint8)).save(tmp_path / "picture.png")
     out = tmp_path / "footprint.json"
-    assert scripts("footprint").main(["--images", "Set5/baby.png", "--families", "hashgrid,siren", "--size", "32",
+    assert scripts("footprint").main(["--images", str(tmp_path / "picture.png"), "--families", "hashgrid,siren", "--size", "32",
                                       "--shrink", "2", "--repeats", "1", "--set", "steps=5", "--set", "hidden=16",
                                       "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
