@@ -126,6 +126,24 @@ def test_bad_options_are_refused_before_any_work(tmp_path, photo, capsys, monkey
     assert photo.read_bytes() == before
 
 
+@pytest.mark.parametrize("suffix, size, needle", [
+    (".png", "1000001x2", "PNG holds at most 1000000 pixels a side"),
+    (".webp", "16384x2", "WebP holds at most 16383 pixels a side"),
+    (".jpg", "65501x2", "JPEG holds at most 65500 pixels a side"),
+])
+def test_output_format_limits_are_refused_before_any_work(tmp_path, photo, capsys, monkeypatch, suffix, size, needle):
+    from coordsr.methods.interpolation import nearest
+
+    def no_work(*a, **k):
+        raise AssertionError("a size the format cannot hold must be refused before the upscale")
+
+    monkeypatch.setattr(nearest, "_upscale", no_work)
+    code, _, err = run(capsys, "upscale", photo, "-o", tmp_path / f"out{suffix}", "-q", "--method", "nearest",
+                       "--size", size)
+    assert_one_line_error(code, err, needle)
+    no_leftovers(tmp_path, f"out{suffix}")
+
+
 def test_device_cuda_without_cuda(tmp_path, photo, capsys, monkeypatch):
     import torch
 

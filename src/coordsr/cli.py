@@ -189,6 +189,16 @@ def collect_settings(steps, seed, fit, extra: list[str] | None, *, until=None, p
     return settings
 
 
+def check_output_size(path: Path, out_size: tuple[int, int]) -> None:
+    """A one-line error, before any work, when the output's format cannot hold ``out_size``
+    (PNG, JPEG and WebP cap a side: coordsr.images.MAX_SIDES)."""
+    from coordsr.images import SUFFIXES, check_format_size
+
+    fmt = SUFFIXES.get(path.suffix.lower())
+    if fmt is not None:
+        check_format_size(fmt, out_size[0], out_size[1], str(path))
+
+
 def check_output(path: Path, inputs: list[Path], force: bool, *, folder_format: bool = False) -> None:
     """Refuse outputs that would overwrite an input, an existing file (without --force), or
     land in a missing folder. ``folder_format``: the output is itself a folder (a Zarr image),
@@ -360,6 +370,7 @@ def upscale(
     if chosen is not None and by_content is not None:
         upscaler, method_name = by_content[chosen.content.kind], chosen.content.method
     streamed = not vector and is_streamed(output)  # .tif/.dzi: a row of tiles at a time (coordsr.stream)
+    check_output_size(output, out_size)
     upscaler.check_memory(img.pixels.shape, out_size, streamed=streamed)
     pixels = img.pixels if cleaner is None else _apply_denoiser(input, img.pixels, cleaner, quiet)
     with ProgressBar(f"{method_name} {img.width}x{img.height} -> {out_size[1]}x{out_size[0]}", quiet) as bar:
@@ -700,6 +711,7 @@ def _draw_to_file(output: Path, drawable, out_size: tuple[int, int], channels: i
     from coordsr.render import check_fits_in_memory, render, render_rows
     from coordsr.stream import Rows, is_streamed, write_rows
 
+    check_output_size(output, out_size)
     h, w = out_size
     dtype = np.uint16 if depth == 16 else np.uint8
     draw = dict(box=box, convention=convention, dtype=dtype, footprint=footprint)
