@@ -442,6 +442,8 @@ BAD_FORMS = [
     ({"method": "hashgrid", "steps": 10**9}, 422, "steps must be between"),
     ({"method": "hashgrid", "fit": "bogus"}, 422, "fit must be one of"),
     ({"method": "bicubic", "steps": 10}, 422, "has no setting 'steps'"),
+    ({"content": "cartoon"}, 422, "content must be one of auto, photo, drawing, pixel-art, got 'cartoon'"),
+    ({"content": "cartoon", "method": "bicubic"}, 422, "content must be one of"),  # checked even then
 ]
 
 
@@ -452,6 +454,68 @@ def test_bad_parameters_are_refused(app_factory, form, status, words):
     assert r.status_code == status, r.text
     assert isinstance(r.json()["detail"], str) and words in r.json()["detail"]
     assert client.get("/api/jobs").json()["jobs"] == []
+
+
+# --- the kind of picture (content): the model picked for it ------------------------------------
+
+
+def drawing_png() -> bytes:
+    """A 32 px smiley on a transparent background, antialiased as an icon is: a drawing."""
+    from PIL import ImageDraw
+
+    im = Image.new("RGBA", (128, 128), (0, 0, 0, 0))
+    d = ImageDraw.Draw(im)
+    d.ellipse((10, 10, 118, 118), fill=(250, 200, 0, 255), outline=(60, 30, 0, 255), width=6)
+    d.ellipse((40, 40, 56, 60), fill=(60, 30, 0, 255))
+    d.ellipse((72, 40, 88, 60), fill=(60, 30, 0, 255))
+    buf = io.BytesIO()
+    im.resize((32, 32), Image.LANCZOS).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_content_auto_picks_the_drawing_model_for_a_drawing(client):
+    r = upload(client, drawing_png(), name="smiley.png", scale=2)  # no method, no content: auto
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["method"] == "drawing" and job["content"] == "drawing"
+    assert job["choice"].startswith("Drawing model: detected a drawing (transparent background, "), job["choice"]
+    assert "colours" in job["choice"] and job["input"]["mode"] == "RGBA"
+    done = wait(client, job["id"])
+    assert done["status"] == "done", done["error"]
+    assert (done["method"], done["content"], done["choice"]) == ("drawing", "drawing", job["choice"])  # stored
+    listed = client.get("/api/jobs").json()["jobs"][0]
+    assert listed["choice"] == job["choice"]
+
+
+def test_content_auto_picks_the_photo_model_for_a_noisy_photo(client):
+    r = upload(client, png(64, 64), name="photo.png", content="auto", scale=2)
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["method"] == "pretrained" and job["content"] == "photo"
+    assert job["choice"].startswith("Photo model: detected a photo ("), job["choice"]
+
+
+@pytest.mark.parametrize("content, method, words", [
+    ("drawing", "drawing", "Drawing model: you chose \u201cDrawing, icon or logo\u201d"),
+    ("pixel-art", "nearest", "Pixel art, hard pixels kept: you chose \u201cPixel art\u201d"),
+    ("photo", "pretrained", "Photo model: you chose \u201cPhoto\u201d"),
+])
+def test_content_named_picks_its_model_without_detecting(client, content, method, words):
+    job = upload(client, png(32, 32), content=content, scale=2).json()  # a photo, taken as asked
+    assert (job["method"], job["content"], job["choice"]) == (method, content, words)
+
+
+def test_an_explicit_method_wins_over_the_content(client):
+    job = upload(client, drawing_png(), method="bicubic", content="drawing", scale=2).json()
+    assert job["method"] == "bicubic" and job["content"] is None
+    assert job["choice"] == "Bicubic: the method you chose"
+    job = upload(client, drawing_png(), method="", content="photo", scale=2).json()  # an empty method: none
+    assert job["method"] == "pretrained" and job["content"] == "photo"
+
+
+def test_pixel_art_at_an_uneven_scale_says_so(client):
+    job = upload(client, png(32, 32), content="pixel-art", scale=2.5).json()
+    assert job["method"] == "nearest" and "x2.5 is not a whole scale" in job["choice"]
 
 
 @pytest.mark.parametrize("data, words", [

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from coordsr.server.app import Limits, create_app  # noqa: E402
-from coordsr.server.storage import Store  # noqa: E402
+from coordsr.server.storage import SCHEMA_VERSION, Store  # noqa: E402
 from test_server import app_factory, events, wait  # noqa: E402,F401  app_factory: an app of one's own
 
 SMALL = {"depth": 3, "width": 8}
@@ -360,7 +360,8 @@ def test_a_record_stored_before_kinds_loads_as_an_upscale(app_factory, tmp_path)
     store = Store(data)
     rec = store.get("00112233445566aa")
     assert rec.kind == "upscale" and rec.label == "old" and rec.result_file == "result.png"
-    assert store._db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert rec.content is None and rec.choice is None  # schema 3's columns, empty for old rows
+    assert store._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     store.close()
     client = app_factory(data)  # the server on the old folder: the old job listed, new art jobs beside it
     old = client.get("/api/jobs/00112233445566aa").json()

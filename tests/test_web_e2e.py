@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import importlib
+import io
 import json
 import re
 import shutil
@@ -114,6 +115,13 @@ def page(browser):
     page.context.close()
 
 
+def pick_method(page, name: str) -> None:
+    """Open "Advanced" (if it is closed) and name the method there, as a user does."""
+    if not page.evaluate("document.getElementById('advanced').open"):
+        page.click("#advanced > summary")
+    page.select_option("#method", name)
+
+
 def drop_file(page, data: bytes, name: str, mime: str = "image/png") -> None:
     """Drag-and-drop a file onto the drop zone, the way a desktop drag does."""
     page.evaluate(
@@ -151,8 +159,8 @@ def test_upload_watch_compare_zoom_download(server, page, monkeypatch):
     from coordsr.methods import methods_for
 
     options = page.eval_on_selector_all("#method option", "els => els.map(e => e.value)")
-    assert options == list(methods_for("upscale"))  # the page upscales: no denoisers
-    page.select_option("#method", "hashgrid")
+    assert options == ["", *methods_for("upscale")]  # "" = picked for the kind; no denoisers
+    pick_method(page, "hashgrid")
     from coordsr.server.page_api import method_notes
 
     notes = page.inner_text("#method-description")
@@ -355,7 +363,7 @@ def test_phone_layout_has_no_horizontal_overflow(server, browser):
         wait_ready(page, base)
         overflow = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         assert page.evaluate(overflow) <= 0
-        page.select_option("#method", "hashgrid")  # the longest notes and every setting shown
+        pick_method(page, "hashgrid")  # the longest notes and every setting shown
         drop_file(page, pattern_png(), "phone.png")
         page.fill("#steps", "30")
         assert page.evaluate(overflow) <= 0
@@ -383,7 +391,7 @@ def test_every_method_starts_with_its_own_defaults(server, page):
     page.fill("#scale", "2")
     started = {}
     for name, cls in METHODS.items():
-        page.select_option("#method", name)
+        pick_method(page, name)
         assert page.evaluate("document.getElementById('job-form').checkValidity()"), name
         before = page.evaluate("window.coordsr.opened")
         page.click("#start")
@@ -405,14 +413,14 @@ def test_field_link_comparison_navigation_belong_to_the_job_shown(server, page):
     base, app = server
     wait_ready(page, base)
     drop_file(page, small_png(20, 20, seed=3), "nav.png")
-    page.select_option("#method", "hashgrid")
+    pick_method(page, "hashgrid")
     page.fill("#steps", "40")
     page.click("#start")
     page.wait_for_selector("#result:not([hidden])", timeout=60_000)
     field_job = shown_job_id(page)
     assert page.is_visible("#download-field")
     assert field_job in page.get_attribute("#download-field", "href")
-    page.select_option("#method", "pretrained")
+    pick_method(page, "pretrained")
     page.click("#start")
     page.wait_for_function(f"location.hash !== '#job/{field_job}'")
     page.wait_for_selector("#result:not([hidden])", timeout=60_000)
@@ -451,7 +459,7 @@ def test_field_link_comparison_navigation_belong_to_the_job_shown(server, page):
     label = page.get_attribute(f".job-card[data-id='{field_job}'] button.open", "aria-label")
     assert "nav" in label and "hashgrid" in label
     # the form's settings survive a reload (this job's hashgrid and 40 steps were saved on start)
-    page.select_option("#method", "hashgrid")
+    pick_method(page, "hashgrid")
     page.fill("#steps", "40")
     page.fill("#scale", "3")
     page.dispatch_event("#scale", "change")
@@ -477,7 +485,7 @@ def test_stop_and_keep_cancelling_and_queue_position(server, page):
     base, app = server
     wait_ready(page, base)
     drop_file(page, pattern_png(), "long.png")
-    page.select_option("#method", "hashgrid")
+    pick_method(page, "hashgrid")
     page.fill("#steps", "20000")
     page.click("#start")
     page.wait_for_function("window.coordsr.previews >= 1", timeout=60_000)
@@ -526,7 +534,7 @@ def test_paste_examples_batch_zip_and_multi_delete(server, page):
     page.set_input_files("#file", files=[
         {"name": "one.png", "mimeType": "image/png", "buffer": small_png(seed=1)},
         {"name": "two.png", "mimeType": "image/png", "buffer": small_png(seed=2)}])
-    page.select_option("#method", "bicubic")
+    pick_method(page, "bicubic")
     assert page.inner_text("#start") == "Start 2 jobs"
     page.click("#start")
     page.wait_for_selector("#batch:not([hidden])")
@@ -580,5 +588,79 @@ def test_labels_names_and_dark_mode(server, browser):
         assert max(r, g, b) < 60, bg  # the system asked for dark, the page is dark
         page.click("#cmp-in")  # twice the fitted size: the difference shows in the fur
         page.locator("#job").screenshot(path=str(ARTIFACTS / "15-dark-job.png"))
+    finally:
+        page.context.close()
+
+
+def drawing_png() -> bytes:
+    """A 32 px smiley on a transparent background, antialiased as an icon is: a drawing."""
+    from PIL import Image, ImageDraw
+
+    im = Image.new("RGBA", (128, 128), (0, 0, 0, 0))
+    d = ImageDraw.Draw(im)
+    d.ellipse((10, 10, 118, 118), fill=(250, 200, 0, 255), outline=(60, 30, 0, 255), width=6)
+    d.ellipse((40, 40, 56, 60), fill=(60, 30, 0, 255))
+    d.ellipse((72, 40, 88, 60), fill=(60, 30, 0, 255))
+    buf = io.BytesIO()
+    im.resize((32, 32), Image.LANCZOS).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_kind_of_picture_by_keyboard_result_says_why_on_a_checkerboard(server, browser):
+    base, app = server
+    checked = "document.querySelector('input[name=content]:checked').value"
+    overflow = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    page = new_page(browser, viewport={"width": 1280, "height": 800})
+    try:
+        wait_ready(page, base)
+        assert page.evaluate(checked) == "auto"  # the default: the server looks at the picture
+        assert not page.evaluate("document.getElementById('advanced').open")  # the method list is collapsed
+        assert page.input_value("#method") == ""
+        page.focus("input[name=content][value=auto]")
+        page.keyboard.press("ArrowDown")  # a radio group: the arrows move the choice
+        assert page.evaluate(checked) == "photo"
+        assert "Pretrained" in page.inner_text("#content-hint")
+        page.keyboard.press("ArrowDown")
+        assert page.evaluate(checked) == "drawing"
+        page.keyboard.press("ArrowUp")
+        page.keyboard.press("ArrowUp")
+        assert page.evaluate(checked) == "auto"
+        drop_file(page, drawing_png(), "smiley.png")
+        page.fill("#scale", "8")
+        page.wait_for_function("document.getElementById('chosen').innerText.includes('32×32 → 256×256')")
+        page.click("#start")
+        page.wait_for_selector("#job-choice:not([hidden])")
+        words = page.inner_text("#job-choice")
+        assert words.startswith("Drawing model: detected a drawing (transparent background"), words
+        job_id = shown_job_id(page)
+        assert app.state.store.get(job_id).method == "drawing"
+        assert wait_end(app, job_id) == "done"
+        page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+        page.wait_for_function("window.coordsr.tilesDrawn > 0", timeout=30_000)
+        for where in ("#after-layer", "#before-layer", "#viewer"):  # transparency on a checkerboard
+            assert "conic-gradient" in page.evaluate(f"getComputedStyle(document.querySelector('{where}')).backgroundImage")
+        page.locator("#job").screenshot(path=str(ARTIFACTS / "17-drawing-job.png"))
+        page.screenshot(path=str(ARTIFACTS / "17-drawing-1280.png"), full_page=True)
+        # Advanced names the method, and it wins over the kind
+        pick_method(page, "bicubic")
+        assert "Bicubic runs" in page.inner_text("#content-hint")
+        before = page.evaluate("window.coordsr.opened")
+        page.click("#start")
+        page.wait_for_function(f"window.coordsr.opened > {before}")
+        assert app.state.store.get(shown_job_id(page)).method == "bicubic"
+        assert page.inner_text("#job-choice") == "Bicubic: the method you chose"
+    finally:
+        page.context.close()
+    page = new_page(browser, viewport={"width": 390, "height": 844}, device_scale_factor=1, is_mobile=True,
+                    has_touch=True, color_scheme="dark")
+    try:
+        wait_ready(page, base)
+        page.click("#advanced > summary")
+        assert page.evaluate(overflow) <= 0
+        page.locator("#new").screenshot(path=str(ARTIFACTS / "18-phone-kinds-dark.png"))
+        page.goto(f"{base}#job/{job_id}")
+        page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+        assert page.evaluate(overflow) <= 0
+        page.locator("#job").screenshot(path=str(ARTIFACTS / "19-phone-drawing-dark.png"))
     finally:
         page.context.close()

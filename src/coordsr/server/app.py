@@ -161,6 +161,11 @@ class JobOut(BaseModel):
     first_preview_s: float | None
     urls: dict[str, str]
     viewer: ViewerInfo | None
+    content: Literal["photo", "drawing", "pixel-art"] | None = None
+    """What the picture was taken for (detected, or the `content` asked for); None when the
+    method was named, for art jobs and for jobs stored before content existed."""
+    choice: str | None = None
+    """Which model ran and why, in plain words: 'Drawing model: detected a drawing (...)'."""
 
 
 class JobsOut(BaseModel):
@@ -195,7 +200,7 @@ def job_json(rec: JobRecord) -> dict:
         "output": {"width": rec.out_width, "height": rec.out_height},
         "progress": {"step": rec.step, "total": rec.total, "psnr": rec.psnr},
         "has_field": rec.has_field, "first_preview_s": rec.first_preview_s,
-        "urls": urls, "viewer": viewer,
+        "urls": urls, "viewer": viewer, "content": rec.content, "choice": rec.choice,
     }
 
 
@@ -260,6 +265,48 @@ def method_settings(cls, steps: int | None, seed: int | None, fit: str | None, l
     if "seed" in settings and not 0 <= settings["seed"] < 2**63:
         raise HTTPException(422, f"seed must be between 0 and 2^63 - 1, got {settings['seed']}")
     return settings
+
+
+CONTENT_MODELS = {"photo": "Photo model", "drawing": "Drawing model",
+                  "pixel-art": "Pixel art, hard pixels kept"}
+"""How the result line names the model each kind of picture gets (coordsr.content.method_for)."""
+CONTENT_WORDS = {"photo": "a photo", "drawing": "a drawing", "pixel-art": "pixel art"}
+CONTENT_CHOSEN = {"photo": "Photo", "drawing": "Drawing, icon or logo", "pixel-art": "Pixel art"}
+"""The page's names for the kinds, as a person picks them."""
+
+
+def method_title(name: str) -> str:
+    """The plain title of a method (method_notes.json), or its name."""
+    from coordsr.server.page_api import method_notes
+
+    try:
+        return method_notes().get(name, {}).get("title") or name
+    except Exception:  # notes are words for people: never a reason to refuse a job
+        return name
+
+
+def check_content(content: str | None) -> str:
+    """The ``content`` form field: 'auto' (the default), 'photo', 'drawing' or 'pixel-art'; 422 otherwise."""
+    from coordsr.content import CONTENT_CHOICES
+
+    content = (content or "auto").strip()
+    if content not in CONTENT_CHOICES:
+        raise HTTPException(422, f"content must be one of {', '.join(CONTENT_CHOICES)}, got {content!r}")
+    return content
+
+
+def content_choice(found, asked: str, in_size: tuple[int, int], out_size: tuple[int, int]) -> str:
+    """Plain words for which model ran and why: 'Drawing model: detected a drawing (23 colours, ...)'."""
+    model = CONTENT_MODELS[found.kind]
+    if asked == "auto":
+        details = found.reason.split(": ", 1)[-1]
+        words = f"{model}: detected {CONTENT_WORDS[found.kind]} ({details})"
+    else:
+        words = f"{model}: you chose \u201c{CONTENT_CHOSEN[found.kind]}\u201d"
+    (h, w), (oh, ow) = in_size, out_size
+    if found.kind == "pixel-art" and (oh % h or ow % w):
+        words += f"; x{ow / w:.3g} is not a whole scale, so the pixels come out of uneven sizes"
+    return words
 
 
 def refuse_when_full(manager: JobManager, limits: Limits) -> None:
@@ -501,7 +548,11 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
     def create_job(
         response: Response,
         file: Annotated[UploadFile, File(description="The image: PNG, JPEG, TIFF, WebP or BMP")],
-        method: Annotated[str, Form(description="Registry name (GET /api/methods)")] = DEFAULT_METHOD,
+        method: Annotated[str | None, Form(description="Registry name (GET /api/methods); wins over "
+                                                        "`content`")] = None,
+        content: Annotated[str, Form(description="What the picture is, when no method is named: 'auto' "
+                                                 "(detected: the server classifies the upload), 'photo', "
+                                                 "'drawing' (icon, emoji, logo) or 'pixel-art'")] = "auto",
         scale: Annotated[float | None, Form(description="Output = input x scale; default 4")] = None,
         width: Annotated[int | None, Form(description="Output width (instead of scale)")] = None,
         height: Annotated[int | None, Form(description="Output height (instead of scale)")] = None,
@@ -512,18 +563,33 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
         """Upload an image and queue an upscaling job. Answers 202 with the job; follow its events."""
         from coordsr.images import decode_image_bytes, write_image
 
+        from coordsr.content import content_of, method_for
+
         created = time.time()
-        try:
-            cls = get_method(method)
-        except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
-        if getattr(cls, "task", "upscale") != "upscale":
-            raise HTTPException(422, f"method {method!r} is a {cls.task} method; the page upscales")
-        settings = method_settings(cls, steps, seed, fit, limits)
-        try:
-            cls(device="cpu", **settings)  # the settings' own checks, before anything is decoded
-        except (TypeError, ValueError) as exc:
-            raise HTTPException(422, f"bad settings for {method}: {exc}") from None
+        content = check_content(content)
+        method = (method or "").strip() or None  # an explicit method wins over the content
+        named = method is not None
+
+        def checked(name: str, only_known: bool = False) -> tuple[str, dict]:
+            try:
+                cls = get_method(name)
+            except ValueError as exc:
+                raise HTTPException(422, str(exc)) from None
+            if getattr(cls, "task", "upscale") != "upscale":
+                raise HTTPException(422, f"method {name!r} is a {cls.task} method; the page upscales")
+            known = {f.name for f in fields(cls)} if only_known else {"steps", "seed", "fit"}
+            settings = method_settings(cls, *(v if k in known else None for k, v in
+                                              (("steps", steps), ("seed", seed), ("fit", fit))), limits)
+            try:
+                cls(device="cpu", **settings)  # the settings' own checks, before anything is decoded
+            except (TypeError, ValueError) as exc:
+                raise HTTPException(422, f"bad settings for {name}: {exc}") from None
+            return name, settings
+
+        if method is not None:
+            method, settings = checked(method)
+        elif content != "auto":
+            method, settings = checked(method_for(content))
         label = safe_label(file.filename)
         # One upload decoded at a time (decode_slots): the bytes, the decoded pixels and their PNG
         # copies of a burst of uploads never sit in memory together.
@@ -539,8 +605,15 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
                 raise HTTPException(422, str(exc)) from None
             del data
             oh, ow = output_size(image.height, image.width, scale, width, height, limits)
+            kind, choice = None, f"{method_title(method)}: the method you chose" if named else None
+            if not named:
+                found = content_of(image.pixels, content)  # measured on at most MEASURE_SIDE^2 pixels
+                if method is None:  # detected: the settings given go to the method picked if it has them
+                    method, settings = checked(found.method, only_known=True)
+                kind, choice = found.kind, content_choice(found, content, (image.height, image.width), (oh, ow))
             refuse_when_full(manager, limits)
             rec = JobRecord(id=new_job_id(), label=label, method=method, settings=settings,
+                            content=kind, choice=choice,
                             in_width=image.width, in_height=image.height, channels=image.channels,
                             mode=image.mode, bit_depth=image.bit_depth, out_width=ow, out_height=oh,
                             created=created)

@@ -33,8 +33,10 @@ STATUSES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE = ("queued", "running")
 ID_RE = re.compile(r"[0-9a-f]{16}")
 KINDS = ("upscale", "art-poster", "art-animation")
-SCHEMA_VERSION = 2
-"""1: the first table; 2: the ``kind`` column (older tables gain it, as 'upscale', on open)."""
+SCHEMA_VERSION = 3
+"""1: the first table; 2: the ``kind`` column (older tables gain it, as 'upscale', on open);
+3: the ``content`` and ``choice`` columns (what the picture was taken for, and why that model:
+older tables gain them, empty, on open)."""
 
 
 STORAGE_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
@@ -115,6 +117,11 @@ class JobRecord:
     """Seconds from the upload's arrival to the first live preview."""
     kind: str = "upscale"
     """One of KINDS: what the job makes (an upscaled image, an art poster or an art animation)."""
+    content: str | None = None
+    """What the picture was taken for (coordsr.content: 'photo', 'drawing' or 'pixel-art'), detected
+    or as the client said; None when the client named the method, for art jobs and older records."""
+    choice: str | None = None
+    """Which model ran and why, in plain words ('Drawing model: detected a drawing (...)')."""
 
     @property
     def result_file(self) -> str:
@@ -156,7 +163,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     psnr REAL,
     has_field INTEGER NOT NULL DEFAULT 0,
     first_preview_s REAL,
-    kind TEXT NOT NULL DEFAULT 'upscale'
+    kind TEXT NOT NULL DEFAULT 'upscale',
+    content TEXT,
+    choice TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created);
 """
@@ -179,6 +188,9 @@ class Store:
             have = {r["name"] for r in self._db.execute("PRAGMA table_info(jobs)")}
             if "kind" not in have:  # a table from schema 1: every job in it was an upscale
                 self._db.execute("ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'upscale'")
+            for column in ("content", "choice"):  # schema 3: NULL for the jobs stored before
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT")
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:

@@ -80,22 +80,50 @@ async function loadMethods() {
   state.notes = notes.methods;
   const select = $("method");
   select.innerHTML = "";
+  select.add(new Option("Picked for the kind of picture (recommended)", ""));
   for (const m of info.methods) {
     state.methods[m.name] = m;
     const title = (state.notes[m.name] || {}).title || m.name;
     select.add(new Option(`${title}: ${m.name}`, m.name));
   }
-  select.value = info.default;
+  select.value = "";  // the kind of picture picks the model; Advanced names one
   const saved = restoreForm();
   methodChanged(saved && saved.method === select.value ? saved : null);
+  contentChanged();
   $("limits").textContent =
     `This server takes up to ${limits.max_upload_mb} MiB per image, ${limits.max_pixels.toLocaleString()} input pixels ` +
     `and ${limits.max_output_pixels.toLocaleString()} output pixels, scale up to ${limits.max_scale}.`;
 }
 
+// The kind of picture: the first choice, in plain words; the server picks the model for it.
+const CONTENT_MODELS = { photo: "pretrained", drawing: "drawing", "pixel-art": "nearest" };  // coordsr.content.method_for
+function contentValue() {
+  const on = document.querySelector('input[name="content"]:checked');
+  return on ? on.value : "auto";
+}
+function contentChanged() {
+  const kind = contentValue();
+  const named = $("method").value;
+  const title = (name) => (state.notes[name] || {}).title || name;
+  $("content-hint").textContent = named
+    ? `Advanced names the method: ${title(named)} runs, whatever the picture is.`
+    : kind === "auto"
+      ? "Each image is looked at when it arrives (transparency, colours, flat areas); the job then says which model ran and why."
+      : `Model: ${title(CONTENT_MODELS[kind])}.`;
+}
+for (const r of document.querySelectorAll('input[name="content"]')) {
+  r.addEventListener("change", () => { contentChanged(); saveForm(); });
+}
+
 function methodChanged(saved) {
   const m = state.methods[$("method").value];
-  if (!m) return;
+  contentChanged();
+  if (!m) {  // picked for the kind of picture: the model's own settings
+    $("method-description").textContent = "The model is chosen for the kind of picture above. Choose a method here to override it.";
+    for (const id of ["steps", "fit", "seed"]) { $(id).disabled = true; $(id).closest("label").hidden = true; }
+    updateChosen();
+    return;
+  }
   const n = state.notes[m.name] || {};
   const box = $("method-description");
   box.innerHTML = "";
@@ -130,13 +158,16 @@ $("method").addEventListener("change", () => { methodChanged(null); saveForm(); 
 function saveForm() {
   const data = {};
   for (const id of ["method", "scale", "width", "height", "steps", "fit", "seed"]) data[id] = $(id).value;
+  data.content = contentValue();
   try { localStorage.setItem(FORM_KEY, JSON.stringify(data)); } catch (e) { /* private mode */ }
 }
 function restoreForm() {
   let data = null;
   try { data = JSON.parse(localStorage.getItem(FORM_KEY) || "null"); } catch (e) { data = null; }
   if (!data) return null;
-  if (data.method && state.methods[data.method]) $("method").value = data.method;
+  if (data.method && state.methods[data.method]) { $("method").value = data.method; $("advanced").open = true; }
+  const kind = document.querySelector(`input[name="content"][value="${data.content}"]`);
+  if (kind) kind.checked = true;
   for (const id of ["scale", "width", "height"]) if (typeof data[id] === "string") $(id).value = data[id];
   return data;
 }
@@ -264,7 +295,8 @@ $("job-form").addEventListener("submit", async (e) => {
       $("form-note").textContent = state.files.length > 1 ? `Uploading ${i + 1} of ${state.files.length}…` : "Uploading…";
       const form = new FormData();
       form.append("file", c.file, c.file.name);
-      form.append("method", $("method").value);
+      form.append("content", contentValue());
+      if ($("method").value) form.append("method", $("method").value);  // a method named wins
       for (const id of ["scale", "width", "height", "steps", "fit", "seed"]) {
         const input = $(id);
         if (!input.disabled && input.value !== "") form.append(id, input.value);
@@ -380,6 +412,8 @@ function openJob(job) {
     $("preview").alt = `Bicubic upscale of ${job.label}, shown while ${job.method} works`;
     $("preview-caption").textContent = "bicubic, while the method works";
   }
+  $("job-choice").textContent = job.choice || "";  // which model ran and why, in plain words
+  $("job-choice").hidden = !job.choice;
   $("stats").textContent = "";
   $("bar").value = 0;
   $("live").hidden = false;
