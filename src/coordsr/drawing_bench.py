@@ -35,7 +35,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from coordsr import metrics
+from coordsr.bench import _one_line, _seed  # one error line and one seeding for every benchmark
 from coordsr.errors import Cancelled
 from coordsr.liif.data import is_validation
 
@@ -303,19 +303,6 @@ def registry_contender(name: str, settings: Mapping[str, Any] | None = None) -> 
 
 
 # ---------------------------------------------------------------- the run
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:300]
-
-
-def _seed(seed: int = 0) -> None:
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def _failed(error: str, seconds: float | None) -> dict:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from coordsr.coords import cell_size
-from coordsr.liif.data import hash_seed, is_validation
+from coordsr.liif.data import _augment, hash_seed, is_validation  # the photo model's 8 dihedral transforms
 from coordsr.resize import imresize
 
 
@@ -76,16 +76,6 @@ class Batch:
     target: torch.Tensor
     """(B, Q, 4) premultiplied RGBA at ``coords``."""
     scale: float
-
-
-def _augment(x: torch.Tensor, code: int) -> torch.Tensor:
-    if code & 1:
-        x = x.flip(-1)
-    if code & 2:
-        x = x.flip(-2)
-    if code & 4:
-        x = x.transpose(-1, -2)
-    return x
 
 
 def _flatten(x: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
