@@ -186,10 +186,10 @@ def test_upload_watch_compare_zoom_download(server, page, monkeypatch):
     page.locator("#new").screenshot(path=str(ARTIFACTS / "02-form-card.png"))
     start = time.monotonic()
     page.click("#start")
-    page.wait_for_function("window.coordsr.previews >= 1", timeout=60_000)
+    wait_live(page, app, "window.coordsr.previews >= 1")
     first_preview_s = time.monotonic() - start
     first_preview_ms_page = page.evaluate("window.coordsr.firstPreviewMs")
-    page.wait_for_function("window.coordsr.previews >= 2", timeout=60_000)  # a second preview, pushed
+    wait_live(page, app, "window.coordsr.previews >= 2")  # a second preview, pushed
     assert page.evaluate("window.coordsr.progressEvents") >= 2
     assert re.search(r"step \d+ / 400", page.inner_text("#stats")) or not page.is_hidden("#result")
     shot("03-live.png", "fitting: live preview, loss/PSNR curve, step count and time left, cancel button")
@@ -323,6 +323,41 @@ def wait_end(app, job_id: str, limit: float = 120) -> str:
             return rec.status
         assert time.monotonic() < deadline, f"job {job_id} stuck in {rec.status}"
         time.sleep(0.05)
+
+
+PAGE_STATE = """() => ({
+    counters: window.coordsr, hash: location.hash, jobShown: !document.getElementById('job').hidden,
+    status: document.getElementById('job-status').innerText,
+    error: document.getElementById('error').hidden ? null : document.getElementById('error-text').innerText,
+})"""
+
+
+def wait_live(page, app, expression: str, timeout: float = 60_000) -> None:
+    """Wait for a live-view counter (window.coordsr), polled on a timer: the default rAF polling
+    stops re-checking whenever headless Chromium produces no frame, though the page goes on
+    receiving its events. On a timeout, say what the page and the server had, so a failure that
+    does not come back names its cause (does the page show the job, did it get events, did the
+    job run and make previews?)."""
+    try:
+        page.wait_for_function(expression, timeout=timeout, polling=100)
+        return
+    except Exception as exc:  # playwright's TimeoutError
+        if "Timeout" not in type(exc).__name__:
+            raise
+    jobs = [{"id": r.id, "label": r.label, "method": r.method, "content": r.content, "status": r.status,
+             "step": r.step, "total": r.total, "first_preview_s": r.first_preview_s,
+             "ran_s": r.finished - r.started if r.finished and r.started else None}
+            for r in app.state.store.list(3)]
+    try:  # a timed evaluation: a page whose main thread is stuck is reported, not waited for
+        shown = page.wait_for_function(PAGE_STATE, timeout=5_000).json_value()
+    except Exception as exc:
+        shown = f"the page does not answer ({type(exc).__name__})"
+    try:
+        page.screenshot(path=str(ARTIFACTS / "live-timeout.png"), timeout=5_000)
+    except Exception:
+        pass
+    raise AssertionError(f"{expression} still false after {timeout / 1000:g} s; page: {shown}; "
+                         f"newest jobs: {jobs}")
 
 
 def test_keyboard_only_upload_and_start(server, page):
@@ -488,7 +523,7 @@ def test_stop_and_keep_cancelling_and_queue_position(server, page):
     pick_method(page, "hashgrid")
     page.fill("#steps", "20000")
     page.click("#start")
-    page.wait_for_function("window.coordsr.previews >= 1", timeout=60_000)
+    wait_live(page, app, "window.coordsr.previews >= 1")
     running = shown_job_id(page)
     page.click("#start")  # a second job waits for the only worker
     page.wait_for_function(f"location.hash !== '#job/{running}'")
