@@ -43,10 +43,10 @@ def as_float(im: Image.Image) -> np.ndarray:
 
 
 def emoji_train(folder: str) -> list[Path]:
-    from coordsr.liif.data import is_validation
+    from coordsr.drawings.data import is_held_out
 
     files = sorted((DATA / "Emoji" / folder).glob("*.png"))
-    return [p for p in files if not is_validation(Path(p.name), 0.1)]
+    return [p for p in files if not is_held_out(p.name)]
 
 
 def drawings(rng: np.random.Generator, limit: int | None):

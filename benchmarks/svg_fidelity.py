@@ -40,9 +40,9 @@ SIZE = 1024
 
 
 def validation_files(count: int) -> list[Path]:
-    from coordsr.liif.data import is_validation
+    from coordsr.drawings.data import is_held_out
 
-    files = [p for p in sorted((DATA / "LR32").glob("*.png")) if is_validation(Path(p.name), 0.1)]
+    files = [p for p in sorted((DATA / "LR32").glob("*.png")) if is_held_out(p.name)]
     step = max(1, len(files) // count)  # spread over the split, not the first few code points
     return files[::step][:count]
 

@@ -416,14 +416,12 @@ def upscale(image: ImageInput, *, scale: float | None = None, size: tuple[int, i
 
 def _method_for_content(method: str | None, content: str) -> str:
     """The method named, or the one ``content`` names ('auto': the default until the image is seen)."""
-    from coordsr.content import CONTENT_CHOICES, method_for
-    from coordsr.methods import DEFAULT_METHOD
+    from coordsr.content import named_method
 
-    if content not in CONTENT_CHOICES:
-        raise SettingError(f"content must be one of {', '.join(CONTENT_CHOICES)}, got {content!r}")
-    if method is not None:
-        return method
-    return DEFAULT_METHOD if content == "auto" else method_for(content)
+    try:
+        return named_method(method, content)
+    except ValueError as e:
+        raise SettingError(str(e)) from None
 
 
 def _settings_of(name: str, settings: dict) -> dict:

@@ -666,9 +666,14 @@ def environment() -> dict:
 def write_json(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike, *,
                meta: Mapping[str, Any] | None = None) -> None:
     """Write ``{"protocol", "environment", "summary", "rows", **meta}`` to ``path`` atomically."""
+    dump_json({"protocol": {"version": PROTOCOL, "description": PROTOCOL_DESCRIPTION},
+               "environment": environment(), **(meta or {}), "summary": summarize(rows), "rows": list(rows)}, path)
+
+
+def dump_json(doc: Mapping[str, Any], path: str | os.PathLike) -> None:
+    """``doc`` as indented JSON at ``path``, atomically (a temporary beside it, then renamed),
+    numpy scalars as numbers: how every benchmark (SR, denoising, drawings) writes its rows."""
     path = Path(path)
-    doc = {"protocol": {"version": PROTOCOL, "description": PROTOCOL_DESCRIPTION},
-           "environment": environment(), **(meta or {}), "summary": summarize(rows), "rows": list(rows)}
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(doc, indent=1, default=_json_default) + "\n")
     os.replace(tmp, path)

@@ -390,13 +390,12 @@ def upscale(
 
 def _method_name(method: str | None, content: str) -> str:
     """The method named, or the one --content names ('auto': the default until an image is seen)."""
-    from coordsr.content import CONTENT_CHOICES, method_for
+    from coordsr.content import CONTENT_CHOICES, named_method
 
-    if content not in CONTENT_CHOICES:
-        raise CoordsrError(f"--content {content!r}: expected one of {', '.join(CONTENT_CHOICES)}")
-    if method is not None:
-        return method  # an explicit method wins over the content
-    return _default_method() if content == "auto" else method_for(content)
+    try:
+        return named_method(method, content)  # an explicit method wins over the content
+    except ValueError:
+        raise CoordsrError(f"--content {content!r}: expected one of {', '.join(CONTENT_CHOICES)}") from None
 
 
 def _content_upscalers(method: str | None, content: str, settings: dict[str, str], device: str,
@@ -445,10 +444,6 @@ def _check_svg_output(output: Path, input: Path, force: bool, bit_depth: int | N
     check_output(output, [input], force)
     if bit_depth is not None:
         raise CoordsrError(f"{output}: --bit-depth is for image outputs; an SVG has no bit depth")
-    import importlib.util
-
-    if importlib.util.find_spec("vtracer") is None:
-        raise CoordsrError(f"{output}: writing SVG needs the vtracer package: pip install vtracer")
 
 
 def _write_svg(output: Path, pixels, quiet: bool, how: str) -> None:

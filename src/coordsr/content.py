@@ -150,6 +150,24 @@ def method_for(kind: str) -> str:
         raise ValueError(f"unknown content {kind!r}; valid: {', '.join(CONTENT_CHOICES)}") from None
 
 
+def check_content(content: str) -> str:
+    """``content`` when it is one of CONTENT_CHOICES; ValueError naming them otherwise (the CLI,
+    the Python API and the web server all refuse an unknown kind through here)."""
+    if content not in CONTENT_CHOICES:
+        raise ValueError(f"content must be one of {', '.join(CONTENT_CHOICES)}, got {content!r}")
+    return content
+
+
+def named_method(method: str | None, content: str) -> str:
+    """The method to set up before the image is seen: ``method`` when one is named (it wins over
+    the content), else the one ``content`` names; 'auto' gives the photo model until the image,
+    once measured, asks for another. ValueError for an unknown ``content``."""
+    check_content(content)
+    if method is not None:
+        return method
+    return method_for("photo" if content == "auto" else content)
+
+
 # --- measuring ----------------------------------------------------------------------------------
 
 
@@ -295,5 +313,6 @@ def describe(method: str, content: Content, note: str = "") -> str:
     return f"{model}, {why}" + (f"; {note}" if note else "")
 
 
-__all__ = ["CONTENT_CHOICES", "Content", "Features", "KINDS", "classify", "content_of", "decide", "describe",
+__all__ = ["CONTENT_CHOICES", "Content", "Features", "KINDS", "check_content", "classify", "content_of", "decide",
+           "describe", "named_method",
            "explain", "given", "is_pixel_art", "measure", "method_for", "scale_note"]

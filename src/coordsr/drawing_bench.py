@@ -25,9 +25,9 @@ untimed warm-up call of each contender on a small input; ``error`` is None or on
 failing cell never stops the run. Seeds are reset to 0 before every cell.
 
 The split: the drawing model trains on the Emoji layout (a folder ``HR512/`` beside ``LR32/``)
-except for its validation files (:func:`coordsr.liif.data.is_validation` at
-``VALIDATION_FRACTION``). ``split='auto'`` keeps only those files when the truth folder is that
-layout's ``HR512``, and every file otherwise; 'val', 'train' and 'all' say it outright.
+except for its validation files (:func:`coordsr.drawings.data.is_held_out`). ``split='auto'``
+keeps only those files when the truth folder is that layout's ``HR512``, and every file
+otherwise; 'val', 'train' and 'all' say it outright.
 """
 
 from __future__ import annotations
@@ -46,10 +46,8 @@ import numpy as np
 from coordsr import metrics
 from coordsr.bench import _one_line, _seed  # one error line and one seeding for every benchmark
 from coordsr.errors import Cancelled
-from coordsr.liif.data import is_validation
+from coordsr.drawings.data import VALIDATION_FRACTION, is_held_out  # the drawing model's own split
 
-VALIDATION_FRACTION = 0.1
-"""Share of the Emoji files the drawing model never trains on (coordsr.drawings.data's split)."""
 
 SPLITS = ("auto", "val", "train", "all")
 
@@ -131,7 +129,7 @@ def resolve_split(split: str, hr_dir: str | os.PathLike) -> str:
 def _in_split(name: str, split: str) -> bool:
     if split == "all":
         return True
-    return is_validation(Path(name), VALIDATION_FRACTION) == (split == "val")
+    return is_held_out(name) == (split == "val")
 
 
 def _keep(drawings: list[Drawing], split: str, folder: Path) -> list[Drawing]:
@@ -454,14 +452,10 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
 def write_json(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike, *,
                meta: Mapping[str, Any] | None = None) -> None:
     """Write ``{"protocol", "environment", **meta, "summary", "rows"}`` to ``path`` atomically."""
-    from coordsr.bench import environment
+    from coordsr.bench import dump_json, environment
 
-    path = Path(path)
-    doc = {"protocol": PROTOCOL_DESCRIPTION, "environment": environment(), **(meta or {}),
-           "summary": summarize(rows), "rows": list(rows)}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1, default=repr) + "\n")
-    os.replace(tmp, path)
+    dump_json({"protocol": PROTOCOL_DESCRIPTION, "environment": environment(), **(meta or {}),
+               "summary": summarize(rows), "rows": list(rows)}, path)
 
 
 __all__ = ["Case", "Contender", "Drawing", "DrawingProgress", "METRICS", "PROTOCOL_DESCRIPTION", "SPLITS",

@@ -339,14 +339,10 @@ def _secs(sec: float) -> str:
 def write_json(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike, *,
                meta: Mapping[str, Any] | None = None) -> None:
     """Write ``{"protocol", "environment", "summary", "rows", **meta}`` atomically."""
-    from coordsr.bench import environment
+    from coordsr.bench import dump_json, environment
 
-    path = Path(path)
-    doc = {"protocol": PROTOCOL, "environment": environment(), **(meta or {}),
-           "summary": summarize(rows), "rows": list(rows)}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1, default=lambda v: v.item() if hasattr(v, "item") else repr(v)) + "\n")
-    os.replace(tmp, path)
+    dump_json({"protocol": PROTOCOL, "environment": environment(), **(meta or {}),
+               "summary": summarize(rows), "rows": list(rows)}, path)
 
 
 __all__ = ["PROTOCOL", "PUBLISHED", "DenoiseProgress", "run_denoise_bench", "summarize", "format_table",

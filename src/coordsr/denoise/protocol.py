@@ -29,7 +29,7 @@ import zlib
 
 import numpy as np
 
-from coordsr.metrics import quantize, ssim_y
+from coordsr.metrics import psnr, quantize, ssim_y
 
 SIGMA_MAX = 100.0
 """Largest noise level accepted (8-bit levels); the published rows go to 50, FFDNet to 75."""
@@ -89,11 +89,7 @@ def psnr_rgb(out: np.ndarray, clean: np.ndarray) -> float:
     >>> psnr_rgb(np.zeros((2, 2, 3)), np.zeros((2, 2, 3)))
     inf
     """
-    out, clean = np.asarray(out, dtype=np.float64), np.asarray(clean, dtype=np.float64)
-    if out.shape != clean.shape:
-        raise ValueError(f"shapes differ: {out.shape} vs {clean.shape}")
-    mse = float(np.mean((out - clean) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(1.0 / mse)
+    return psnr(out, clean)
 
 
 def score(out: np.ndarray, clean: np.ndarray) -> dict[str, float]:

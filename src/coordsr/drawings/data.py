@@ -18,14 +18,13 @@ A batch is a pure function of (pools, seed, step): resuming a run replays nothin
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from coordsr.coords import cell_size
-from coordsr.liif.data import _augment, hash_seed, is_validation  # the photo model's 8 dihedral transforms
+from coordsr.liif.data import Batch, _augment, hash_seed, is_validation  # the photo model's 8 dihedral transforms
 from coordsr.resize import imresize
 
 
@@ -34,6 +33,15 @@ def premultiply(rgba: np.ndarray) -> np.ndarray:
     a = rgba[..., 3:].astype(np.uint16)
     rgb = (rgba[..., :3].astype(np.uint16) * a + 127) // 255
     return np.concatenate([rgb.astype(np.uint8), rgba[..., 3:]], axis=-1)
+
+
+def unpremultiply(x: torch.Tensor) -> torch.Tensor:
+    """(..., 4, H, W) predicted premultiplied RGBA -> straight alpha in [0, 1]: alpha clipped to
+    [0, 1], colour to [0, alpha] (a premultiplied colour cannot exceed its alpha), then divided
+    by alpha (0 where alpha is 0)."""
+    a = x[..., 3:, :, :].clamp(0, 1)
+    rgb = torch.minimum(x[..., :3, :, :].clamp(min=0), a)
+    return torch.cat([torch.where(a > 0, rgb / a.clamp(min=1e-6), torch.zeros_like(rgb)), a], dim=-3)
 
 
 def read_premultiplied(path: Path) -> torch.Tensor:
@@ -45,13 +53,22 @@ def read_premultiplied(path: Path) -> torch.Tensor:
     return torch.from_numpy(premultiply(a).copy()).permute(2, 0, 1).contiguous()
 
 
-def emoji_pairs(folder: str | Path, *, validation: bool, fraction: float = 0.1
-                ) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+VALIDATION_FRACTION = 0.1
+"""Share of the emoji files the drawing model never trains on: its validation files, and the
+held-out part the drawing benchmark scores (``coordsr bench --split val``)."""
+
+
+def is_held_out(name: str) -> bool:
+    """Whether the drawing model's training left the file ``name`` out (split by name hash)."""
+    return is_validation(Path(name), VALIDATION_FRACTION)
+
+
+def emoji_pairs(folder: str | Path, *, validation: bool) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
     """(name, LR (4, 32, 32), HR (4, 512, 512)) uint8 premultiplied pairs of ``folder``'s
     ``LR32/`` and ``HR512/``, the training or the validation part (split by file-name hash)."""
     folder = Path(folder)
     names = sorted(p.name for p in (folder / "LR32").glob("*.png"))
-    keep = [n for n in names if is_validation(Path(n), fraction) == validation]
+    keep = [n for n in names if is_held_out(n) == validation]
     return [(n, read_premultiplied(folder / "LR32" / n), read_premultiplied(folder / "HR512" / n)) for n in keep]
 
 
@@ -63,19 +80,6 @@ def scene_pairs(seeds: range, small: int = 32, large: int = 512) -> list[tuple[t
         return torch.from_numpy(a).permute(2, 0, 1).contiguous()
 
     return [(t(draw(s, small)), t(draw(s, large))) for s in seeds]
-
-
-@dataclass
-class Batch:
-    lr: torch.Tensor
-    """(B, 4, n, n) premultiplied RGBA inputs in [0, 1]."""
-    coords: torch.Tensor
-    """(B, Q, 2) field coordinates of the sampled output pixel centres."""
-    cell: torch.Tensor
-    """(B, 2) size of one output pixel in field units."""
-    target: torch.Tensor
-    """(B, Q, 4) premultiplied RGBA at ``coords``."""
-    scale: float
 
 
 def _flatten(x: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
@@ -147,5 +151,4 @@ def make_batch(pairs: list[tuple[torch.Tensor, torch.Tensor]], *, batch: int, qu
             lr, hr = _flatten(lr, colour), _flatten(hr, colour)
         c, cell, t = _queries(hr, queries, gen, edge_share)
         lrs.append(lr), cs.append(c), cells.append(cell), ts.append(t)
-    return Batch(lr=torch.stack(lrs), coords=torch.stack(cs), cell=torch.stack(cells), target=torch.stack(ts),
-                 scale=s)
+    return Batch(lr=torch.stack(lrs), coords=torch.stack(cs), cell=torch.stack(cells), target=torch.stack(ts))

@@ -8,14 +8,14 @@ and output start at zero, so step 0 is that model on colour and bicubic on alpha
 premultiplied RGBA at sampled output pixels, Adam with warm-up and a cosine. Every
 ``val_every`` steps it scores the held-out emoji at x16 (PSNR, mean of the composites on white
 and on black) and exports the best weights (safetensors, float16). The checkpoint (model and
-optimizer state, step, best score) is a safetensors file too, so ``--resume`` runs no pickle.
+optimizer state, step, best score) is the upscaler's (``coordsr.liif.train``: safetensors, a
+pickle refused unread), so ``--resume`` runs no pickle.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -24,7 +24,10 @@ import numpy as np
 import torch
 
 from coordsr.drawings import data as D
+from coordsr.drawings.data import unpremultiply
+from coordsr.liif import train as liif_train
 from coordsr.liif.model import LIIF, LIIFConfig, load_weights, save_weights, upscale
+from coordsr.liif.train import RunConfig, learning_rate
 from coordsr.memory import reusing_memory
 
 
@@ -41,20 +44,6 @@ def widen(photo: LIIF) -> LIIF:
     state[f"{last}.bias"] = torch.cat([state[f"{last}.bias"], torch.zeros(1)])
     model.load_state_dict(state)
     return model
-
-
-def learning_rate(step: int, steps: int, peak: float, warmup: int, floor: float = 0.02) -> float:
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    t = min((step - warmup) / max(steps - warmup, 1), 1.0)
-    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t)))
-
-
-def unpremultiply(x: torch.Tensor) -> torch.Tensor:
-    """(..., 4, H, W) premultiplied, clamped to a valid image -> straight alpha in [0, 1]."""
-    a = x[..., 3:, :, :].clamp(0, 1)
-    rgb = torch.minimum(x[..., :3, :, :].clamp(min=0), a)
-    return torch.cat([torch.where(a > 0, rgb / a.clamp(min=1e-6), torch.zeros_like(rgb)), a], dim=-3)
 
 
 @torch.no_grad()
@@ -74,42 +63,25 @@ def validate(model: LIIF, pairs, scale_to: int = 512) -> float:
 
 
 def _save_checkpoint(path: Path, model: LIIF, opt: torch.optim.Adam, step: int, best: float | None, args) -> None:
-    """Model and Adam state as one safetensors file (tensors) with the step, best score and
-    the optimizer's scalar state in its metadata: resumable with no pickle."""
-    from safetensors.torch import save_file
-
-    tensors = {f"model.{k}": v.detach().float().contiguous() for k, v in model.state_dict().items()}
-    scalars = {}
-    for i, (p, st) in enumerate(opt.state.items()):
-        idx = [j for j, q in enumerate(model.parameters()) if q is p][0]
-        tensors[f"adam.{idx}.exp_avg"] = st["exp_avg"].contiguous()
-        tensors[f"adam.{idx}.exp_avg_sq"] = st["exp_avg_sq"].contiguous()
-        scalars[str(idx)] = float(st["step"])
-    meta = {"format": "coordsr.drawings.checkpoint", "format_version": "1", "step": str(step),
-            "best": json.dumps(best), "adam_steps": json.dumps(scalars), "config": json.dumps(model.cfg.__dict__),
-            "args": json.dumps(vars(args))}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(path)
+    """The upscaler's checkpoint format (``coordsr.liif.train``: safetensors, no pickle) with this
+    run's options as its settings."""
+    liif_train._save_checkpoint(path, model, opt, step, best, vars(args))
 
 
 def _load_checkpoint(path: Path, lr: float):
-    from safetensors import safe_open
+    """(model, Adam, step, best) from a checkpoint ``_save_checkpoint`` wrote, with the upscaler's
+    checks (a pickle refused unread, the config checked against the tensors); SystemExit, one
+    line, for anything else."""
+    from coordsr.errors import FieldFileError
 
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
-        if meta.get("format") != "coordsr.drawings.checkpoint":
-            raise SystemExit(f"{path}: not a coordsr drawing-model checkpoint")
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    model = LIIF(LIIFConfig(**json.loads(meta["config"])))
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    params = list(model.parameters())
-    for idx, n in json.loads(meta["adam_steps"]).items():
-        p = params[int(idx)]
-        opt.state[p] = {"step": torch.tensor(n), "exp_avg": tensors[f"adam.{idx}.exp_avg"],
-                        "exp_avg_sq": tensors[f"adam.{idx}.exp_avg_sq"]}
-    return model, opt, int(meta["step"]), json.loads(meta["best"])
+    try:
+        state = liif_train.load_checkpoint(path)
+        model = LIIF(liif_train.checked_model_config(path, LIIFConfig, LIIF, state))
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        liif_train.restore_state(path, model, opt, state)
+    except FieldFileError as e:
+        raise SystemExit(f"{e}; not a coordsr drawing-model checkpoint") from None
+    return model, opt, state["step"], state["best_psnr"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             f.write(json.dumps(rec) + "\n")
         print(json.dumps(rec), flush=True)
 
+    resumed = _load_checkpoint(ckpt, args.lr) if args.resume and ckpt.exists() else None  # refused before the data
     t0 = time.time()
     train_emoji = D.emoji_pairs(args.emoji, validation=False)
     val = D.emoji_pairs(args.emoji, validation=True)[:args.val_images]
@@ -150,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     pairs = [(lr, hr) for _, lr, hr in train_emoji] + scenes
     note({"event": "data", "emoji_train": len(train_emoji), "emoji_val": len(val), "scenes": len(scenes),
           "seconds": time.time() - t0})
-    if args.resume and ckpt.exists():
-        model, opt, step, best = _load_checkpoint(ckpt, args.lr)
+    if resumed is not None:
+        model, opt, step, best = resumed
     else:
         if args.init:
             photo = load_weights(args.init)
@@ -170,10 +143,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _loop(model, opt, pairs, val, args, step, best, out, ckpt, note) -> None:
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+    schedule = RunConfig(steps=args.steps, lr=args.lr, warmup=args.warmup)  # the upscaler's warm-up and cosine
     t0, losses = time.time(), []
     while step < args.steps:
         for g in opt.param_groups:
-            g["lr"] = learning_rate(step, args.steps, args.lr, args.warmup)
+            g["lr"] = learning_rate(schedule, step)
         b = D.make_batch(pairs, batch=args.batch, queries=args.queries, seed=args.seed, step=step,
                          real_share=args.real_share, edge_share=args.edge_share)
         with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):

@@ -58,14 +58,17 @@ def load_rgb(path: Path) -> torch.Tensor:
 
 @dataclass
 class Batch:
+    """A training batch of a local implicit model: the photo model's (C = 3) and the drawing
+    model's (C = 4, premultiplied RGBA: coordsr.drawings.data)."""
+
     lr: torch.Tensor
-    """(B, 3, patch, patch) LR inputs in [0, 1]."""
+    """(B, C, patch, patch) LR inputs in [0, 1]."""
     coords: torch.Tensor
     """(B, Q, 2) field coordinates of the sampled HR pixel centres."""
     cell: torch.Tensor
     """(B, 2) size of one HR pixel in field units."""
     target: torch.Tensor
-    """(B, Q, 3) HR colours at ``coords``."""
+    """(B, Q, C) HR values at ``coords``."""
 
 
 def _augment(x: torch.Tensor, code: int) -> torch.Tensor:

@@ -175,10 +175,12 @@ def learning_rate(cfg: RunConfig, step: int) -> float:
 CHECKPOINT_FORMAT = "coordsr.liif.checkpoint"
 
 
-def _save_checkpoint(path: Path, model: LIIF, opt, step: int, best: float | None, cfg: TrainConfig):
-    """Model, Adam state, step, best PSNR and the RNG states as one safetensors file (atomic):
+def _save_checkpoint(path: Path, model: LIIF, opt, step: int, best: float | None, run: dict):
+    """Model, Adam state, step, best score and the RNG states as one safetensors file (atomic):
     tensors for the weights, the Adam moments and the torch / numpy generator states, JSON in the
-    metadata for the rest (python's state is a tuple of ints), so resuming unpickles nothing."""
+    metadata for the rest (python's state is a tuple of ints, ``run`` the run's settings), so
+    resuming unpickles nothing. Every trainer of a LIIF model (the upscaler's, the drawing
+    model's) writes this format."""
     sd = opt.state_dict()
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     for i, st in sd["state"].items():
@@ -191,7 +193,7 @@ def _save_checkpoint(path: Path, model: LIIF, opt, step: int, best: float | None
     extra = {"step": str(step), "best_psnr": json.dumps(best), "param_groups": json.dumps(sd["param_groups"]),
              "rng_numpy": json.dumps([name, int(pos), int(has_gauss), float(gauss)]),
              "rng_python": json.dumps([version, list(internal), gauss_next]),
-             "train_config": json.dumps({k: v for k, v in asdict(cfg).items() if k != "model"})}
+             "train_config": json.dumps(run)}
     write_weights(tensors, asdict(model.cfg), path, format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION,
                   dtype=None, extra=extra)
 
@@ -361,7 +363,8 @@ def _train(cfg, progress, device, rank, world, distributed) -> TrainResult:
 
     def checkpoint() -> Path | None:
         if rank == 0:
-            _save_checkpoint(ckpt_path, model, opt, step, best, cfg)
+            _save_checkpoint(ckpt_path, model, opt, step, best,
+                             {k: v for k, v in asdict(cfg).items() if k != "model"})
             return ckpt_path
         return None
 

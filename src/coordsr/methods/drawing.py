@@ -32,20 +32,17 @@ def to_premultiplied(image: np.ndarray) -> np.ndarray:
 
 
 def from_premultiplied(x: torch.Tensor, channels: int) -> np.ndarray:
-    """(4, H, W) predicted premultiplied RGBA -> (H, W, channels) straight alpha in [0, 1]: alpha
-    clipped to [0, 1], colour to [0, alpha] (a premultiplied colour cannot exceed its alpha), then
-    divided by alpha; grey outputs are the mean of the colour; no alpha when the input had none."""
-    a = x[3:].clamp(0, 1)
-    rgb = torch.minimum(x[:3].clamp(min=0), a)
-    if channels in (1, 3):  # an opaque input: the colour is the prediction itself
-        rgb = x[:3].clamp(0, 1)
-    else:
-        rgb = torch.where(a > 0, rgb / a.clamp(min=1e-6), torch.zeros_like(rgb))
-    out = rgb.permute(1, 2, 0).cpu().numpy()
+    """(4, H, W) predicted premultiplied RGBA -> (H, W, channels) straight alpha in [0, 1]
+    (``coordsr.drawings.data.unpremultiply``); an opaque input's colour is the prediction itself,
+    clipped; grey outputs are the mean of the colour; no alpha when the input had none."""
+    from coordsr.drawings.data import unpremultiply
+
+    straight = x[:3].clamp(0, 1) if channels in (1, 3) else unpremultiply(x)
+    out = straight[:3].permute(1, 2, 0).cpu().numpy()
     if channels <= 2:
         out = out.mean(axis=2, keepdims=True)
     if channels in (2, 4):
-        out = np.concatenate([out, a[0].cpu().numpy()[:, :, None]], axis=2)
+        out = np.concatenate([out, straight[3].cpu().numpy()[:, :, None]], axis=2)
     return out
 
 

@@ -287,12 +287,12 @@ def method_title(name: str) -> str:
 
 def check_content(content: str | None) -> str:
     """The ``content`` form field: 'auto' (the default), 'photo', 'drawing' or 'pixel-art'; 422 otherwise."""
-    from coordsr.content import CONTENT_CHOICES
+    from coordsr import content as kinds
 
-    content = (content or "auto").strip()
-    if content not in CONTENT_CHOICES:
-        raise HTTPException(422, f"content must be one of {', '.join(CONTENT_CHOICES)}, got {content!r}")
-    return content
+    try:
+        return kinds.check_content((content or "auto").strip())
+    except ValueError as e:
+        raise HTTPException(422, str(e)) from None
 
 
 def content_choice(found, asked: str, in_size: tuple[int, int], out_size: tuple[int, int]) -> str:
