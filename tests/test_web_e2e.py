@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import importlib
-import io
 import json
 import re
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_server import drawing_png  # noqa: E402  the same 32 px smiley the API tests upload
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "web"
@@ -625,20 +625,6 @@ def test_labels_names_and_dark_mode(server, browser):
         page.locator("#job").screenshot(path=str(ARTIFACTS / "15-dark-job.png"))
     finally:
         page.context.close()
-
-
-def drawing_png() -> bytes:
-    """A 32 px smiley on a transparent background, antialiased as an icon is: a drawing."""
-    from PIL import Image, ImageDraw
-
-    im = Image.new("RGBA", (128, 128), (0, 0, 0, 0))
-    d = ImageDraw.Draw(im)
-    d.ellipse((10, 10, 118, 118), fill=(250, 200, 0, 255), outline=(60, 30, 0, 255), width=6)
-    d.ellipse((40, 40, 56, 60), fill=(60, 30, 0, 255))
-    d.ellipse((72, 40, 88, 60), fill=(60, 30, 0, 255))
-    buf = io.BytesIO()
-    im.resize((32, 32), Image.LANCZOS).save(buf, "PNG")
-    return buf.getvalue()
 
 
 def test_kind_of_picture_by_keyboard_result_says_why_on_a_checkerboard(server, browser):
