@@ -2,7 +2,9 @@
 
 Each sample is a random HR crop of ``round(patch * s)`` pixels for a random non-integer scale s,
 flipped and rotated by a multiple of 90 degrees, and its LR version of ``patch`` pixels made
-with the benchmark's own operator (MATLAB-style bicubic with antialiasing, ``coordsr.resize``).
+with the benchmark's own operator (MATLAB-style bicubic with antialiasing, ``coordsr.resize``),
+or, for the blind model (``degrade``), through a random chain of blur, resizing, noise and
+compression (``coordsr.degradations.random_chain``).
 A batch is a pure function of (images, seed, step, rank), so resuming a run replays nothing
 and needs no data-loader state.
 """
@@ -83,15 +85,22 @@ def _augment(x: torch.Tensor, code: int) -> torch.Tensor:
 
 
 def sample_pair(img: torch.Tensor, patch: int, scale: float, gen: torch.Generator,
-                queries: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One training sample from a (3, H, W) uint8 image: (lr, coords, cell, target)."""
+                queries: int, degrade: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One training sample from a (3, H, W) uint8 image: (lr, coords, cell, target); ``degrade``:
+    the LR through a random degradation chain instead of bicubic alone."""
     _, H, W = img.shape
     hr_size = min(max(round(patch * scale), patch), H, W)
     top = int(torch.randint(0, H - hr_size + 1, (1,), generator=gen))
     left = int(torch.randint(0, W - hr_size + 1, (1,), generator=gen))
     hr = img[:, top:top + hr_size, left:left + hr_size].float() / 255
     hr = _augment(hr, int(torch.randint(0, 8, (1,), generator=gen)))
-    lr = imresize(hr, (patch, patch), scale=patch / hr_size).clamp(0, 1)
+    if degrade:
+        from coordsr.degradations import apply, random_chain
+
+        rng = np.random.default_rng(int(torch.randint(0, 2 ** 62, (1,), generator=gen)))
+        lr = apply(hr, random_chain(rng, (hr_size, hr_size), (patch, patch))).clamp(0, 1)
+    else:
+        lr = imresize(hr, (patch, patch), scale=patch / hr_size).clamp(0, 1)
     n = hr_size * hr_size
     pick = torch.randperm(n, generator=gen)[:queries]
     if len(pick) < queries:  # tiny crop (scale ~1): sample with replacement
@@ -103,14 +112,15 @@ def sample_pair(img: torch.Tensor, patch: int, scale: float, gen: torch.Generato
 
 
 def make_batch(images: list[torch.Tensor], *, batch: int, patch: int, scale_min: float,
-               scale_max: float, queries: int, seed: int, step: int, rank: int = 0) -> Batch:
+               scale_max: float, queries: int, seed: int, step: int, rank: int = 0,
+               degrade: bool = False) -> Batch:
     """The batch for ``step`` of process ``rank``: deterministic given its arguments."""
     gen = torch.Generator().manual_seed(hash_seed(seed, rank, step))
     out = []
     for _ in range(batch):
         img = images[int(torch.randint(0, len(images), (1,), generator=gen))]
         s = scale_min + (scale_max - scale_min) * float(torch.rand((), generator=gen))
-        out.append(sample_pair(img, patch, s, gen, queries))
+        out.append(sample_pair(img, patch, s, gen, queries, degrade))
     lr, coords, cell, target = (torch.stack(t) for t in zip(*out))
     return Batch(lr=lr, coords=coords, cell=cell, target=target)
 
@@ -120,19 +130,30 @@ def hash_seed(*parts: int) -> int:
     return int.from_bytes(h[:7], "big")
 
 
-def validation_pairs(images: list[torch.Tensor], scales=(2, 3, 4), crop: int = 160):
-    """Fixed (lr, hr, scale) triples: centre crops (mod-cropped to the scale) of the held-out images."""
+VALIDATION_DEGRADATIONS = ("jpeg40", "noise10,jpeg70", "blur,jpeg70")
+"""The blind model's validation: the degraded benchmark's own kinds (``coordsr.degradations.parse``)."""
+
+
+def validation_pairs(images: list[torch.Tensor], scales=(2, 3, 4), crop: int = 160,
+                     degradations: tuple[str, ...] = ()):
+    """Fixed (lr, hr, scale, label) tuples: centre crops (mod-cropped to the scale) of the held-out
+    images, the LR bicubic and stored as 8-bit; with ``degradations``, one pair per named
+    degradation instead (label "x4 jpeg40"), the noise seeded by the image's index."""
+    from coordsr.degradations import apply, parse
+
     pairs = []
-    for img in images:
+    for i, img in enumerate(images):
         for s in scales:
             _, H, W = img.shape
             h = min(H, crop) // s * s
             w = min(W, crop) // s * s
             t, l = (H - h) // 2, (W - w) // 2
             hr = img[:, t:t + h, l:l + w].float() / 255
-            lr = imresize(hr.double(), (h // s, w // s), scale=1 / s).float()
-            lr = (lr.clamp(0, 1) * 255).round() / 255  # as the benchmark: LR stored as 8-bit
-            pairs.append((lr, hr, s))
+            for spec in degradations or (None,):
+                before, after = parse(spec, scale=s, seed=i) if spec else ([], [])
+                lr = imresize(apply(hr.double(), before), (h // s, w // s), scale=1 / s).float()
+                lr = (apply(lr, after).clamp(0, 1) * 255).round() / 255  # as the benchmark: LR stored as 8-bit
+                pairs.append((lr, hr, s, f"x{s} {spec}" if spec else s))
     return pairs
 
 

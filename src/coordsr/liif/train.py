@@ -38,6 +38,7 @@ from coordsr.errors import CoordsrError, FieldFileError
 from coordsr.liif import data as D
 from coordsr.liif.model import (DECODERS, LIIF, LIIFConfig, load_weights, read_weights, save_weights, upscale,
                                write_weights)
+from coordsr.memory import reusing_memory
 from coordsr.precision import autocast, resolve_precision
 from coordsr.progress import Progress, ProgressCallback
 
@@ -135,6 +136,10 @@ class TrainConfig(RunConfig):
     """Largest training scale factor (uniform, non-integer scales in between)."""
     val_scales: tuple[int, ...] = (2, 3, 4)
     """Scales of the validation PSNR."""
+    degradation: str = "clean"
+    """'clean': LR = bicubic of the HR crop (the benchmark's operator); 'real': LR through a random
+    chain of blur, resizing, noise and JPEG/WebP (coordsr.degradations), the blind model's
+    training, validated on the degraded benchmark's kinds (``data.VALIDATION_DEGRADATIONS``)."""
 
 
 @dataclass
@@ -276,14 +281,15 @@ def restore_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer, stat
 
 
 @torch.no_grad()
-def validate(model: LIIF, pairs) -> dict[int, float]:
-    """Mean Y-PSNR per scale over the validation (lr, hr, scale) triples."""
+def validate(model: LIIF, pairs) -> dict[int | str, float]:
+    """Mean Y-PSNR per label (the scale, or scale and degradation) over the validation
+    (lr, hr, scale, label) tuples, ``scale`` pixels shaved."""
     model.eval()
     dev = next(model.parameters()).device
     per: dict[int, list[float]] = {}
-    for lr, hr, s in pairs:
+    for lr, hr, s, label in pairs:
         sr = upscale(model, lr[None].to(dev), tuple(hr.shape[-2:]))[0].cpu()
-        per.setdefault(s, []).append(D.y_psnr(sr, hr, s))
+        per.setdefault(label, []).append(D.y_psnr(sr, hr, s))
     model.train()
     return {s: float(np.mean(v)) for s, v in per.items()}
 
@@ -315,7 +321,8 @@ def train(cfg: TrainConfig, progress: ProgressCallback | None = None) -> TrainRe
     rank = dist.get_rank() if distributed else 0
     world = dist.get_world_size() if distributed else 1
     try:
-        return _train(cfg, progress, device, rank, world, distributed)
+        with reusing_memory():  # the same batch-sized tensors every step: keep freed memory for reuse
+            return _train(cfg, progress, device, rank, world, distributed)
     finally:
         torch.set_num_threads(threads)
         if created:
@@ -331,7 +338,9 @@ def _train(cfg, progress, device, rank, world, distributed) -> TrainResult:
         raise CoordsrError(f"no training images in {', '.join(map(str, cfg.data))}")
     try:
         images = [D.load_rgb(p) for p in train_files]  # decoded once, kept as uint8
-        val_pairs = D.validation_pairs([D.load_rgb(p) for p in val_files], cfg.val_scales) if rank == 0 else []
+        kinds = D.VALIDATION_DEGRADATIONS if cfg.degradation == "real" else ()
+        val_pairs = (D.validation_pairs([D.load_rgb(p) for p in val_files], cfg.val_scales, degradations=kinds)
+                     if rank == 0 else [])
     except KeyboardInterrupt as e:
         raise TrainingInterrupted(e, None, None) from e
 
@@ -382,7 +391,8 @@ def _train(cfg, progress, device, rank, world, distributed) -> TrainResult:
             for g in opt.param_groups:
                 g["lr"] = learning_rate(cfg, step)
             b = D.make_batch(images, batch=cfg.batch, patch=cfg.patch, scale_min=cfg.scale_min,
-                             scale_max=cfg.scale_max, queries=queries, seed=cfg.seed, step=step, rank=rank)
+                             scale_max=cfg.scale_max, queries=queries, seed=cfg.seed, step=step, rank=rank,
+                             degrade=cfg.degradation == "real")
             with autocast(compute, device):
                 pred = net(b.lr.to(device), b.coords.to(device), b.cell.to(device))
             loss = loss_fn(pred.float(), b.target.to(device))
@@ -525,6 +535,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m coordsr.liif.trai
                              ints=("patch", "batch"), floats=("scale_min", "scale_max"),
                              model_ints=("channels", "blocks", "hidden", "mlp_layers"),
                              model_choices={"decoder": DECODERS})
+    parser.add_argument("--degradation", choices=["clean", "real"], default=TrainConfig.degradation,
+                        help="clean: bicubic LR; real: blur, resizing, noise and JPEG at random (the blind model)")
     return run_training_cli(prog, argv, parser, TrainConfig, LIIFConfig, train, "Y-PSNR")
 
 
