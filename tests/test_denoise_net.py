@@ -179,6 +179,36 @@ def test_batches_are_deterministic_and_noise_is_in_range():
     assert not torch.equal(T.make_batch([img], step=6, **kw)[0], noisy)
 
 
+def test_stored_noise_is_clipped_and_8bit_and_leaves_other_batches_alone():
+    img = (torch.rand(3, 30, 40) * 255).to(torch.uint8)
+    kw = dict(batch=4, patch=8, sigma_min=40.0, sigma_max=50.0, seed=3, step=5)
+    floats = T.make_batch([img], **kw)
+    assert all(torch.equal(x, y) for x, y in zip(floats, T.make_batch([img], stored_share=0.0, **kw)))
+    stored, clean, _ = T.make_batch([img], stored_share=1.0, **kw)
+    assert torch.equal(clean, floats[1]) and torch.equal(stored, (floats[0].clamp(0, 1) * 255).round() / 255)
+    assert floats[0].min() < 0 or floats[0].max() > 1  # float noise strays outside [0, 1]; stored noise cannot
+
+
+def test_stored_validation_scores_both_ways(tmp_path):
+    data = _write_images(tmp_path / "data", 6, 0)
+    res = T.train(tiny_cfg(data, tmp_path / "m.safetensors", steps=1, stored_share=0.5, val_sigmas=(25.0,)))
+    assert set(res.history[-1]["psnr"]) == {"25", "25/8bit"}
+    with pytest.raises(T.CoordsrError, match="stored_share"):
+        T.train(tiny_cfg(data, tmp_path / "n.safetensors", stored_share=2.0))
+
+
+def test_init_starts_from_trained_weights(tmp_path):
+    from coordsr.denoise.net import load_denoiser, save_denoiser
+
+    data = _write_images(tmp_path / "data", 6, 0)
+    first = T.train(tiny_cfg(data, tmp_path / "a" / "m.safetensors", steps=2))
+    save_denoiser(first.model, tmp_path / "w.safetensors")
+    again = T.train(tiny_cfg(data, tmp_path / "b" / "m.safetensors", steps=1, lr=1e-12, warmup=0,
+                             init=str(tmp_path / "w.safetensors")))
+    w = load_denoiser(tmp_path / "w.safetensors").state_dict()
+    assert all(torch.allclose(v, w[k], atol=1e-6) for k, v in again.model.state_dict().items())
+
+
 def test_two_steps_then_resume_equals_one_run(tmp_path):
     data = _write_images(tmp_path / "data", 6, 0)
     whole = T.train(tiny_cfg(data, tmp_path / "a" / "m.safetensors", steps=4))

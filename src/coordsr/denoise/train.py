@@ -5,7 +5,10 @@
 
 Random square crops of the training images, flipped and rotated (the upscaler's ``_augment``),
 each with additive white Gaussian noise of a level drawn uniformly from [sigma_min, sigma_max]
-(8-bit levels), added in float and not clipped (the protocol's noise); L2 loss on the denoised
+(8-bit levels), added in float and not clipped (the protocol's noise), or, for a share
+``stored_share`` of the crops, then clipped to [0, 1] and rounded to 8 bits, as a noisy photo
+file stores it (the same validation crops are then scored both ways, "25" and "25/8bit");
+``init`` starts from a trained denoiser's weights instead of random ones; L2 loss on the denoised
 crop, Adam, warm-up then cosine learning rate (the upscaler's ``learning_rate``). A batch is a
 pure function of (seed, step), so resuming replays nothing. The checkpoint (model, Adam state,
 step, best validation PSNR) is one safetensors file, written atomically every ``ckpt_every``
@@ -70,6 +73,11 @@ class DenoiseTrainConfig(RunConfig):
     """Side of the centre crop of each held-out image that validation denoises."""
     val_sigmas: tuple[float, ...] = (15.0, 25.0, 50.0)
     """Noise levels of the validation PSNR (the sigma is given, as in the benchmark)."""
+    stored_share: float = 0.0
+    """Share of the training crops whose noisy version is clipped and rounded to 8 bits (noise
+    as image files carry it); above 0, validation scores the 8-bit crops too."""
+    init: str | None = None
+    """Denoiser weights to start from (``coordsr.denoise.net.save_denoiser``); ignored on resume."""
 
     checkpoint_suffix: ClassVar[str] = ".ckpt.safetensors"
 
@@ -86,8 +94,10 @@ class DenoiseTrainResult:
 
 
 def make_batch(images: list[torch.Tensor], *, batch: int, patch: int, sigma_min: float, sigma_max: float,
-               seed: int, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(noisy, clean, sigma) for ``step``: (B, 3, patch, patch) twice and (B,) levels; deterministic."""
+               seed: int, step: int, stored_share: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(noisy, clean, sigma) for ``step``: (B, 3, patch, patch) twice and (B,) levels; deterministic.
+    A ``stored_share`` of the noisy crops is clipped and rounded to 8 bits (drawn after the noise,
+    so the batches of a run without it are the ones they always were)."""
     gen = torch.Generator().manual_seed(D.hash_seed(seed, step, 1))
     clean, levels = [], []
     for _ in range(batch):
@@ -105,11 +115,21 @@ def make_batch(images: list[torch.Tensor], *, batch: int, patch: int, sigma_min:
     clean_t = torch.stack(clean)
     sigma = torch.tensor(levels)
     noisy = clean_t + torch.randn(clean_t.shape, generator=gen) * (sigma / 255)[:, None, None, None]
+    if stored_share > 0:
+        stored = (torch.rand(batch, generator=gen) < stored_share)[:, None, None, None]
+        noisy = torch.where(stored, quantize_tensor(noisy), noisy)
     return noisy, clean_t, sigma
 
 
-def validation_set(paths: list[Path], images: list[torch.Tensor], crop: int, sigmas) -> list[tuple]:
-    """Fixed (noisy, clean, sigma) triples: centre crops with the protocol's seeded noise."""
+def quantize_tensor(x: torch.Tensor) -> torch.Tensor:
+    """Clipped to [0, 1] and rounded to 1/255: what an 8-bit file keeps."""
+    return (x.clamp(0, 1) * 255).round() / 255
+
+
+def validation_set(paths: list[Path], images: list[torch.Tensor], crop: int, sigmas,
+                   stored: bool = False) -> list[tuple]:
+    """Fixed (noisy, clean, sigma, label) tuples: centre crops with the protocol's seeded noise
+    (label "25"); with ``stored``, each also clipped and rounded to 8 bits (label "25/8bit")."""
     out = []
     for p, img in zip(paths, images):
         _, h, w = img.shape
@@ -117,19 +137,21 @@ def validation_set(paths: list[Path], images: list[torch.Tensor], crop: int, sig
         t, l = (h - ch) // 2, (w - cw) // 2
         clean = img[:, t:t + ch, l:l + cw].permute(1, 2, 0).numpy().astype(np.float64) / 255
         for s in sigmas:
-            noisy = add_noise(clean, s, noise_seed(p.name, s))
-            out.append((torch.from_numpy(noisy).float().permute(2, 0, 1), clean, float(s)))
+            noisy = torch.from_numpy(add_noise(clean, s, noise_seed(p.name, s))).float().permute(2, 0, 1)
+            out.append((noisy, clean, float(s), f"{s:g}"))
+            if stored:
+                out.append((quantize_tensor(noisy), clean, float(s), f"{s:g}/8bit"))
     return out
 
 
 @torch.no_grad()
-def validate(model: DenoiseNet, pairs) -> dict[float, float]:
-    """Mean RGB PSNR (output quantized to 8 bits, the protocol's score) per sigma."""
+def validate(model: DenoiseNet, pairs) -> dict[str, float]:
+    """Mean RGB PSNR (output quantized to 8 bits, the protocol's score) per label."""
     dev = next(model.parameters()).device
-    per: dict[float, list[float]] = {}
-    for noisy, clean, s in pairs:
+    per: dict[str, list[float]] = {}
+    for noisy, clean, s, label in pairs:
         out = denoise_tensor(model, noisy[None].to(dev), s)[0].permute(1, 2, 0).cpu().numpy()
-        per.setdefault(s, []).append(psnr_rgb(quantize(out), clean))
+        per.setdefault(label, []).append(psnr_rgb(quantize(out), clean))
     model.train()
     return {s: float(np.mean(v)) for s, v in per.items()}
 
@@ -176,6 +198,8 @@ def train(cfg: DenoiseTrainConfig, progress: ProgressCallback | None = None) -> 
     """Run (or resume) a training run; see the module docstring."""
     if cfg.patch < 2 or cfg.patch % 2 or cfg.batch < 1 or cfg.steps < 1:
         raise CoordsrError("patch must be even and at least 2; batch and steps at least 1")
+    if not 0 <= cfg.stored_share <= 1:
+        raise CoordsrError(f"stored_share must be between 0 and 1, got {cfg.stored_share}")
     if not 0 <= cfg.sigma_min <= cfg.sigma_max <= 100:
         raise CoordsrError(f"need 0 <= sigma_min <= sigma_max <= 100, got {cfg.sigma_min}, {cfg.sigma_max}")
     threads = torch.get_num_threads()
@@ -195,14 +219,21 @@ def _train(cfg: DenoiseTrainConfig, progress, device) -> DenoiseTrainResult:
         raise CoordsrError(f"no training images in {', '.join(map(str, cfg.data))}")
     try:
         images = [D.load_rgb(p) for p in train_files]
-        val = validation_set(val_files, [D.load_rgb(p) for p in val_files], cfg.val_crop, cfg.val_sigmas)
+        val = validation_set(val_files, [D.load_rgb(p) for p in val_files], cfg.val_crop, cfg.val_sigmas,
+                             stored=cfg.stored_share > 0)
     except KeyboardInterrupt as e:
         raise TrainingInterrupted(e, None, None) from e
 
     state = load_checkpoint(ckpt_path) if cfg.resume and ckpt_path.exists() else None
     torch.manual_seed(cfg.seed)
     model_cfg = checked_model_config(ckpt_path, DenoiseNetConfig, DenoiseNet, state) if state else cfg.model
-    model = DenoiseNet(model_cfg).to(device)
+    if cfg.init and not state:
+        from coordsr.denoise.net import load_denoiser
+
+        model = load_denoiser(cfg.init, device=device).train()
+        model_cfg = model.cfg
+    else:
+        model = DenoiseNet(model_cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, best = 0, None
     if state:
@@ -228,7 +259,8 @@ def _train(cfg: DenoiseTrainConfig, progress, device) -> DenoiseTrainResult:
             for g in opt.param_groups:
                 g["lr"] = learning_rate(cfg, step)
             noisy, clean, sigma = make_batch(images, batch=cfg.batch, patch=cfg.patch, sigma_min=cfg.sigma_min,
-                                             sigma_max=cfg.sigma_max, seed=cfg.seed, step=step)
+                                             sigma_max=cfg.sigma_max, seed=cfg.seed, step=step,
+                                             stored_share=cfg.stored_share)
             with autocast(compute, device):
                 pred = model(noisy.to(device), sigma.to(device))
             loss = torch.nn.functional.mse_loss(pred.float(), clean.to(device))
@@ -253,7 +285,7 @@ def _train(cfg: DenoiseTrainConfig, progress, device) -> DenoiseTrainResult:
                 rec = {"event": "val", "step": step, "elapsed": time.time() - t0}
                 if val:
                     psnr = validate(model, val)
-                    rec.update(psnr={f"{k:g}": v for k, v in psnr.items()}, mean=float(np.mean(list(psnr.values()))))
+                    rec.update(psnr=psnr, mean=float(np.mean(list(psnr.values()))))
                     if best is None or rec["mean"] > best:
                         best = rec["mean"]
                         save_denoiser(model, cfg.out, extra={"step": str(step), "val_psnr": json.dumps(rec["psnr"])})
@@ -276,7 +308,7 @@ def _train(cfg: DenoiseTrainConfig, progress, device) -> DenoiseTrainResult:
 def main(argv: list[str] | None = None, prog: str = "python -m coordsr.denoise.train") -> int:
     """A thin argparse front end over ``train`` (the upscaler's: SIGINT / SIGTERM stop with a checkpoint)."""
     parser = training_parser(prog, __doc__.splitlines()[0], DenoiseTrainConfig(), DenoiseNetConfig(),
-                             ints=("patch", "batch", "val_crop"), floats=("sigma_min", "sigma_max"),
+                             ints=("patch", "batch", "val_crop"), floats=("sigma_min", "sigma_max", "stored_share"),
                              model_ints=("channels", "blocks"))
     return run_training_cli(prog, argv, parser, DenoiseTrainConfig, DenoiseNetConfig, train, "PSNR")
 
