@@ -37,6 +37,7 @@ from coordsr.bench import (PROTOCOL, PROTOCOL_DESCRIPTION, row_key, budget_label
 from coordsr.methods import METHODS, get_method
 from denoise_report import denoise_sections  # benchmarks/ is on sys.path when run as a script
 from drawing_report import drawing_sections
+from degraded_report import degraded_sections
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -484,6 +485,7 @@ def write_markdown(path: Path, tables: dict[str, list[str]], env: dict, command:
     lines += speed_sections(results)
     lines += denoise_sections(results)  # benchmarks/denoise_report.py: issue 14's JSON results
     lines += drawing_sections(results)  # benchmarks/drawing_report.py: issue 32's JSON results
+    lines += degraded_sections(results)  # benchmarks/degraded_report.py: issue 34's JSON results
     if errors:
         lines += ["## Errors", "", *[f"- {e}" for e in errors], ""]
     tmp = path.with_name(f".{path.name}.tmp")
@@ -595,7 +597,8 @@ def rewrite_sections(path: Path, results: Path) -> None:
     if not sep:
         raise SystemExit(f"{path}: no '{TABLES_END}' section to start from; run --report-only instead")
     errors = rest[rest.index("\n## Errors"):] if "\n## Errors" in rest else ""
-    lines = speed_sections(results) + denoise_sections(results) + drawing_sections(results)
+    lines = (speed_sections(results) + denoise_sections(results) + drawing_sections(results)
+             + degraded_sections(results))
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(head.rstrip("\n") + "\n\n" + "\n".join(lines).rstrip("\n") + "\n" + errors)
     tmp.replace(path)

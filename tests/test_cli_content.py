@@ -1,6 +1,8 @@
 """`coordsr upscale` choosing the model by what the image shows (--content), for one image, a
 folder and the Python API; and `-o NAME.svg`, the upscale traced into a vector file."""
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -37,7 +39,7 @@ def pixels(path) -> np.ndarray:
 @pytest.fixture
 def files(tmp_path):
     return {"icon": save(tmp_path / "icon.png", icon(24, 24)),
-            "photo": save(tmp_path / "photo.png", photo_like(16, 20)),
+            "photo": save(tmp_path / "photo.png", photo_like(16, 20, noise=0.005)),
             "sprite": save(tmp_path / "sprite.png", sprite(12))}
 
 
@@ -58,6 +60,38 @@ def test_a_photo_runs_and_reads_exactly_as_before(tmp_path, files, capsys):
     assert last_line(err) == f"wrote {out} (40x32, pretrained)"
     assert run(capsys, "upscale", files["photo"], "-o", ref, "--scale", 2, "--method", "pretrained", "-q")[0] == 0
     assert np.array_equal(pixels(out), pixels(ref))
+
+
+def test_a_compressed_or_noisy_photo_gets_the_blind_model_and_the_line_says_why(tmp_path, files, capsys):
+    jpeg = tmp_path / "small.jpg"
+    Image.open(files["photo"]).resize((64, 48)).save(jpeg, quality=40)
+    out, ref = tmp_path / "j.png", tmp_path / "ref.png"
+    code, _, err = run(capsys, "upscale", jpeg, "-o", out, "--scale", 2)
+    assert code == 0 and last_line(err) == f"wrote {out} (128x96, blind model, compressed or noisy photo: JPEG quality 40)"
+    assert run(capsys, "upscale", jpeg, "-o", ref, "--scale", 2, "--method", "blind", "-q")[0] == 0
+    assert np.array_equal(pixels(out), pixels(ref))
+    noisy = save(tmp_path / "noisy.png", photo_like(32, 40, noise=0.04))
+    code, _, err = run(capsys, "upscale", noisy, "-o", tmp_path / "n.png", "--scale", 2)
+    found = re.search(r"blind model, compressed or noisy photo: noise \(about (\d+) levels\)\)$", last_line(err))
+    assert code == 0 and found and 8 <= int(found.group(1)) <= 11  # sigma 0.04 = 10.2 levels, before 8-bit rounding
+    code, _, err = run(capsys, "upscale", jpeg, "-o", tmp_path / "c.png", "--scale", 2, "--degradation", "clean")
+    assert code == 0 and last_line(err) == f"wrote {tmp_path / 'c.png'} (128x96, pretrained)"
+    code, _, err = run(capsys, "upscale", files["photo"], "-o", tmp_path / "r.png", "--scale", 2,
+                       "--degradation", "real")
+    assert code == 0 and last_line(err).endswith("(40x32, blind model, as --degradation real asked)")
+    code, _, err = run(capsys, "upscale", files["photo"], "-o", tmp_path / "p.png", "--scale", 2,
+                       "--content", "photo")  # the kind said; the file still decides clean or not
+    assert code == 0 and last_line(err) == f"wrote {tmp_path / 'p.png'} (40x32, pretrained)"
+
+
+def test_a_folder_counts_the_compressed_photos_apart(tmp_path, files, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.open(files["photo"]).save(src / "clean.png")
+    Image.open(files["photo"]).save(src / "small.jpg", quality=30)
+    code, _, err = run(capsys, "upscale", src, "-o", tmp_path / "out", "--scale", 2)
+    assert code == 0, err
+    assert "by content: 1 photo with pretrained, 1 photo (compressed or noisy) with blind" in last_line(err)
 
 
 def test_pixel_art_keeps_hard_pixels_and_warns_of_an_uneven_scale(tmp_path, files, capsys):
@@ -96,6 +130,8 @@ def test_settings_go_to_the_chosen_method_when_it_has_them(tmp_path, files, caps
 
 @pytest.mark.parametrize("args, message", [
     (["--content", "cartoon"], "--content 'cartoon': expected one of auto, photo, drawing, pixel-art"),
+    (["--degradation", "awful"], "--degradation 'awful': expected one of auto, clean, real"),
+    (["--content", "drawing", "--degradation", "real"], "--degradation real is for photos"),
     (["-o", "{tmp}/v.svg", "--bit-depth", "16"], "an SVG has no bit depth"),
     (["-o", "{tmp}/no/v.svg"], "does not exist"),
 ])

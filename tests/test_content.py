@@ -7,12 +7,13 @@ import coordsr
 from coordsr.content import KINDS, classify, content_of, describe, given, measure, method_for, scale_note
 
 
-def photo_like(h=64, w=64, seed=0) -> np.ndarray:
-    """A gradient with sensor-like noise: many colours, no flat regions."""
+def photo_like(h=64, w=64, seed=0, noise=0.03) -> np.ndarray:
+    """A gradient with sensor-like noise (sigma ``noise``: 0.03 is 7.7 levels, a noisy photo; 0.005
+    is below what ``--degradation auto`` calls noise): many colours, no flat regions."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:h, 0:w] / max(h, w)
     base = np.stack([0.2 + 0.6 * x, 0.3 + 0.4 * y, 0.5 + 0.3 * np.sin(6 * x * y)], axis=-1)
-    return np.clip(base + rng.normal(0, 0.03, base.shape), 0, 1).astype(np.float32)
+    return np.clip(base + rng.normal(0, noise, base.shape), 0, 1).astype(np.float32)
 
 
 def coverage(h, w, inside, k=4) -> np.ndarray:

@@ -34,11 +34,12 @@ FAST = {"method": "hashgrid", "steps": "60"}  # a real field in well under a sec
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def png(h: int = 32, w: int = 32, c: int = 3, seed: int = 0) -> bytes:
+def png(h: int = 32, w: int = 32, c: int = 3, seed: int = 0, noise: float = 0.05) -> bytes:
+    """A smooth photo-like PNG with uniform noise of width ``noise`` (0.05: 3.7 levels of sigma)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
     smooth = np.stack([np.sin(6 * xx + k) * np.cos(5 * yy - k) for k in range(c)], -1) * 0.4 + 0.5
-    return encode_image_bytes((smooth + 0.05 * rng.random((h, w, c))).astype(np.float32))
+    return encode_image_bytes((smooth + noise * rng.random((h, w, c))).astype(np.float32))
 
 
 def png_header_only(width: int, height: int) -> bytes:
@@ -444,6 +445,8 @@ BAD_FORMS = [
     ({"method": "bicubic", "steps": 10}, 422, "has no setting 'steps'"),
     ({"content": "cartoon"}, 422, "content must be one of auto, photo, drawing, pixel-art, got 'cartoon'"),
     ({"content": "cartoon", "method": "bicubic"}, 422, "content must be one of"),  # checked even then
+    ({"degradation": "awful"}, 422, "degradation must be one of auto, clean, real, got 'awful'"),
+    ({"content": "drawing", "degradation": "real"}, 422, "degradation 'real' is for photos"),
 ]
 
 
@@ -487,12 +490,23 @@ def test_content_auto_picks_the_drawing_model_for_a_drawing(client):
     assert listed["choice"] == job["choice"]
 
 
-def test_content_auto_picks_the_photo_model_for_a_noisy_photo(client):
-    r = upload(client, png(64, 64), name="photo.png", content="auto", scale=2)
+def test_content_auto_picks_the_photo_model_for_a_clean_photo_and_the_blind_one_for_a_noisy_one(client):
+    r = upload(client, png(64, 64, noise=0.01), name="photo.png", content="auto", scale=2)
     assert r.status_code == 202, r.text
     job = r.json()
     assert job["method"] == "pretrained" and job["content"] == "photo"
     assert job["choice"].startswith("Photo model: detected a photo ("), job["choice"]
+    job = upload(client, png(64, 64, noise=0.1), name="noisy.png", scale=2).json()  # 7 levels of noise
+    assert job["method"] == "blind" and job["content"] == "photo"
+    assert job["choice"].startswith("Photo model for compressed or noisy photos: detected noise (about "), job["choice"]
+    job = upload(client, png(64, 64, noise=0.1), scale=2, degradation="clean").json()
+    assert job["method"] == "pretrained"
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(png(64, 64, noise=0.01))).save(buf, "JPEG", quality=45)
+    job = upload(client, buf.getvalue(), name="small.jpg", scale=2).json()
+    assert (job["method"], job["choice"]) == ("blind", "Photo model for compressed or noisy photos: detected JPEG quality 45")
+    job = upload(client, png(64, 64, noise=0.01), scale=2, degradation="real").json()
+    assert (job["method"], job["choice"]) == ("blind", "Photo model for compressed or noisy photos: you chose \u201ccompressed or noisy\u201d")
 
 
 @pytest.mark.parametrize("content, method, words", [
@@ -501,7 +515,7 @@ def test_content_auto_picks_the_photo_model_for_a_noisy_photo(client):
     ("photo", "pretrained", "Photo model: you chose \u201cPhoto\u201d"),
 ])
 def test_content_named_picks_its_model_without_detecting(client, content, method, words):
-    job = upload(client, png(32, 32), content=content, scale=2).json()  # a photo, taken as asked
+    job = upload(client, png(32, 32), content=content, degradation="clean", scale=2).json()  # a photo, taken as asked
     assert (job["method"], job["content"], job["choice"]) == (method, content, words)
 
 

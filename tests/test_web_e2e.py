@@ -640,9 +640,14 @@ def test_kind_of_picture_by_keyboard_result_says_why_on_a_checkerboard(server, b
         page.focus("input[name=content][value=auto]")
         page.keyboard.press("ArrowDown")  # a radio group: the arrows move the choice
         assert page.evaluate(checked) == "photo"
+        assert "Each photo is checked when it arrives" in page.inner_text("#content-hint")
+        page.select_option("#degradation", "clean")  # how the photo arrived, said: the model named
         assert "Pretrained" in page.inner_text("#content-hint")
+        page.select_option("#degradation", "auto")
+        page.focus("input[name=content][value=photo]")
         page.keyboard.press("ArrowDown")
         assert page.evaluate(checked) == "drawing"
+        assert not page.is_visible("#degradation")  # a drawing has its own model
         page.keyboard.press("ArrowUp")
         page.keyboard.press("ArrowUp")
         assert page.evaluate(checked) == "auto"

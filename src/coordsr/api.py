@@ -91,6 +91,7 @@ class _Source:
     flat: bool = False  # the input was (H, W): give (H, W) back
     layout: str = "hwc"  # a tensor's layout: 'hwc' or 'chw'
     device: Any = None  # a tensor's device
+    jpeg_quality: int | None = None  # a JPEG file's or Pillow image's saved quality (coordsr.quality)
 
 
 def _read(image: ImageInput, *, layout: str | None, max_pixels: int | None) -> _Source:
@@ -99,15 +100,19 @@ def _read(image: ImageInput, *, layout: str | None, max_pixels: int | None) -> _
     if isinstance(image, (str, os.PathLike)):
         from coordsr.images import read_image
 
+        from coordsr.quality import jpeg_quality
+
         data = read_image(image, max_pixels=max_pixels)
-        return _Source(data.pixels, data.bit_depth, "path")
+        return _Source(data.pixels, data.bit_depth, "path", jpeg_quality=jpeg_quality(image))
     from PIL import Image
 
     if isinstance(image, Image.Image):
         from coordsr.images import from_pillow
+        from coordsr.quality import jpeg_quality_from_tables
 
         data = from_pillow(image)
-        return _Source(_checked(data.pixels), data.bit_depth, "pil")
+        q = jpeg_quality_from_tables(getattr(image, "quantization", None) or {}) if image.format == "JPEG" else None
+        return _Source(_checked(data.pixels), data.bit_depth, "pil", jpeg_quality=q)
     if isinstance(image, np.ndarray):
         pixels, depth = _from_array(image, "array")
         return _Source(_checked(pixels), depth, "numpy", dtype=image.dtype, flat=image.ndim == 2)
@@ -357,8 +362,8 @@ def _progress(progress: ProgressArg, description: str) -> Iterator[Callable[[Pro
 
 
 def upscale(image: ImageInput, *, scale: float | None = None, size: tuple[int, int] | None = None,
-            method: str | None = None, content: str = "auto", device: str = "auto", precision: str | None = None,
-            progress: ProgressArg = None, output: OutputKind | None = None, layout: str | None = None,
+            method: str | None = None, content: str = "auto", degradation: str = "auto", device: str = "auto",
+            precision: str | None = None, progress: ProgressArg = None, output: OutputKind | None = None, layout: str | None = None,
             max_pixels: int | None = DEFAULT_MAX_PIXELS, **settings: Any) -> ImageOutput:
     """Upscale an image with any registered method (``coordsr upscale``).
 
@@ -372,6 +377,9 @@ def upscale(image: ImageInput, *, scale: float | None = None, size: tuple[int, i
             :func:`coordsr.classify` decides; a photo gets ``pretrained``, a drawing ``drawing``,
             pixel art ``nearest``), or 'photo', 'drawing', 'pixel-art' to say it outright. Call
             :func:`coordsr.classify` on the same image to see the choice and its reason.
+        degradation: how a photo arrived, when no ``method`` is given: 'auto' (the default: a
+            JPEG's saved quality, block artefacts and noise decide: :mod:`coordsr.quality`), 'clean'
+            (``pretrained``) or 'real' (``blind``, for compressed, noisy or soft photos).
         device: 'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'.
         precision: 'auto', 'fp32' or 'bf16', for the methods that have the setting.
         progress: True for a progress bar, or a callable taking each :class:`coordsr.Progress`.
@@ -384,7 +392,8 @@ def upscale(image: ImageInput, *, scale: float | None = None, size: tuple[int, i
         The upscaled image, in the type of ``image`` unless ``output`` says otherwise.
 
     Raises:
-        SettingError: an unknown method, content, setting or value (checked before the image is read).
+        SettingError: an unknown method, content, degradation, setting or value (checked before
+            the image is read).
         ImageError: an image that cannot be read or is not an image.
         CoordsrError: an output too large for the memory available.
 
@@ -394,15 +403,15 @@ def upscale(image: ImageInput, *, scale: float | None = None, size: tuple[int, i
         ((32, 32, 3), dtype('uint8'))
     """
     _check_output(output)
-    name = _method_for_content(method, content)
+    name = _method_for_content(method, content, degradation)
     if precision is not None:
         settings["precision"] = precision
     upscaler = _make(name, "upscale", device, settings)
     src = _read(image, layout=layout, max_pixels=max_pixels)
-    if method is None and content == "auto":
-        from coordsr.content import classify as classify_pixels
+    from coordsr.content import candidate_methods, content_of
 
-        chosen = classify_pixels(src.pixels).method
+    if candidate_methods(method, content, degradation):  # the image decides
+        chosen = content_of(src.pixels, content, degradation, src.jpeg_quality).method
         if chosen != name:  # settings were checked against the default; each method gets those it has
             upscaler = _make(chosen, "upscale", device, _settings_of(chosen, settings))
             name = chosen
@@ -414,12 +423,13 @@ def upscale(image: ImageInput, *, scale: float | None = None, size: tuple[int, i
     return _give(result, src, output)
 
 
-def _method_for_content(method: str | None, content: str) -> str:
-    """The method named, or the one ``content`` names ('auto': the default until the image is seen)."""
+def _method_for_content(method: str | None, content: str, degradation: str = "auto") -> str:
+    """The method named, or the one ``content`` and ``degradation`` name ('auto': the default
+    until the image is seen)."""
     from coordsr.content import named_method
 
     try:
-        return named_method(method, content)
+        return named_method(method, content, degradation)
     except ValueError as e:
         raise SettingError(str(e)) from None
 
@@ -434,7 +444,7 @@ def _settings_of(name: str, settings: dict) -> dict:
     return {k: v for k, v in settings.items() if k in known}
 
 
-def classify(image: ImageInput, *, layout: str | None = None,
+def classify(image: ImageInput, *, degradation: str = "auto", layout: str | None = None,
              max_pixels: int | None = DEFAULT_MAX_PIXELS) -> "Content":
     """What an image shows, as :func:`upscale` with ``content="auto"`` sees it: a photo, a drawing
     (icons, emoji, logos) or pixel art, and why.
@@ -445,6 +455,8 @@ def classify(image: ImageInput, *, layout: str | None = None,
 
     Args:
         image: a path, a Pillow image, a numpy array or a torch tensor.
+        degradation: 'auto' (the default) also checks a photo for compression and noise, as
+            :func:`upscale` does (``degradation``: its measurements and reason); 'clean' skips it.
         layout: 'hwc' or 'chw' for a 3-D tensor whose shape does not say.
         max_pixels: refuse a file of more pixels (None: no limit).
 
@@ -463,9 +475,15 @@ def classify(image: ImageInput, *, layout: str | None = None,
         >>> found.kind, found.method
         ('pixel-art', 'nearest')
     """
-    from coordsr.content import classify as classify_pixels
+    from coordsr.content import content_of
+    from coordsr.quality import check_degradation
 
-    return classify_pixels(_read(image, layout=layout, max_pixels=max_pixels).pixels)
+    try:
+        check_degradation(degradation)
+    except ValueError as e:
+        raise SettingError(str(e)) from None
+    src = _read(image, layout=layout, max_pixels=max_pixels)
+    return content_of(src.pixels, "auto", degradation, src.jpeg_quality)
 
 
 def denoise(image: ImageInput, *, sigma: float | None = None, method: str | None = None,

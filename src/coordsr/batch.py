@@ -201,17 +201,26 @@ class Recipe:
     force: bool = False
     """Overwrite outputs that exist (else a worker that finds its output finished skips it)."""
     by_content: dict[str, object] | None = None
-    """``--content auto`` without ``--method``: the upscaler for each kind of picture
-    (coordsr.content.KINDS), chosen per image; None: ``upscaler`` for every image."""
+    """When each image decides (no ``--method``; ``--content auto``, or photo with ``--degradation
+    auto``): the upscaler of each method it may pick, by name (coordsr.content.candidate_methods);
+    None: ``upscaler`` for every image."""
+    content: str = "auto"
+    degradation: str = "auto"
+    """``--content`` and ``--degradation``, as for one image."""
 
-    def choose(self, pixels) -> tuple[object, str, str]:
-        """(upscaler, kind, method name) for one image; kind and name '' when the method is fixed."""
+    def choose(self, pixels, src: Path | None = None) -> tuple[object, str, str]:
+        """(upscaler, kind, method name) for one image (``src``: its file, whose JPEG tables say
+        its quality); kind and name '' when the method is fixed. A compressed or noisy photo's
+        kind reads 'photo (compressed or noisy)'."""
         if self.by_content is None:
             return self.upscaler, "", ""
-        from coordsr.content import classify
+        from coordsr.content import content_of
+        from coordsr.quality import jpeg_quality
 
-        found = classify(pixels)
-        return self.by_content[found.kind], found.kind, found.method
+        q = jpeg_quality(src) if src is not None and self.degradation == "auto" else None
+        found = content_of(pixels, self.content, self.degradation, q)
+        kind = "photo (compressed or noisy)" if found.degraded else found.kind
+        return self.by_content[found.method], kind, found.method
 
 
 @dataclass
@@ -227,7 +236,8 @@ class Outcome:
     """For a failure: 2 for bad input (CoordsrError), 1 for a run that failed on the way."""
     seconds: float = 0.0
     content: str = ""
-    """What ``--content auto`` saw ('photo', 'drawing', 'pixel-art'); '' when the method was fixed."""
+    """What ``--content auto`` saw ('photo', 'photo (compressed or noisy)', 'drawing', 'pixel-art');
+    '' when the method was fixed."""
     method: str = ""
     """The method that content chose ('' when the method was fixed)."""
 
@@ -244,7 +254,7 @@ def upscale_file(recipe: Recipe, item: Item) -> Outcome:
         img = read_image(src, max_pixels=recipe.max_pixels)
         size = recipe.size_of(img.height, img.width)
         pixels = img.pixels
-        upscaler, kind, method = recipe.choose(pixels)  # the input as it came, as for one image
+        upscaler, kind, method = recipe.choose(pixels, src)  # the input as it came, as for one image
         if recipe.denoiser is not None:
             pixels = recipe.denoiser.denoise(pixels, recipe.sigma)
         result = upscaler.upscale(pixels, size)
@@ -409,7 +419,10 @@ def by_content(outcomes: list[Outcome]) -> str:
         return ""
 
     def name(kind: str, n: int) -> str:
-        return "pixel art" if kind == "pixel-art" else kind + ("s" if n != 1 else "")
+        if kind == "pixel-art":
+            return "pixel art"
+        noun, _, detail = kind.partition(" ")  # 'photo (compressed or noisy)'
+        return noun + ("s" if n != 1 else "") + (" " + detail if detail else "")
 
     return "by content: " + ", ".join(f"{n} {name(kind, n)} with {method}"
                                       for (kind, method), n in sorted(counts.items()))

@@ -7,6 +7,13 @@ cell gives one row::
 
     {dataset, image, method, settings, scale, psnr, ssim, seconds, error, version, protocol}
 
+With a ``degradation`` (``coordsr bench --degrade jpeg40``: photos as they arrive, DESIGN.md
+section 5), the LR input is made by :func:`make_input` instead (the named degradations of
+:mod:`coordsr.degradations` around the same bicubic downscale, then 8 bits), and each row also
+holds ``degradation`` (the spec) and ``gmsd``; the degradation is part of the row's cache key, of
+its cache file (``<dataset>.<spec>.jsonl``) and of its outputs' folder, so clean and degraded
+rows never mix. Clean rows are as before, key and file included.
+
 ``settings`` holds every setting of the method (its dataclass fields, defaults included), so the
 budget (``steps``) is always stated; ``error`` is None or one line, and a failing cell never
 stops the run. ``version`` is a hash of the source of the method's module, of the metrics, and of
@@ -214,18 +221,126 @@ def _coordsr_imports(file: Path, name: str, is_package: bool) -> set[str]:
     return {n for n in out if n == "coordsr" or n.startswith("coordsr.")}
 
 
+# ---------------------------------------------------------------- degraded inputs
+
+
+DEGRADED_DESCRIPTION = (
+    "Degraded inputs (DESIGN.md section 5, photos as they arrive): HR mod-cropped; the degradations "
+    "named before the downscale (blur: Gaussian, sigma given in LR pixels, applied in HR pixels); "
+    "MATLAB-style bicubic imresize(HR, 1/scale); the degradations after it in the order named (noiseS: "
+    "Gaussian noise of sigma S 8-bit levels, seeded by the image's name; jpegQ / webpQ: Pillow's codec "
+    "at quality Q, JPEG 4:2:0); stored as 8 bits (clipped, rounded): the LR input "
+    "(coordsr.degradations.parse, coordsr.bench.make_input). Grey images are degraded as three equal "
+    "channels and given back as one. Scored as the clean protocol, plus GMSD on the same shaved RGB.")
+
+
+def check_degradation(spec: str) -> str:
+    """The canonical form of a degradation spec, spaces and empty parts dropped; ValueError (one
+    line) for a spec :func:`coordsr.degradations.parse` refuses.
+
+    >>> check_degradation(" noise10, jpeg70 ")
+    'noise10,jpeg70'
+    """
+    from coordsr.degradations import parse
+
+    canonical = ",".join(p.strip() for p in str(spec).split(",") if p.strip())
+    if not canonical:
+        raise ValueError("empty degradation: name one, e.g. jpeg40 or noise10,jpeg70")
+    parse(canonical, scale=2)  # raises ValueError naming the part at fault
+    return canonical
+
+
+def degradation_seed(image: str) -> int:
+    """The noise seed of an image: a hash of its name (the same in every run, every script and
+    whatever other images the folder holds).
+
+    >>> degradation_seed("baby") == degradation_seed("baby") != degradation_seed("bird")
+    True
+    """
+    return int.from_bytes(hashlib.sha1(image.encode()).digest()[:4], "big")
+
+
+def make_input(hr: np.ndarray, scale: float, degradation: str | None = None, *, image: str = "") -> np.ndarray:
+    """The LR image a cell's method is given: :func:`coordsr.metrics.make_lr` when ``degradation``
+    is None, else :data:`DEGRADED_DESCRIPTION`'s recipe, the noise seeded by
+    :func:`degradation_seed` of ``image`` (the file's stem). ``hr`` (H, W, C) in [0, 1] must be
+    mod-cropped; returns float64 (h, w, C) of exact 8-bit levels.
+
+    >>> hr = np.linspace(0, 1, 16 * 16 * 3).reshape(16, 16, 3)
+    >>> bool(np.array_equal(make_input(hr, 4), metrics.make_lr(hr, 4)))
+    True
+    >>> make_input(hr, 4, "noise10,jpeg70", image="x").shape
+    (4, 4, 3)
+    """
+    if not degradation:
+        return metrics.make_lr(hr, scale)
+    import torch
+
+    from coordsr.degradations import apply, parse
+    from coordsr.resize import imresize
+
+    hr = np.asarray(hr, dtype=np.float64)
+    if hr.ndim == 2:
+        hr = hr[:, :, None]
+    if hr.shape[0] % metrics.crop_multiple(scale) or hr.shape[1] % metrics.crop_multiple(scale):
+        raise ValueError(f"HR of {hr.shape[1]}x{hr.shape[0]} is not mod-cropped for scale {scale:g}")
+    before, after = parse(degradation, scale=scale, seed=degradation_seed(image))
+    x = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1)))  # (C, H, W) float64
+    grey = x.shape[0] == 1
+    if grey:  # the codecs take RGB: three equal channels, the first one given back
+        x = x.repeat(3, 1, 1)
+    x = imresize(apply(x, before), metrics.lr_size(hr.shape, scale), scale=1.0 / scale)
+    lr = apply(x, after).double().numpy().transpose(1, 2, 0)
+    return metrics.quantize(lr[:, :, :1] if grey else lr)
+
+
+def describe_degradation(spec: str) -> str:
+    """What a spec does, in words (at x4; blur sigmas scale with the scale).
+
+    >>> describe_degradation("noise10,jpeg70")
+    'bicubic 1/scale, then noise sigma=10.0, jpeg q70, 8-bit'
+    """
+    from coordsr.degradations import describe, parse
+
+    before, after = parse(spec, scale=4)
+    steps = [describe(before) + " (sigma in HR pixels at x4)"] if before else []
+    return ", ".join([*steps, "bicubic 1/scale"]) + (", then " + describe(after) if after else "") + ", 8-bit"
+
+
+def run_name(dataset: str, degradation: str | None = None) -> str:
+    """``dataset``, or ``dataset.spec`` for a degraded run: the stem of its cache file and of its
+    outputs' folder (made safe for file names there).
+
+    >>> run_name("Set5"), run_name("Set5", "noise10,jpeg70")
+    ('Set5', 'Set5.noise10,jpeg70')
+    """
+    return f"{dataset}.{degradation}" if degradation else dataset
+
+
+def run_label(dataset: str, degradation: str | None = None) -> str:
+    """How tables name a run: ``Set5``, or ``Set5 + jpeg40`` for a degraded one."""
+    return f"{dataset} + {degradation}" if degradation else dataset
+
+
 # ---------------------------------------------------------------- cache
 
 
 def row_key(row: Mapping[str, Any]) -> str:
-    """The cache key of a row: (image, method, settings, scale, version, protocol)."""
-    return json.dumps([row["image"], row["method"], row["settings"], float(row["scale"]),
-                       row["version"], row["protocol"]], sort_keys=True, default=str)
+    """The cache key of a row: (image, method, settings, scale, version, protocol), and the
+    degradation where the row has one (a clean row's key is as it always was)."""
+    key = [row["image"], row["method"], row["settings"], float(row["scale"]), row["version"], row["protocol"]]
+    if row.get("degradation"):
+        key.append({"degradation": row["degradation"]})
+    return json.dumps(key, sort_keys=True, default=str)
 
 
-def cache_file(cache_dir: Path, dataset: str) -> Path:
-    """The JSON-lines file that holds ``dataset``'s rows."""
-    return Path(cache_dir) / (re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset) + ".jsonl")
+def cache_file(cache_dir: Path, dataset: str, degradation: str | None = None) -> Path:
+    """The JSON-lines file that holds ``dataset``'s rows (degraded by ``degradation``: its own file)."""
+    return Path(cache_dir) / (_safe_name(run_name(dataset, degradation)) + ".jsonl")
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -256,9 +371,10 @@ def _append(path: Path, row: dict) -> None:
 
 
 def output_path(outputs_dir: Path, row: Mapping[str, Any]) -> Path:
-    """Where a cell's 8-bit output is kept: ``outputs_dir/dataset/x4/method-<settings hash>/image.png``."""
+    """Where a cell's 8-bit output is kept: ``outputs_dir/dataset/x4/method-<settings hash>/image.png``
+    (``dataset.spec/`` for a degraded run: :func:`run_name`)."""
     digest = hashlib.sha1(json.dumps(row["settings"], sort_keys=True).encode()).hexdigest()[:8]
-    return (Path(outputs_dir) / re.sub(r"[^A-Za-z0-9_.-]+", "_", row["dataset"])
+    return (Path(outputs_dir) / _safe_name(run_name(row["dataset"], row.get("degradation")))
             / f"x{row['scale']:g}" / f"{row['method']}-{digest}" / f"{row['image']}.png")
 
 
@@ -296,13 +412,15 @@ def _compatible(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     return all(k in new and new[k] == v for k, v in old.items())
 
 
-def _older_groups(cached: Sequence[dict], method: str, settings: dict, version: str) -> list[list[dict]]:
-    """Cached rows of ``method`` from other code versions or older settings that ``settings``
-    extend, grouped by (version, settings); newest group first."""
+def _older_groups(cached: Sequence[dict], method: str, settings: dict, version: str,
+                  degradation: str | None = None) -> list[list[dict]]:
+    """Cached rows of ``method`` (on inputs of the same ``degradation``) from other code versions
+    or older settings that ``settings`` extend, grouped by (version, settings); newest group first."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in cached:
         if (r.get("method") != method or r.get("protocol") != PROTOCOL or r.get("error") is not None
-                or r.get("psnr") is None or not _compatible(r.get("settings", {}), settings)):
+                or r.get("psnr") is None or not _compatible(r.get("settings", {}), settings)
+                or (r.get("degradation") or None) != degradation):
             continue
         if r.get("version") == version and r["settings"] == settings:
             continue  # already current
@@ -327,11 +445,14 @@ def _seed(seed: int = 0) -> None:
 
 
 def run_cell(upscaler, lr: np.ndarray, hr: np.ndarray, scale: float,
-             progress: Callable[[Progress], None] | None = None) -> tuple[dict, np.ndarray | None]:
+             progress: Callable[[Progress], None] | None = None, *,
+             gmsd: bool = False) -> tuple[dict, np.ndarray | None]:
     """Run one method on one LR image and score it: ({psnr, ssim, seconds, error}, 8-bit output).
 
-    The method gets a float32 copy of ``lr`` and the size of ``hr``; nothing else.
+    The method gets a float32 copy of ``lr`` and the size of ``hr``; nothing else. ``gmsd``: the
+    scores also hold ``gmsd`` (:func:`coordsr.metrics.gmsd` on the RGB, shaved as the PSNR).
     """
+    none = {"psnr": None, "ssim": None, **({"gmsd": None} if gmsd else {})}
     _seed(0)
     start = time.perf_counter()
     try:
@@ -339,8 +460,7 @@ def run_cell(upscaler, lr: np.ndarray, hr: np.ndarray, scale: float,
     except Cancelled:
         raise
     except Exception as exc:  # a failing method is a row, not the end of the run
-        return {"psnr": None, "ssim": None, "seconds": time.perf_counter() - start,
-                "error": _one_line(exc)}, None
+        return {**none, "seconds": time.perf_counter() - start, "error": _one_line(exc)}, None
     seconds = time.perf_counter() - start
     out = np.asarray(out)
     if out.ndim == 2:
@@ -351,14 +471,17 @@ def run_cell(upscaler, lr: np.ndarray, hr: np.ndarray, scale: float,
     elif not np.all(np.isfinite(out)):
         error = "output has NaN or infinite values"
     if error:
-        return {"psnr": None, "ssim": None, "seconds": seconds, "error": error}, None
+        return {**none, "seconds": seconds, "error": error}, None
     sr = metrics.quantize(out.astype(np.float64))
     shave = metrics.shave_for(scale)
     try:
-        psnr, ssim = metrics.psnr_y(sr, hr, shave), metrics.ssim_y(sr, hr, shave)
+        scores = {"psnr": metrics.psnr_y(sr, hr, shave), "ssim": metrics.ssim_y(sr, hr, shave)}
+        if gmsd:
+            inner = (slice(shave, -shave or None),) * 2
+            scores["gmsd"] = metrics.gmsd(sr[inner], hr[inner])
     except ValueError as exc:  # an image too small to score
-        return {"psnr": None, "ssim": None, "seconds": seconds, "error": f"cannot score: {exc}"}, None
-    return {"psnr": psnr, "ssim": ssim, "seconds": seconds, "error": None}, sr
+        return {**none, "seconds": seconds, "error": f"cannot score: {exc}"}, None
+    return {**scores, "seconds": seconds, "error": None}, sr
 
 
 def run_bench(hr_paths: Sequence[str | os.PathLike], scales: Sequence[float],
@@ -366,8 +489,11 @@ def run_bench(hr_paths: Sequence[str | os.PathLike], scales: Sequence[float],
               cache_dir: str | os.PathLike | None = None,
               outputs_dir: str | os.PathLike | None = None,
               progress: BenchCallback | None = None, cached_only: bool = False,
-              canaries: bool = True) -> list[dict]:
+              canaries: bool = True, degradation: str | None = None) -> list[dict]:
     """Benchmark ``methods`` (name -> settings) on the HR images at each scale; one row per cell.
+
+    ``degradation``: a spec of :func:`check_degradation` (``jpeg40``, ``noise10,jpeg70``): the LR
+    inputs are :func:`make_input`'s, and the rows say so (module docstring).
 
     ``cache_dir``: rows are read from and appended to ``cache_dir/<dataset>.jsonl`` (resume).
     ``outputs_dir``: each output is kept as an 8-bit PNG at :func:`output_path` (the exact pixels
@@ -386,16 +512,20 @@ def run_bench(hr_paths: Sequence[str | os.PathLike], scales: Sequence[float],
     scales = [float(s) for s in scales]
     for s in scales:
         metrics.crop_multiple(s)  # raises for scale <= 1
+    degradation = check_degradation(degradation) if degradation else None
     upscalers = {name: _instantiate(name, settings) for name, settings in methods.items()}
-    info = {name: (effective_settings(u), code_version(type(u), metrics)) for name, u in upscalers.items()}
+    # a degraded row is also computed by coordsr.degradations: its edits are a new version too
+    modules = (metrics, _degradations_module()) if degradation else (metrics,)
+    info = {name: (effective_settings(u), code_version(type(u), *modules)) for name, u in upscalers.items()}
 
-    cache = cache_file(Path(cache_dir), dataset) if cache_dir is not None else None
+    cache = cache_file(Path(cache_dir), dataset, degradation) if cache_dir is not None else None
     finished = {row_key(r): r for r in read_rows(cache) if r.get("error") is None} if cache else {}
     outputs_dir = Path(outputs_dir) if outputs_dir is not None else None
     if cache is not None and canaries:
         for name, upscaler in upscalers.items():
             for row in _validate_older_rows(cache, dataset, name, upscaler, *info[name], paths, scales,
-                                            finished, outputs_dir, run_canaries=not cached_only):
+                                            finished, outputs_dir, run_canaries=not cached_only,
+                                            degradation=degradation):
                 finished[row_key(row)] = row
 
     rows: list[dict] = []
@@ -411,6 +541,8 @@ def run_bench(hr_paths: Sequence[str | os.PathLike], scales: Sequence[float],
                 row = {"dataset": dataset, "image": image, "method": name, "settings": settings,
                        "scale": scale, "psnr": None, "ssim": None, "seconds": None, "error": None,
                        "version": version, "protocol": PROTOCOL}
+                if degradation:
+                    row.update(degradation=degradation, gmsd=None)
                 where = dict(total=total, dataset=dataset, image=image, method=name, scale=scale)
                 hit = finished.get(row_key(row))
                 if hit is not None and (outputs_dir is None or output_path(outputs_dir, hit).exists()):
@@ -430,7 +562,7 @@ def run_bench(hr_paths: Sequence[str | os.PathLike], scales: Sequence[float],
                         if image_error:
                             raise ValueError(image_error)
                         hr = metrics.modcrop(hr_full, scale)
-                        lr = metrics.make_lr(hr, scale)
+                        lr = make_input(hr, scale, degradation, image=image)
                     except Exception as exc:
                         prep_error = image_error or _one_line(exc)
                 sr = None
@@ -440,7 +572,7 @@ def run_bench(hr_paths: Sequence[str | os.PathLike], scales: Sequence[float],
                     def inner(p: Progress, _where=where, _done=len(rows)) -> None:
                         report(BenchProgress(done=_done, **_where, method_progress=p))
 
-                    scores, sr = run_cell(upscaler, lr, hr, scale, inner)
+                    scores, sr = run_cell(upscaler, lr, hr, scale, inner, gmsd=bool(degradation))
                     row.update(scores)
                 if sr is not None and outputs_dir is not None:
                     from coordsr.images import write_image
@@ -455,16 +587,23 @@ def run_bench(hr_paths: Sequence[str | os.PathLike], scales: Sequence[float],
     return rows
 
 
+def _degradations_module() -> ModuleType:
+    import coordsr.degradations
+
+    return coordsr.degradations
+
+
 def _validate_older_rows(cache: Path, dataset: str, name: str, upscaler, settings: dict, version: str,
                          paths: Sequence[Path], scales: Sequence[float], finished: Mapping[str, dict],
-                         outputs_dir: Path | None, *, run_canaries: bool) -> list[dict]:
+                         outputs_dir: Path | None, *, run_canaries: bool,
+                         degradation: str | None = None) -> list[dict]:
     """Rows of older groups (:func:`_older_groups`) that a canary finds unchanged, copied into the
     cache under the current ``version`` and ``settings``; only groups that fill missing cells."""
     by_stem = {p.stem: p for p in paths}
 
     def key(image: str, scale: float) -> str:
         return row_key({"image": image, "method": name, "settings": settings, "scale": scale,
-                        "version": version, "protocol": PROTOCOL})
+                        "version": version, "protocol": PROTOCOL, "degradation": degradation})
 
     missing = {(image, float(s)) for image in by_stem for s in scales if key(image, float(s)) not in finished}
     if not missing:
@@ -472,9 +611,10 @@ def _validate_older_rows(cache: Path, dataset: str, name: str, upscaler, setting
     canaries = canary_file(cache.parent)
     verdicts = {(c["old_version"], _settings_json(c["old_settings"])): c for c in read_rows(canaries)
                 if c.get("dataset") == dataset and c.get("method") == name and c.get("version") == version
-                and c.get("settings") == settings and c.get("protocol") == PROTOCOL}
+                and c.get("settings") == settings and c.get("protocol") == PROTOCOL
+                and (c.get("degradation") or None) == degradation}
     adopted: list[dict] = []
-    for group in _older_groups(read_rows(cache), name, settings, version):
+    for group in _older_groups(read_rows(cache), name, settings, version, degradation):
         useful = [r for r in group if (r["image"], float(r["scale"])) in missing]
         if not useful:
             continue
@@ -485,7 +625,8 @@ def _validate_older_rows(cache: Path, dataset: str, name: str, upscaler, setting
             if not run_canaries or not runnable:
                 continue
             probe = min(runnable, key=lambda r: (r.get("seconds") or 0.0, r["image"], float(r["scale"])))
-            verdict = _run_canary(upscaler, by_stem[probe["image"]], probe, dataset, name, settings, version)
+            verdict = _run_canary(upscaler, by_stem[probe["image"]], probe, dataset, name, settings, version,
+                                  degradation)
             _append(canaries, verdict)
             if verdict["row"] is not None:  # the canary's own row is a current row
                 _append(cache, verdict["row"])
@@ -511,17 +652,19 @@ def _validate_older_rows(cache: Path, dataset: str, name: str, upscaler, setting
 
 
 def _run_canary(upscaler, path: Path, old_row: Mapping[str, Any], dataset: str, name: str,
-                settings: dict, version: str) -> dict:
+                settings: dict, version: str, degradation: str | None = None) -> dict:
     """Run one cached cell again with the current code: the verdict, with the fresh row."""
     scale = float(old_row["scale"])
     hr = metrics.modcrop(read_hr(path), scale)
-    scores, _ = run_cell(upscaler, metrics.make_lr(hr, scale), hr, scale)
+    lr = make_input(hr, scale, degradation, image=old_row["image"])
+    scores, _ = run_cell(upscaler, lr, hr, scale, gmsd=bool(degradation))
     ok = canary_agrees(scores, old_row)
+    extra = {"degradation": degradation} if degradation else {}
     row = None
     if scores["error"] is None:
         row = {"dataset": dataset, "image": old_row["image"], "method": name, "settings": settings,
-               "scale": scale, **scores, "version": version, "protocol": PROTOCOL}
-    return {"dataset": dataset, "method": name, "settings": settings, "version": version,
+               "scale": scale, **scores, "version": version, "protocol": PROTOCOL, **extra}
+    return {"dataset": dataset, **extra, "method": name, "settings": settings, "version": version,
             "protocol": PROTOCOL, "old_version": old_row["version"], "old_settings": old_row["settings"],
             "image": old_row["image"], "scale": scale, "old_psnr": old_row["psnr"],
             "psnr": scores["psnr"], "ok": ok, "row": row, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -565,22 +708,29 @@ def _fmt_settings(settings: Mapping[str, Any], keys: Sequence[str]) -> str:
 
 
 def summarize(rows: Sequence[Mapping[str, Any]]) -> list[dict]:
-    """Mean PSNR, SSIM and seconds per image of each (dataset, method, settings, scale).
+    """Mean PSNR, SSIM and seconds per image of each (dataset, degradation, method, settings, scale).
 
     Means are over the rows without error; ``ok`` and ``n`` count them. Order of first appearance.
+    Degraded rows' entries also hold ``degradation`` and the mean ``gmsd`` (clean ones are as before).
     """
     groups: dict[tuple, list] = {}
     for r in rows:
-        k = (r["dataset"], r["method"], json.dumps(r["settings"], sort_keys=True), float(r["scale"]))
+        k = (r["dataset"], r.get("degradation") or None, r["method"], json.dumps(r["settings"], sort_keys=True),
+             float(r["scale"]))
         groups.setdefault(k, []).append(r)
     out = []
-    for (dataset, method, settings, scale), rs in groups.items():
+    for (dataset, degradation, method, settings, scale), rs in groups.items():
         ok = [r for r in rs if r.get("error") is None and r.get("psnr") is not None]
         mean = (lambda key: float(np.mean([r[key] for r in ok])) if ok else None)
-        out.append({"dataset": dataset, "method": method, "settings": json.loads(settings),
-                    "scale": scale, "psnr": mean("psnr"), "ssim": mean("ssim"),
-                    "seconds": mean("seconds"), "ok": len(ok), "n": len(rs),
-                    "errors": sorted({r["error"] for r in rs if r.get("error")})})
+        entry = {"dataset": dataset, "method": method, "settings": json.loads(settings),
+                 "scale": scale, "psnr": mean("psnr"), "ssim": mean("ssim"),
+                 "seconds": mean("seconds"), "ok": len(ok), "n": len(rs),
+                 "errors": sorted({r["error"] for r in rs if r.get("error")})}
+        if degradation:
+            scored = [r["gmsd"] for r in ok if r.get("gmsd") is not None]
+            entry = {"dataset": dataset, "degradation": degradation, **entry,
+                     "gmsd": float(np.mean(scored)) if ok and len(scored) == len(ok) else None}
+        out.append(entry)
     return out
 
 
@@ -601,10 +751,12 @@ def budget_labels(summary: Sequence[Mapping[str, Any]]) -> dict[tuple, str]:
 
 
 def format_cell(s: Mapping[str, Any]) -> str:
-    """'PSNR / SSIM / seconds' of one summary entry, with the count when some images failed."""
+    """'PSNR / SSIM / seconds' of one summary entry ('PSNR / SSIM / GMSD / seconds' where it has a
+    GMSD), with the count when some images failed."""
     if s["ok"] == 0:
         return f"failed ({s['n']})"
-    text = f"{s['psnr']:.2f} / {s['ssim']:.4f} / {_fmt_seconds(s['seconds'])}"
+    gmsd = f"{s['gmsd']:.4f} / " if s.get("gmsd") is not None else ""
+    text = f"{s['psnr']:.2f} / {s['ssim']:.4f} / {gmsd}{_fmt_seconds(s['seconds'])}"
     return text if s["ok"] == s["n"] else f"{text} ({s['ok']}/{s['n']} ok)"
 
 
@@ -615,7 +767,8 @@ def _fmt_seconds(sec: float) -> str:
 def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """A Markdown table: one line per (dataset, method, budget), one column per scale.
 
-    Each cell is mean Y-PSNR (dB) / SSIM / seconds per image; errors are listed under the table.
+    Each cell is mean Y-PSNR (dB) / SSIM / seconds per image (with GMSD before the seconds for
+    degraded inputs, whose dataset reads ``Set5 + jpeg40``); errors are listed under the table.
     """
     summary = summarize(rows)
     if not summary:
@@ -626,13 +779,23 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
              "|---|---|---|" + "---|" * len(scales)]
     table: dict[tuple, dict[float, dict]] = {}
     for s in summary:
-        key = (s["dataset"], s["method"], labels[(s["method"], json.dumps(s["settings"], sort_keys=True))])
+        key = (run_label(s["dataset"], s.get("degradation")), s["method"],
+               labels[(s["method"], json.dumps(s["settings"], sort_keys=True))])
         table.setdefault(key, {})[s["scale"]] = s
     for (dataset, method, budget), cells in table.items():
         text = [format_cell(cells[sc]) if sc in cells else "" for sc in scales]
         lines.append(f"| {dataset} | {method} | {budget} | " + " | ".join(text) + " |")
     lines.append("")
-    lines.append("Cells: mean Y-PSNR (dB) / SSIM / seconds per image.")
+    specs = list(dict.fromkeys(s["degradation"] for s in summary if s.get("degradation")))
+    if not specs:
+        lines.append("Cells: mean Y-PSNR (dB) / SSIM / seconds per image.")
+    elif all(s.get("degradation") for s in summary):
+        lines.append("Cells: mean Y-PSNR (dB) / SSIM / GMSD (lower is better) / seconds per image; "
+                     "the LR inputs degraded as the dataset column names:")
+    else:
+        lines.append("Cells: mean Y-PSNR (dB) / SSIM / seconds per image; with GMSD (lower is better) before "
+                     "the seconds where the LR inputs are degraded (dataset + spec):")
+    lines += [f"- {spec}: {describe_degradation(spec)}" for spec in specs]
     errors = [(s, e) for s in summary for e in s["errors"]]
     for s, e in errors[:20]:
         lines.append(f"error: {s['dataset']} {s['method']} x{s['scale']:g}: {e}")
@@ -665,9 +828,15 @@ def environment() -> dict:
 
 def write_json(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike, *,
                meta: Mapping[str, Any] | None = None) -> None:
-    """Write ``{"protocol", "environment", "summary", "rows", **meta}`` to ``path`` atomically."""
-    dump_json({"protocol": {"version": PROTOCOL, "description": PROTOCOL_DESCRIPTION},
-               "environment": environment(), **(meta or {}), "summary": summarize(rows), "rows": list(rows)}, path)
+    """Write ``{"protocol", "environment", "summary", "rows", **meta}`` to ``path`` atomically;
+    with degraded rows, ``protocol`` also holds ``degraded`` (:data:`DEGRADED_DESCRIPTION`) and
+    ``degradations`` (each spec and what it does)."""
+    protocol = {"version": PROTOCOL, "description": PROTOCOL_DESCRIPTION}
+    specs = list(dict.fromkeys(r["degradation"] for r in rows if r.get("degradation")))
+    if specs:
+        protocol.update(degraded=DEGRADED_DESCRIPTION, degradations={s: describe_degradation(s) for s in specs})
+    dump_json({"protocol": protocol, "environment": environment(), **(meta or {}), "summary": summarize(rows),
+               "rows": list(rows)}, path)
 
 
 def dump_json(doc: Mapping[str, Any], path: str | os.PathLike) -> None:
@@ -692,7 +861,8 @@ def make_figures(*args, **kwargs):
     return impl(*args, **kwargs)
 
 
-__all__ = ["BenchProgress", "run_bench", "run_cell", "find_images", "read_hr", "settings_for",
+__all__ = ["BenchProgress", "run_bench", "run_cell", "find_images", "read_hr", "settings_for", "make_input",
+           "check_degradation", "degradation_seed", "describe_degradation", "DEGRADED_DESCRIPTION",
            "format_table", "format_cell", "summarize", "budget_labels", "write_json", "make_figures",
            "progress_bar", "output_path", "cache_file", "read_rows", "row_key", "code_version",
            "environment", "PROTOCOL", "PROTOCOL_DESCRIPTION"]

@@ -305,6 +305,13 @@ Ray = Annotated[Optional[str], typer.Option(
 ContentOpt = Annotated[str, typer.Option(
     "--content", help="What the image shows, when no --method is given: auto (detected per image: a drawing "
     "gets the drawing model, pixel art nearest), photo, drawing or pixel-art.")]
+BackendOpt = Annotated[str, typer.Option(
+    "--backend", help="What runs the trained models: auto (onnxruntime where it is installed and the model "
+    "has an ONNX export, else torch), torch or onnx (docs/onnx.md).")]
+DegradationOpt = Annotated[str, typer.Option(
+    "--degradation", help="How a photo arrived, when no --method is given: auto (a JPEG's saved quality, "
+    "blocks and noise detected per image), clean (the clean-photo model) or real (the blind model for "
+    "compressed, noisy or soft photos).")]
 
 
 @app.callback()
@@ -314,7 +321,7 @@ def _root(traceback: Annotated[bool, typer.Option("--traceback", help="Show trac
 
 
 def _default_method() -> str:
-    from coordsr.methods import DEFAULT_METHOD
+    from coordsr.defaults import DEFAULT_METHOD
 
     return DEFAULT_METHOD
 
@@ -336,7 +343,7 @@ def upscale(
     sigma: SigmaOpt = None,
     set_: Sets = None, device: Device = "auto", force: Force = False, quiet: Quiet = False,
     format_: BatchFormat = "keep", workers: Workers = None, ray: Ray = None,
-    content: ContentOpt = "auto",
+    content: ContentOpt = "auto", degradation: DegradationOpt = "auto", backend: BackendOpt = "auto",
 ):
     """Upscale an image to a larger size with any registered method, or a folder, glob or list of
     them (.tif and .dzi outputs are streamed: tiles written as they are computed, with a pyramid
@@ -345,7 +352,7 @@ def upscale(
     from coordsr.stream import is_streamed, write_rows
     from coordsr.vector import DEFAULT_SCALE, is_svg
 
-    method_name = _method_name(method, content)  # every option is checked before any work
+    method_name = _method_name(method, content, degradation)  # every option is checked before any work
     if _is_batch(input):  # a folder, glob or @LIST: the same options, handed over as they are
         return _upscale_batch(**locals())
     _single_image_only(format_, workers, ray)
@@ -357,8 +364,8 @@ def upscale(
     else:
         check_image_output(output, [input], force, streamed=True)
     settings = collect_settings(steps, seed, fit, set_, until=until, precision=precision)
-    upscaler = build_method(method_name, settings, device)
-    by_content = _content_upscalers(method, content, settings, device, upscaler)
+    upscaler = _build_upscaler(method_name, settings, device, backend)
+    by_content = _content_upscalers(method, content, degradation, settings, device, upscaler, backend)
     if not denoise_ and (denoiser is not None or sigma is not None):
         raise CoordsrError("--denoiser and --sigma go with --denoise")
     cleaner = _build_denoiser(denoiser, sigma, {}, device) if denoise_ else None
@@ -366,9 +373,9 @@ def upscale(
     if vector and all(v is None for v in (scale, size, width, height)):
         scale = DEFAULT_SCALE  # a finer raster to trace than the default x4
     out_size = output_size(img.height, img.width, scale=scale, size=size, width=width, height=height)
-    chosen = _choose(img.pixels, method, content, out_size)  # the input as it came, before --denoise
-    if chosen is not None and by_content is not None:
-        upscaler, method_name = by_content[chosen.content.kind], chosen.content.method
+    chosen = _choose(img.pixels, method, content, degradation, out_size, input if by_content else None)
+    if chosen is not None and by_content is not None:  # the input as it came, before --denoise
+        upscaler, method_name = by_content[chosen.content.method], chosen.content.method
     streamed = not vector and is_streamed(output)  # .tif/.dzi: a row of tiles at a time (coordsr.stream)
     check_output_size(output, out_size)
     upscaler.check_memory(img.pixels.shape, out_size, streamed=streamed)
@@ -388,33 +395,97 @@ def upscale(
     _say(f"wrote {output} ({out_size[1]}x{out_size[0]}, {model})", quiet)
 
 
-def _method_name(method: str | None, content: str) -> str:
-    """The method named, or the one --content names ('auto': the default until an image is seen)."""
+def _method_name(method: str | None, content: str, degradation: str = "auto") -> str:
+    """The method named, or the one --content and --degradation name ('auto': the default until
+    an image is seen)."""
     from coordsr.content import CONTENT_CHOICES, named_method
+    from coordsr.quality import CHOICES
 
+    if content not in CONTENT_CHOICES:
+        raise CoordsrError(f"--content {content!r}: expected one of {', '.join(CONTENT_CHOICES)}")
+    if degradation not in CHOICES:
+        raise CoordsrError(f"--degradation {degradation!r}: expected one of {', '.join(CHOICES)}")
     try:
-        return named_method(method, content)  # an explicit method wins over the content
-    except ValueError:
-        raise CoordsrError(f"--content {content!r}: expected one of {', '.join(CONTENT_CHOICES)}") from None
+        return named_method(method, content, degradation)  # an explicit method wins over the content
+    except ValueError as e:
+        raise CoordsrError(f"--degradation {degradation} is for photos: --content {content} has its own model") from e
 
 
-def _content_upscalers(method: str | None, content: str, settings: dict[str, str], device: str,
-                       default) -> dict | None:
-    """With --content auto and no --method: the upscaler for each kind of picture, built once
-    (``default`` for photos). Settings were checked against the default method; each other
-    method gets those it has. None when the method is already fixed."""
-    from coordsr.content import KINDS, method_for
-    from coordsr.methods import get_method
+def _content_upscalers(method: str | None, content: str, degradation: str, settings: dict[str, str], device: str,
+                       default, backend: str = "torch") -> dict | None:
+    """When the image decides (no --method; --content auto, or photo with --degradation auto): the
+    upscaler of each method it may pick, by name, built once (``default`` for the one set up
+    already). Settings were checked against that one; each other method gets those it has.
+    None when the method is already fixed."""
+    from coordsr.content import candidate_methods
 
-    if method is not None or content != "auto":
+    names = candidate_methods(method, content, degradation)
+    if names is None:
         return None
     out = {}
-    for kind in KINDS:
-        name = method_for(kind)
-        known = {f.name for f in dataclasses.fields(get_method(name))}
-        out[kind] = default if name == _default_method() else \
-            build_method(name, {k: v for k, v in settings.items() if k in known}, device)
+    for name in names:
+        if name == _name_of(default):
+            out[name] = default
+        elif backend != "torch" and (found := _onnx_candidate(name, settings, device, backend)) is not None:
+            out[name] = found
+        elif backend != "torch":  # torch only if an image needs it: the onnx path never imports it
+            out[name] = _LazyUpscaler(name, settings, device)
+        else:
+            out[name] = build_method(name, _known_settings(name, settings), device)
     return out
+
+
+def _known_settings(name: str, settings: dict[str, str]) -> dict[str, str]:
+    from coordsr.methods import get_method
+
+    known = {f.name for f in dataclasses.fields(get_method(name))}
+    return {k: v for k, v in settings.items() if k in known}
+
+
+def _name_of(upscaler) -> str:
+    """The registry name of an upscaler, whichever backend runs it."""
+    return getattr(upscaler, "onnx_method", None) or type(upscaler).__name__
+
+
+def _build_upscaler(name: str, settings: dict[str, str], device: str, backend: str):
+    """The upscaler ``name`` on the backend --backend chooses (coordsr.onnx_backend: torch is not
+    imported on the onnx path); ``build_method`` on torch."""
+    from coordsr.onnx_backend import onnx_upscaler
+
+    try:
+        found = onnx_upscaler(name, settings, device, backend)
+    except ValueError as e:
+        raise CoordsrError(f"--backend {backend}: {e}") from None
+    return found if found is not None else build_method(name, settings, device)
+
+
+def _onnx_candidate(name: str, settings: dict[str, str], device: str, backend: str):
+    """A content candidate on onnxruntime (the settings it has), or None for torch."""
+    from coordsr.onnx_backend import SHIPPED, OnnxUpscaler, onnx_upscaler
+
+    if name not in SHIPPED:
+        return None
+    try:
+        return onnx_upscaler(name, {k: v for k, v in settings.items() if k in OnnxUpscaler.SETTINGS}, device,
+                             "auto" if backend == "onnx" else backend)
+    except ValueError as e:
+        raise CoordsrError(f"--backend {backend}: {e}") from None
+
+
+class _LazyUpscaler:
+    """A torch upscaler built on first use (a content candidate no image may need), with the
+    settings its method has."""
+
+    def __init__(self, name: str, settings: dict[str, str], device: str):
+        self._args, self._built = (name, settings, device), None
+
+    def __getattr__(self, attr):
+        if attr.startswith("__") or attr in ("_args", "_built"):
+            raise AttributeError(attr)
+        if self._built is None:
+            name, settings, device = self._args
+            self._built = build_method(name, _known_settings(name, settings), device)
+        return getattr(self._built, attr)
 
 
 @dataclasses.dataclass
@@ -425,16 +496,20 @@ class _Chosen:
     words: str
 
 
-def _choose(pixels, method: str | None, content: str, out_size: tuple[int, int]) -> "_Chosen | None":
+def _choose(pixels, method: str | None, content: str, degradation: str, out_size: tuple[int, int],
+            source: Path | None = None) -> "_Chosen | None":
     """What the image is taken for when no --method is given: classified (--content auto) or as
-    --content says. None for a photo (its line, method and pixels stay what they were before
-    content was detected) and when --method named the method."""
+    --content says, and for a photo, clean or not (--degradation; ``source``: the file, whose JPEG
+    tables are read). None for a clean photo (its line, method and pixels stay what they were
+    before content was detected) and when --method named the method."""
     from coordsr.content import content_of, describe, scale_note
+    from coordsr.quality import jpeg_quality
 
     if method is not None:
         return None
-    found = content_of(pixels, content)
-    if found.kind == "photo":
+    check = degradation if source is not None or degradation != "auto" else "clean"
+    found = content_of(pixels, content, check, jpeg_quality(source) if source and check == "auto" else None)
+    if found.kind == "photo" and not found.degraded:
         return None
     note = scale_note(found.kind, pixels.shape[:2], out_size)
     return _Chosen(found, describe(found.method, found, note))
@@ -470,9 +545,10 @@ def _single_image_only(format_: str, workers: int | None, ray: str | None) -> No
             raise CoordsrError(f"{name} goes with many images (a folder, a glob or @LIST){hint}")
 
 
-def _upscale_batch(*, input: Path, output: Path, method: str | None, method_name: str, content: str, scale, size,
+def _upscale_batch(*, input: Path, output: Path, method: str | None, method_name: str, content: str, degradation: str,
+                   scale, size,
                    width, height, steps, seed, fit, bit_depth, max_pixels, until, precision, denoise_, denoiser,
-                   sigma, set_, device, force, quiet, format_, workers, ray, **_) -> int:
+                   sigma, set_, device, force, quiet, format_, workers, ray, backend="auto", **_) -> int:
     """`coordsr upscale DIR|GLOB|@LIST -o OUTDIR`: coordsr.batch (or coordsr.cluster with --ray)."""
     import functools
     import time
@@ -492,8 +568,12 @@ def _upscale_batch(*, input: Path, output: Path, method: str | None, method_name
     if output.suffix.lower() == ".svg":
         raise CoordsrError(f"{output}: SVG output is for one image; -o takes a folder for many")
     settings = collect_settings(steps, seed, fit, set_, until=until, precision=precision)
-    upscaler = build_method(method_name, settings, device)
-    by_content = _content_upscalers(method, content, settings, device, upscaler)
+    # Many images: --backend auto stays on torch. The start-up onnxruntime saves is paid once
+    # here, and on CPUs with bfloat16 torch's compute is faster: 20 BSD200 images x2 took 34.6 s
+    # on torch and 60.8 s on onnxruntime (float32), idle (benchmarks/results/onnx_speed.json).
+    backend = "torch" if backend == "auto" else backend
+    upscaler = _build_upscaler(method_name, settings, device, backend)
+    by_content = _content_upscalers(method, content, degradation, settings, device, upscaler, backend)
     if not denoise_ and (denoiser is not None or sigma is not None):
         raise CoordsrError("--denoiser and --sigma go with --denoise")
     cleaner = _build_denoiser(denoiser, sigma, {}, device) if denoise_ else None
@@ -502,7 +582,7 @@ def _upscale_batch(*, input: Path, output: Path, method: str | None, method_name
     plan = batch.plan_batch(batch.find_inputs(input), output, fmt=format_, force=force)
     recipe = batch.Recipe(upscaler, size_of, bit_depth=bit_depth, max_pixels=max_pixels,
                           denoiser=cleaner.method if cleaner else None, sigma=cleaner.sigma if cleaner else None,
-                          force=force, by_content=by_content)
+                          force=force, by_content=by_content, content=content, degradation=degradation)
     start = time.perf_counter()
     if ray is not None and plan.todo:
         from coordsr.cluster import connect
@@ -553,7 +633,7 @@ def denoise_cmd(
 
 
 def _default_denoiser() -> str:
-    from coordsr.methods import DEFAULT_DENOISER
+    from coordsr.defaults import DEFAULT_DENOISER
 
     return DEFAULT_DENOISER
 
@@ -735,6 +815,34 @@ def _render_precision(word: str, field, device):
         raise CoordsrError(f"--precision: {e}") from None
 
 
+@app.command("export")
+def export_cmd(
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="pretrained, blind, drawing, trained (the denoiser) or a weights file (.safetensors).")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="The ONNX file to write (one self-contained graph).")] = None,
+    runtime: Annotated[bool, typer.Option("--runtime", help="Instead, write the graphs the onnx backend runs beside the weights file (NAME.encoder.onnx, NAME.query.onnx).")] = False,
+    force: Force = False, quiet: Quiet = False,
+):
+    """Export a trained model to ONNX (docs/onnx.md gives the graphs' inputs and outputs)."""
+    import importlib.util
+
+    if (output is None) == (not runtime):
+        raise CoordsrError("give -o FILE.onnx (a self-contained graph) or --runtime, one of them")
+    if importlib.util.find_spec("onnx") is None:
+        raise CoordsrError("coordsr export needs the onnx package: pip install 'coordsr[export]'")
+    if output is not None:
+        if output.suffix.lower() != ".onnx":
+            raise CoordsrError(f"{output}: an ONNX export is written to a .onnx file")
+        check_output(output, [], force)
+    from coordsr.onnx_export import export_runtime, export_standalone
+
+    if runtime:
+        written = export_runtime(model)
+        _say(f"wrote {', '.join(str(p) for p in written)}", quiet)
+    else:
+        export_standalone(model, output)
+        _say(f"wrote {output} ({output.stat().st_size / 2**20:.1f} MB)", quiet)
+
+
 @app.command()
 def methods():
     """List the registered methods, one line each."""
@@ -805,6 +913,10 @@ def bench(
     cache: Annotated[Optional[Path], typer.Option(help="Folder of finished rows: a rerun resumes.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option(
         "--set", help="NAME=VALUE for every method that has the setting, e.g. batch=4096 (repeatable).")] = None,
+    degrade: Annotated[Optional[list[str]], typer.Option(
+        "--degrade", help="Photos as they arrive: degrade each LR input, e.g. jpeg40, noise10,jpeg70 (noise, "
+        "then JPEG), webp50, blur (before the downscale; blur0.6: sigma in LR pixels); repeatable, one run "
+        "each. Rows, cache files and the table name it; GMSD is scored too.")] = None,
     device: Device = "auto",
 ):
     """Score methods: the SR protocol (mod-crop, MATLAB bicubic LR, Y-PSNR/SSIM, shaved borders); with
@@ -813,10 +925,22 @@ def bench(
 
     Drawings: coordsr bench --lr Emoji/LR32 --hr Emoji/HR512 (the designers' own small drawings), or
     coordsr bench Emoji/HR512 --task drawing --scales 16,32 (inputs made by area downscale).
+
+    Degraded photos: coordsr bench Set5 --scales 4 --methods bicubic,pretrained --degrade jpeg40
+    --degrade noise10,jpeg70 (the LR input degraded after the downscale, stored as 8 bits).
     """
     from coordsr import bench as runner
     from coordsr.methods import methods_for
 
+    if degrade and (task != "upscale" or lr is not None or hr is not None):
+        other = f"--task {task}" if task != "upscale" else "--lr/--hr"
+        raise CoordsrError(f"--degrade is for photos (--task upscale), not {other}")
+    specs: list[str | None] = []
+    for spec in degrade or [None]:
+        try:
+            specs.append(runner.check_degradation(spec) if spec is not None else None)
+        except ValueError as e:
+            raise CoordsrError(f"--degrade {spec!r}: {e}") from None
     if task == "drawing" or lr is not None or hr is not None:
         if task not in ("upscale", "drawing"):
             raise CoordsrError(f"--lr and --hr are for drawings (--task drawing), not --task {task}")
@@ -854,17 +978,23 @@ def bench(
         outputs = (cache or figures) / "outputs" if figures else None
         if figures:
             figures.mkdir(parents=True, exist_ok=True)
+        rows = []
         with runner.progress_bar(_console()) as cb:
-            rows = runner.run_bench(paths, scale_list, chosen, dataset=folder.name, cache_dir=cache,
-                                    outputs_dir=outputs, progress=cb)
+            for spec in dict.fromkeys(specs):
+                rows += runner.run_bench(paths, scale_list, chosen, dataset=folder.name, cache_dir=cache,
+                                         outputs_dir=outputs, progress=cb, degradation=spec)
     except ValueError as e:
         raise CoordsrError(str(e)) from None
     typer.echo(runner.format_table(rows))
     failed = [r for r in rows if r.get("error")]
     for r in failed:
-        typer.echo(f"failed: {r['method']} on {r['image']} x{r['scale']:g}: {r['error']}", err=True)
+        where = f" ({r['degradation']})" if r.get("degradation") else ""
+        typer.echo(f"failed: {r['method']} on {r['image']}{where} x{r['scale']:g}: {r['error']}", err=True)
     if json_path:
-        runner.write_json(rows, json_path, meta={"command": "coordsr " + " ".join(sys.argv[1:])})
+        meta = {"command": "coordsr " + " ".join(sys.argv[1:])}
+        if any(specs):
+            meta["degradation"] = [s for s in dict.fromkeys(specs) if s]
+        runner.write_json(rows, json_path, meta=meta)
     if figures:
         written = runner.make_figures(rows, paths, figures, outputs_dir=outputs)
         _say(f"wrote {len(written)} figures to {figures}", False)

@@ -5,6 +5,9 @@
     content.reason                  # 'drawing: transparent background, 23 colours, flat regions...'
     content.method                  # 'drawing': the registered method for it
 
+A photo is then checked for compression and noise (``coordsr.quality``, ``--degradation auto``):
+a compressed or noisy one goes to the blind model (``blind``), a clean one keeps ``pretrained``.
+
 The decision uses a handful of measured features (:func:`measure`) a person can check by eye:
 
 * **transparency**: the share of pixels that are (almost) fully transparent;
@@ -47,9 +50,11 @@ The thresholds below are round numbers inside the gaps the calibration showed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+
+from coordsr.quality import Assessment
 
 KINDS = ("photo", "drawing", "pixel-art")
 """What :func:`classify` can say; ``--content`` takes these and ``auto``."""
@@ -59,6 +64,8 @@ CONTENT_CHOICES = ("auto", *KINDS)
 PIXEL_ART_METHOD = "nearest"
 """Hard pixels kept on purpose: each output pixel copies one input pixel."""
 DRAWING_METHOD = "drawing"
+BLIND_METHOD = "blind"
+"""Photos that arrive compressed, noisy or soft (``--degradation real``, or detected)."""
 
 # --- thresholds (see the module docstring for the data behind them) -------------------------------
 
@@ -132,22 +139,46 @@ class Content:
     """e.g. 'drawing: transparent background, 14 colours, flat regions: 80% of it in 16 colours'."""
     features: Features | None = None
     """None when the kind was given (``--content drawing``), not measured."""
+    degradation: Assessment | None = None
+    """For a photo: clean, or compressed / noisy (``coordsr.quality``); None: not checked
+    (``--degradation clean``, and every drawing and sprite)."""
 
     @property
     def method(self) -> str:
         """The registered method for this kind of picture."""
-        return method_for(self.kind)
+        return method_for(self.kind, self.degradation.kind if self.degradation else "clean")
+
+    @property
+    def degraded(self) -> bool:
+        return self.degradation is not None and self.degradation.kind == "real"
 
 
-def method_for(kind: str) -> str:
-    """'photo' -> the default upscaler, 'drawing' -> ``drawing``, 'pixel-art' -> ``nearest``."""
-    from coordsr.methods import DEFAULT_METHOD
+def method_for(kind: str, degradation: str = "clean") -> str:
+    """'photo' -> the default upscaler (``blind`` for a 'real' degradation), 'drawing' ->
+    ``drawing``, 'pixel-art' -> ``nearest``."""
+    from coordsr.defaults import DEFAULT_METHOD  # not the registry: it imports torch
 
     methods = {"photo": DEFAULT_METHOD, "drawing": DRAWING_METHOD, "pixel-art": PIXEL_ART_METHOD}
     try:
-        return methods[kind]
+        method = methods[kind]
     except KeyError:
         raise ValueError(f"unknown content {kind!r}; valid: {', '.join(CONTENT_CHOICES)}") from None
+    return BLIND_METHOD if kind == "photo" and degradation == "real" else method
+
+
+def candidate_methods(method: str | None, content: str, degradation: str = "auto") -> tuple[str, ...] | None:
+    """The methods a per-image choice may pick (each built once, up front), or None when the
+    method is fixed before the image is seen: a named ``method``, or a named kind whose model
+    does not depend on the image."""
+    if method is not None:
+        return None
+    photo = (method_for("photo"), BLIND_METHOD) if degradation == "auto" else \
+        (method_for("photo", degradation),)
+    if content == "auto":
+        return tuple(dict.fromkeys((*photo, DRAWING_METHOD, PIXEL_ART_METHOD)))
+    if content == "photo" and degradation == "auto":
+        return photo
+    return None
 
 
 def check_content(content: str) -> str:
@@ -158,14 +189,20 @@ def check_content(content: str) -> str:
     return content
 
 
-def named_method(method: str | None, content: str) -> str:
+def named_method(method: str | None, content: str, degradation: str = "auto") -> str:
     """The method to set up before the image is seen: ``method`` when one is named (it wins over
-    the content), else the one ``content`` names; 'auto' gives the photo model until the image,
-    once measured, asks for another. ValueError for an unknown ``content``."""
+    the content), else the one ``content`` and ``degradation`` name; 'auto' gives the clean photo
+    model until the image, once measured, asks for another. ValueError for an unknown
+    ``content`` or ``degradation``, or a degradation asked of a drawing or a sprite."""
+    from coordsr.quality import check_degradation
+
     check_content(content)
+    check_degradation(degradation)
+    if content in ("drawing", "pixel-art") and degradation == "real":
+        raise ValueError(f"degradation {degradation!r} is for photos; content {content!r} has its own model")
     if method is not None:
         return method
-    return method_for("photo" if content == "auto" else content)
+    return method_for("photo" if content == "auto" else content, "real" if degradation == "real" else "clean")
 
 
 # --- measuring ----------------------------------------------------------------------------------
@@ -290,11 +327,18 @@ def given(kind: str) -> Content:
     return Content(kind, f"{kind}: as --content {kind} asked")
 
 
-def content_of(image: np.ndarray, content: str) -> Content:
-    """``content`` 'auto': :func:`classify`; a kind: that kind, as given."""
-    if content == "auto":
-        return classify(image)
-    return given(content)
+def content_of(image: np.ndarray, content: str, degradation: str = "clean",
+               jpeg_quality: int | None = None) -> Content:
+    """``content`` 'auto': :func:`classify`; a kind: that kind, as given. A photo is then checked
+    for compression and noise when ``degradation`` is 'auto' (``coordsr.quality.assess``; a JPEG
+    file's ``jpeg_quality`` is read first) or taken as ``degradation`` says."""
+    from coordsr import quality
+
+    found = classify(image) if content == "auto" else given(content)
+    if found.kind != "photo" or degradation == "clean":
+        return found
+    assessed = quality.assess(image, jpeg_quality) if degradation == "auto" else quality.given(degradation)
+    return replace(found, degradation=assessed)
 
 
 def scale_note(kind: str, in_size: tuple[int, int], out_size: tuple[int, int]) -> str:
@@ -310,9 +354,14 @@ def describe(method: str, content: Content, note: str = "") -> str:
     """Which model ran and why, for the CLI's line: 'drawing model, detected drawing: ...'."""
     model = f"{method}, hard pixels kept" if content.kind == "pixel-art" else f"{method} model"
     why = f"detected {content.reason}" if content.features is not None else f"--content {content.kind}"
+    if content.degradation is not None:
+        d = content.degradation
+        seen = "compressed or noisy photo" if d.kind == "real" else "clean photo"
+        why = f"{seen}: {d.reason}" if d.blockiness is not None or d.jpeg_quality is not None else d.reason
     return f"{model}, {why}" + (f"; {note}" if note else "")
 
 
-__all__ = ["CONTENT_CHOICES", "Content", "Features", "KINDS", "check_content", "classify", "content_of", "decide",
+__all__ = ["BLIND_METHOD", "CONTENT_CHOICES", "Content", "Features", "KINDS", "candidate_methods", "check_content",
+           "classify", "content_of", "decide",
            "describe", "named_method",
            "explain", "given", "is_pixel_art", "measure", "method_for", "scale_note"]

@@ -250,40 +250,60 @@ def _random_compress(rng: np.random.Generator, q_min: int) -> Compress:
     return Compress(int(rng.integers(q_min, 96)), "jpeg", offset)
 
 
-def random_chain(rng: np.random.Generator, hr_size: tuple[int, int], lr_size: tuple[int, int]) -> list:
+@dataclass(frozen=True)
+class Odds:
+    """How often ``random_chain`` uses each degradation. The default is the shipped blind model's
+    second run; ``FIRST_RUN`` was its first (more blur and more two-stage chains: on held-out
+    crops it stopped improving after 500 steps, 0.3 dB short of the second on JPEG 40 at x4;
+    docs/research/blind-model.md)."""
+
+    clean: float = 0.1
+    two_stage: float = 0.3
+    blur: float = 0.35
+    blur_sigma: float = 0.5
+    """Largest first-stage blur sigma, in LR pixels (times the scale in HR pixels)."""
+    noise: float = 0.5
+    compress: float = 0.85
+
+
+FIRST_RUN = Odds(two_stage=0.5, blur=0.5, blur_sigma=0.6, compress=0.8)
+
+
+def random_chain(rng: np.random.Generator, hr_size: tuple[int, int], lr_size: tuple[int, int],
+                 odds: Odds = Odds()) -> list:
     """A random chain from an HR crop of ``hr_size`` to a degraded, 8-bit LR of ``lr_size``.
 
-    One in ten is clean (bicubic only: the blind model must not damage a clean input); half the
-    rest take one stage (blur, resize, noise, compression), half take two, the first resizing to
-    a size between HR and LR. Within the first stage, blur, resize and noise come in a shuffled
-    order three times in ten; half the first stages blur. Blur sigmas are in HR pixels, scaled with the zoom so that the
-    blur seen on the LR grid has the same range at every scale."""
+    One in ten is clean (bicubic only: the blind model must not damage a clean input); of the rest,
+    ``odds.two_stage`` take two stages (blur, resize, noise, compression, then again, the first
+    resizing to a size between HR and LR), the others one. Within the first stage, blur, resize
+    and noise come in a shuffled order three times in ten. Blur sigmas are in HR pixels, scaled
+    with the zoom so that the blur seen on the LR grid has the same range at every scale."""
     (H, W), (h, w) = hr_size, lr_size
     s = max(H / h, W / w)
-    if rng.random() < 0.1:
+    if rng.random() < odds.clean:
         return [Resize((h, w), "bicubic"), Quantize()]
     methods, p = ["bicubic", "bilinear", "area", "nearest"], [0.55, 0.2, 0.2, 0.05]
 
     def method() -> str:
         return str(rng.choice(methods, p=p))
 
-    two = rng.random() < 0.5
+    two = rng.random() < odds.two_stage
     if two:
         k = float(rng.uniform(1, s))
         mid = (max(h, round(H / k)), max(w, round(W / k)))
     else:
         mid = (h, w)
     first = []
-    if rng.random() < 0.5:
-        first.append(_random_blur(rng, max(0.3, 0.6 * s)))
+    if rng.random() < odds.blur:
+        first.append(_random_blur(rng, max(0.3, odds.blur_sigma * s)))
     first.append(Resize(mid, method()))
-    if rng.random() < 0.5:
+    if rng.random() < odds.noise:
         first.append(_random_noise(rng, 20))
     if rng.random() < 0.3:
         order = rng.permutation(len(first))
         first = [first[i] for i in order]
     chain = first
-    if rng.random() < 0.8:
+    if rng.random() < odds.compress:
         chain.append(_random_compress(rng, 30 if two else 20))
     if two:
         if rng.random() < 0.3:
@@ -291,7 +311,7 @@ def random_chain(rng: np.random.Generator, hr_size: tuple[int, int], lr_size: tu
         chain.append(Resize((h, w), method()))
         if rng.random() < 0.4:
             chain.append(_random_noise(rng, 12))
-        if rng.random() < 0.8:
+        if rng.random() < odds.compress:
             chain.append(_random_compress(rng, 20))
     chain.append(Quantize())
     return chain

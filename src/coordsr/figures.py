@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from coordsr import metrics
-from coordsr.bench import budget_labels, output_path, read_hr, summarize
+from coordsr.bench import budget_labels, make_input, output_path, read_hr, run_label, run_name, summarize
 
 
 def detail_box(hr: np.ndarray, size: int, align: int = 1) -> tuple[int, int, int]:
@@ -133,7 +133,8 @@ def make_figures(rows: Sequence[Mapping[str, Any]], hr_paths: Sequence[str | os.
     rows by file stem); ``outputs_dir`` the folder given to ``run_bench`` (without it, only LR,
     bicubic and ground truth are drawn). ``crop`` is the side of the crop in HR pixels.
     Returns the paths written: ``<dataset>_<image>_x<scale>.png`` and
-    ``<dataset>_psnr_vs_seconds.png``.
+    ``<dataset>_psnr_vs_seconds.png`` (``<dataset>.<spec>_...`` for rows of degraded inputs, whose
+    LR is made again by :func:`coordsr.bench.make_input`).
     """
     from coordsr.images import read_image
 
@@ -142,11 +143,11 @@ def make_figures(rows: Sequence[Mapping[str, Any]], hr_paths: Sequence[str | os.
     by_stem = {Path(p).stem: Path(p) for p in hr_paths}
     labels = budget_labels(summarize(rows))
     written: list[Path] = []
-    cells: dict[tuple[str, str, float], list[Mapping[str, Any]]] = {}
+    cells: dict[tuple[str, str | None, str, float], list[Mapping[str, Any]]] = {}
     for r in rows:
-        cells.setdefault((r["dataset"], r["image"], float(r["scale"])), []).append(r)
+        cells.setdefault((r["dataset"], r.get("degradation") or None, r["image"], float(r["scale"])), []).append(r)
     hr_cache: dict[str, np.ndarray] = {}
-    for (dataset, image, scale), cell_rows in cells.items():
+    for (dataset, degradation, image, scale), cell_rows in cells.items():
         if image not in by_stem:
             continue
         if image not in hr_cache:
@@ -155,7 +156,7 @@ def make_figures(rows: Sequence[Mapping[str, Any]], hr_paths: Sequence[str | os.
             except Exception:
                 continue
         hr = metrics.modcrop(hr_cache[image], scale)
-        lr = metrics.make_lr(hr, scale)
+        lr = make_input(hr, scale, degradation, image=image)
         shave = metrics.shave_for(scale)
         panels = []
         for name in ("nearest", "bicubic"):
@@ -175,12 +176,12 @@ def make_figures(rows: Sequence[Mapping[str, Any]], hr_paths: Sequence[str | os.
         panels.append(("ground truth\n(HR)", hr))
         align = metrics.crop_multiple(scale)
         box = detail_box(hr, crop, align)
-        path = figures_dir / f"{_safe(dataset)}_{_safe(image)}_x{scale:g}.png"
-        written.append(crop_figure(panels, box, path, title=f"{dataset} {image} x{scale:g}"))
-    for dataset in dict.fromkeys(r["dataset"] for r in rows):
-        ds_rows = [r for r in rows if r["dataset"] == dataset]
-        path = figures_dir / f"{_safe(dataset)}_psnr_vs_seconds.png"
-        written.append(speed_plot(ds_rows, path, title=f"{dataset}: Y-PSNR against time per image"))
+        path = figures_dir / f"{_safe(run_name(dataset, degradation))}_{_safe(image)}_x{scale:g}.png"
+        written.append(crop_figure(panels, box, path, title=f"{run_label(dataset, degradation)} {image} x{scale:g}"))
+    for run in dict.fromkeys((r["dataset"], r.get("degradation") or None) for r in rows):
+        ds_rows = [r for r in rows if (r["dataset"], r.get("degradation") or None) == run]
+        path = figures_dir / f"{_safe(run_name(*run))}_psnr_vs_seconds.png"
+        written.append(speed_plot(ds_rows, path, title=f"{run_label(*run)}: Y-PSNR against time per image"))
     return written
 
 

@@ -16,6 +16,7 @@ advice, jemalloc or tcmalloc through LD_PRELOAD, cannot be applied from inside a
 from __future__ import annotations
 
 import contextlib
+import os
 import ctypes
 import ctypes.util
 import functools
@@ -180,3 +181,16 @@ def memory_limits() -> list[tuple[str, int]]:
     if left is not None:
         out.append(("the cgroup's memory limit", left))
     return out
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (MemAvailable on Linux); no torch imported,
+    so the onnx backend uses it too."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")  # pragma: no cover

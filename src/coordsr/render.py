@@ -9,7 +9,6 @@ not fit in memory are refused before anything is allocated.
 from __future__ import annotations
 
 import math
-import os
 from typing import Callable, Iterator
 
 import numpy as np
@@ -17,23 +16,11 @@ import torch
 
 from coordsr.coords import FULL_BOX, WHOLE_GRID, Box, Convention, axis_centers, grid_affine, pixel_spacing
 from coordsr.errors import CoordsrError
-from coordsr.memory import reusing_memory
+from coordsr.memory import available_memory, reusing_memory
 from coordsr.precision import autocast, flushing_each_step
 
 TILE_PIXELS = 1 << 16
 """Pixels per tile: 65536 points x 256 hidden x 4 bytes is 64 MB per activation."""
-
-
-def available_memory() -> int:
-    """Bytes of memory available to a new allocation (MemAvailable on Linux)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")  # pragma: no cover
 
 
 STREAM_HINT = ("write a tiled .tif or a Deep Zoom .dzi instead (streamed to disk a row of tiles at a time), "

@@ -8,6 +8,7 @@ benchmark and the tests iterate over ``methods_for(task)``: a new method is one 
 from __future__ import annotations
 
 from coordsr.methods.base import Upscaler
+from coordsr.methods.blind import blind
 from coordsr.methods.drawing import drawing
 from coordsr.methods.denoisers import Denoiser, field, nlmeans, trained, tv, wavelet, zsn2n, zsnlm
 from coordsr.methods.fields import cppn, fourier, hashgrid, siren, wire
@@ -29,6 +30,7 @@ METHODS: dict[str, type[Upscaler] | type[Denoiser]] = {
         hashgrid,
         zeroshot,
         pretrained,
+        blind,
         drawing,
         nlmeans,
         wavelet,
@@ -42,12 +44,7 @@ METHODS: dict[str, type[Upscaler] | type[Denoiser]] = {
 
 TASKS: tuple[str, ...] = ("upscale", "denoise")
 
-DEFAULT_METHOD = "pretrained"
-"""What `coordsr upscale` uses when no method is named: the best measured per second (BENCHMARKS.md)."""
-DEFAULT_DENOISER = "trained"
-"""What `coordsr denoise` and `upscale --denoise` use when no denoiser is named: the best measured
-on Kodak24 at sigma 15, 25 and 50, given and blind, in under a second per 500x500 image
-(BENCHMARKS.md, "Denoising"; `nlmeans` was the default before it)."""
+from coordsr.defaults import DEFAULT_DENOISER, DEFAULT_METHOD  # noqa: E402  (defined without the registry)
 
 
 def methods_for(task: str) -> dict[str, type]:

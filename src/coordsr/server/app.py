@@ -9,7 +9,7 @@ by the OpenAPI schema at ``/openapi.json`` (and browsable at ``/docs``). See doc
 """
 
 from __future__ import annotations
-
+import io
 import asyncio
 import json
 import logging
@@ -295,9 +295,23 @@ def check_content(content: str | None) -> str:
         raise HTTPException(422, str(e)) from None
 
 
+def check_degradation(value: str | None) -> str:
+    """The ``degradation`` form field: 'auto' (the default), 'clean' or 'real'; 422 otherwise."""
+    from coordsr.quality import check_degradation as check
+
+    try:
+        return check((value or "auto").strip())
+    except ValueError as e:
+        raise HTTPException(422, str(e)) from None
+
+
 def content_choice(found, asked: str, in_size: tuple[int, int], out_size: tuple[int, int]) -> str:
     """Plain words for which model ran and why: 'Drawing model: detected a drawing (23 colours, ...)'."""
     model = CONTENT_MODELS[found.kind]
+    if found.degraded:
+        d = found.degradation
+        how = "you chose “compressed or noisy”" if d.reason.startswith("as ") else f"detected {d.reason}"
+        return f"Photo model for compressed or noisy photos: {how}"
     if asked == "auto":
         details = found.reason.split(": ", 1)[-1]
         words = f"{model}: detected {CONTENT_WORDS[found.kind]} ({details})"
@@ -553,6 +567,9 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
         content: Annotated[str, Form(description="What the picture is, when no method is named: 'auto' "
                                                  "(detected: the server classifies the upload), 'photo', "
                                                  "'drawing' (icon, emoji, logo) or 'pixel-art'")] = "auto",
+        degradation: Annotated[str, Form(description="How a photo arrived, when no method is named: 'auto' "
+                                                     "(a JPEG's quality, blocks and noise detected), 'clean' "
+                                                     "or 'real' (compressed, noisy or soft)")] = "auto",
         scale: Annotated[float | None, Form(description="Output = input x scale; default 4")] = None,
         width: Annotated[int | None, Form(description="Output width (instead of scale)")] = None,
         height: Annotated[int | None, Form(description="Output height (instead of scale)")] = None,
@@ -563,10 +580,12 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
         """Upload an image and queue an upscaling job. Answers 202 with the job; follow its events."""
         from coordsr.images import decode_image_bytes, write_image
 
-        from coordsr.content import content_of, method_for
+        from coordsr.content import candidate_methods, content_of, named_method
+        from coordsr.quality import jpeg_quality
 
         created = time.time()
         content = check_content(content)
+        degradation = check_degradation(degradation)
         method = (method or "").strip() or None  # an explicit method wins over the content
         named = method is not None
 
@@ -588,8 +607,11 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
 
         if method is not None:
             method, settings = checked(method)
-        elif content != "auto":
-            method, settings = checked(method_for(content))
+        elif candidate_methods(method, content, degradation) is None:  # the kind named fixes the model
+            try:
+                method, settings = checked(named_method(method, content, degradation))
+            except ValueError as exc:
+                raise HTTPException(422, str(exc)) from None
         label = safe_label(file.filename)
         # One upload decoded at a time (decode_slots): the bytes, the decoded pixels and their PNG
         # copies of a burst of uploads never sit in memory together.
@@ -603,11 +625,12 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
                 image = decode_image_bytes(data, label, max_pixels=limits.max_pixels)
             except ImageError as exc:
                 raise HTTPException(422, str(exc)) from None
+            saved_quality = jpeg_quality(io.BytesIO(data)) if not named and degradation == "auto" else None
             del data
             oh, ow = output_size(image.height, image.width, scale, width, height, limits)
             kind, choice = None, f"{method_title(method)}: the method you chose" if named else None
             if not named:
-                found = content_of(image.pixels, content)  # measured on at most MEASURE_SIDE^2 pixels
+                found = content_of(image.pixels, content, degradation, saved_quality)  # on at most MEASURE_SIDE^2 px
                 if method is None:  # detected: the settings given go to the method picked if it has them
                     method, settings = checked(found.method, only_known=True)
                 kind, choice = found.kind, content_choice(found, content, (image.height, image.width), (oh, ow))

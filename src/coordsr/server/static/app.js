@@ -105,12 +105,20 @@ function contentChanged() {
   const kind = contentValue();
   const named = $("method").value;
   const title = (name) => (state.notes[name] || {}).title || name;
+  // How a photo arrived matters for photos only: a drawing or a sprite has its own model.
+  const photos = !named && (kind === "auto" || kind === "photo");
+  $("degradation").disabled = !photos;
+  $("degradation-field").hidden = !photos;
+  const photoModel = $("degradation").value === "real" ? "blind" : CONTENT_MODELS.photo;
   $("content-hint").textContent = named
     ? `Advanced names the method: ${title(named)} runs, whatever the picture is.`
     : kind === "auto"
       ? "Each image is looked at when it arrives (transparency, colours, flat areas); the job then says which model ran and why."
-      : `Model: ${title(CONTENT_MODELS[kind])}.`;
+      : kind === "photo" && $("degradation").value === "auto"
+        ? "Each photo is checked when it arrives (JPEG quality, blocks, noise); the job then says which model ran and why."
+        : `Model: ${title(kind === "photo" ? photoModel : CONTENT_MODELS[kind])}.`;
 }
+$("degradation").addEventListener("change", () => { contentChanged(); saveForm(); });
 for (const r of document.querySelectorAll('input[name="content"]')) {
   r.addEventListener("change", () => { contentChanged(); saveForm(); });
 }
@@ -159,6 +167,7 @@ function saveForm() {
   const data = {};
   for (const id of ["method", "scale", "width", "height", "steps", "fit", "seed"]) data[id] = $(id).value;
   data.content = contentValue();
+  data.degradation = $("degradation").value;
   try { localStorage.setItem(FORM_KEY, JSON.stringify(data)); } catch (e) { /* private mode */ }
 }
 function restoreForm() {
@@ -168,6 +177,7 @@ function restoreForm() {
   if (data.method && state.methods[data.method]) { $("method").value = data.method; $("advanced").open = true; }
   const kind = document.querySelector(`input[name="content"][value="${data.content}"]`);
   if (kind) kind.checked = true;
+  if (["auto", "clean", "real"].includes(data.degradation)) $("degradation").value = data.degradation;
   for (const id of ["scale", "width", "height"]) if (typeof data[id] === "string") $(id).value = data[id];
   return data;
 }
@@ -296,6 +306,7 @@ $("job-form").addEventListener("submit", async (e) => {
       const form = new FormData();
       form.append("file", c.file, c.file.name);
       form.append("content", contentValue());
+      if (!$("degradation").disabled) form.append("degradation", $("degradation").value);
       if ($("method").value) form.append("method", $("method").value);  // a method named wins
       for (const id of ["scale", "width", "height", "steps", "fit", "seed"]) {
         const input = $(id);
