@@ -42,3 +42,16 @@ def machine_line(rec: dict) -> str:
     """One line for a speed table's caption."""
     return (f"load average {' / '.join(f'{v:.2f}' for v in rec['loadavg'])}, {rec['threads']} threads, "
             f"matmul {rec['gflops_fp32']:.0f} GFLOP/s fp32, {rec['gflops_bf16']:.0f} GFLOP/s bf16")
+
+
+def package_versions(names) -> dict:
+    """Installed version of each distribution in ``names`` (None where it is not installed)."""
+    import importlib.metadata
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out

@@ -35,7 +35,6 @@ the command and the machine to ``--json`` (benchmarks/results/degraded/), and a 
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import os
 import sys
 import time
@@ -48,7 +47,7 @@ from coordsr.openmp_wait import short_spin
 short_spin(os.environ)  # before torch loads, as the CLI does (coordsr.openmp_wait says why)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import machine_line, machine_record  # noqa: E402
+from _machine import machine_line, machine_record, package_versions  # noqa: E402
 from drawing_peers import NcnnNet, nearest_to  # noqa: E402  (the one Real-ESRGAN runner)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -148,16 +147,6 @@ def write_figure(samples: list[dict], names: list[str], path: Path, side: int, z
 # ---------------------------------------------------------------- main
 
 
-def versions() -> dict:
-    out = {}
-    for name in PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     from coordsr.errors import CoordsrError
 
@@ -254,7 +243,7 @@ def run(argv: list[str] | None) -> int:
     bench.write_json(rows, args.json, meta={
         "command": "python benchmarks/degraded_peers.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "degradation": specs, "threads": args.threads, "machine_before": machine_before,
-        "machine_after": machine_after, "packages": versions(), "wall_seconds": time.perf_counter() - start,
+        "machine_after": machine_after, "packages": package_versions(PACKAGES), "wall_seconds": time.perf_counter() - start,
         "notes": {name: note for name, _, _, note in runners}})
     print(f"wrote {args.json}", file=sys.stderr)
     if figure is not None and samples:

@@ -39,7 +39,6 @@ Prints a Markdown table, writes the rows, the command and the machine to ``--jso
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import importlib.util
 import io
 import os
@@ -56,7 +55,7 @@ from coordsr.openmp_wait import short_spin
 short_spin(os.environ)  # before torch loads, as the CLI does (coordsr.openmp_wait says why)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import machine_line, machine_record  # noqa: E402
+from _machine import machine_line, machine_record, package_versions  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 EMOJI = REPO.parent / "shared" / "data" / "Emoji"
@@ -360,16 +359,6 @@ def write_figure(samples: list[dict], names: list[str], path: Path, side: int) -
 # ---------------------------------------------------------------- main
 
 
-def versions() -> dict:
-    out = {}
-    for name in PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
 def image_slice(text: str) -> slice:
     """--images: 'N' the first N of the split, 'START:STOP' a slice of it, '0' or '' all."""
     try:
@@ -466,7 +455,7 @@ def run(argv: list[str] | None) -> int:
     write_json(rows, args.json, meta={
         "command": "python benchmarks/drawing_peers.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine_before": machine_before, "machine_after": machine_after, "threads": args.threads,
-        "alpha": args.alpha, "vtracer": VTRACER, "packages": versions(), "wall_seconds": time.perf_counter() - start,
+        "alpha": args.alpha, "vtracer": VTRACER, "packages": package_versions(PACKAGES), "wall_seconds": time.perf_counter() - start,
         "notes": {c.name: c.note for c in contenders}})
     print(f"wrote {args.json}", file=sys.stderr)
     if args.figure:

@@ -8,6 +8,7 @@ from PIL import Image
 
 import coordsr
 from coordsr import quality as Q
+from coordsr.images import decode_image_bytes, from_pillow
 
 from test_content import photo_like
 
@@ -29,13 +30,14 @@ def jpeg_bytes(pixels: np.ndarray, quality: int) -> bytes:
 
 @pytest.mark.parametrize("q", [10, 25, 40, 63, 75, 90, 95, 100])
 def test_a_jpegs_quality_is_read_from_its_tables(q):
-    assert Q.jpeg_quality(io.BytesIO(jpeg_bytes(smooth(), q))) == q
+    assert decode_image_bytes(jpeg_bytes(smooth(), q), "x.jpg").jpeg_quality == q
+    assert from_pillow(Image.open(io.BytesIO(jpeg_bytes(smooth(), q)))).jpeg_quality == q
 
 
 def test_no_quality_for_other_files_or_tables():
     buf = io.BytesIO()
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, format="PNG")
-    assert Q.jpeg_quality(buf) is None
+    assert decode_image_bytes(buf.getvalue(), "x.png").jpeg_quality is None
     assert Q.jpeg_quality_from_tables({}) is None
 
 

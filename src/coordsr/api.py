@@ -100,19 +100,15 @@ def _read(image: ImageInput, *, layout: str | None, max_pixels: int | None) -> _
     if isinstance(image, (str, os.PathLike)):
         from coordsr.images import read_image
 
-        from coordsr.quality import jpeg_quality
-
         data = read_image(image, max_pixels=max_pixels)
-        return _Source(data.pixels, data.bit_depth, "path", jpeg_quality=jpeg_quality(image))
+        return _Source(data.pixels, data.bit_depth, "path", jpeg_quality=data.jpeg_quality)
     from PIL import Image
 
     if isinstance(image, Image.Image):
         from coordsr.images import from_pillow
-        from coordsr.quality import jpeg_quality_from_tables
 
         data = from_pillow(image)
-        q = jpeg_quality_from_tables(getattr(image, "quantization", None) or {}) if image.format == "JPEG" else None
-        return _Source(_checked(data.pixels), data.bit_depth, "pil", jpeg_quality=q)
+        return _Source(_checked(data.pixels), data.bit_depth, "pil", jpeg_quality=data.jpeg_quality)
     if isinstance(image, np.ndarray):
         pixels, depth = _from_array(image, "array")
         return _Source(_checked(pixels), depth, "numpy", dtype=image.dtype, flat=image.ndim == 2)

@@ -208,17 +208,15 @@ class Recipe:
     degradation: str = "auto"
     """``--content`` and ``--degradation``, as for one image."""
 
-    def choose(self, pixels, src: Path | None = None) -> tuple[object, str, str]:
-        """(upscaler, kind, method name) for one image (``src``: its file, whose JPEG tables say
-        its quality); kind and name '' when the method is fixed. A compressed or noisy photo's
+    def choose(self, pixels, jpeg_quality: int | None = None) -> tuple[object, str, str]:
+        """(upscaler, kind, method name) for one image (``jpeg_quality``: what its file was saved
+        at, if a JPEG); kind and name '' when the method is fixed. A compressed or noisy photo's
         kind reads 'photo (compressed or noisy)'."""
         if self.by_content is None:
             return self.upscaler, "", ""
         from coordsr.content import content_of
-        from coordsr.quality import jpeg_quality
 
-        q = jpeg_quality(src) if src is not None and self.degradation == "auto" else None
-        found = content_of(pixels, self.content, self.degradation, q)
+        found = content_of(pixels, self.content, self.degradation, jpeg_quality)
         kind = "photo (compressed or noisy)" if found.degraded else found.kind
         return self.by_content[found.method], kind, found.method
 
@@ -254,7 +252,7 @@ def upscale_file(recipe: Recipe, item: Item) -> Outcome:
         img = read_image(src, max_pixels=recipe.max_pixels)
         size = recipe.size_of(img.height, img.width)
         pixels = img.pixels
-        upscaler, kind, method = recipe.choose(pixels, src)  # the input as it came, as for one image
+        upscaler, kind, method = recipe.choose(pixels, img.jpeg_quality)  # the input as it came, as for one image
         if recipe.denoiser is not None:
             pixels = recipe.denoiser.denoise(pixels, recipe.sigma)
         result = upscaler.upscale(pixels, size)

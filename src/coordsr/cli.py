@@ -373,7 +373,7 @@ def upscale(
     if vector and all(v is None for v in (scale, size, width, height)):
         scale = DEFAULT_SCALE  # a finer raster to trace than the default x4
     out_size = output_size(img.height, img.width, scale=scale, size=size, width=width, height=height)
-    chosen = _choose(img.pixels, method, content, degradation, out_size, input if by_content else None)
+    chosen = _choose(img.pixels, method, content, degradation, out_size, img.jpeg_quality)
     if chosen is not None and by_content is not None:  # the input as it came, before --denoise
         upscaler, method_name = by_content[chosen.content.method], chosen.content.method
     streamed = not vector and is_streamed(output)  # .tif/.dzi: a row of tiles at a time (coordsr.stream)
@@ -497,18 +497,16 @@ class _Chosen:
 
 
 def _choose(pixels, method: str | None, content: str, degradation: str, out_size: tuple[int, int],
-            source: Path | None = None) -> "_Chosen | None":
+            jpeg_quality: int | None = None) -> "_Chosen | None":
     """What the image is taken for when no --method is given: classified (--content auto) or as
-    --content says, and for a photo, clean or not (--degradation; ``source``: the file, whose JPEG
-    tables are read). None for a clean photo (its line, method and pixels stay what they were
+    --content says, and for a photo, clean or not (--degradation; ``jpeg_quality``: what a JPEG
+    file was saved at). None for a clean photo (its line, method and pixels stay what they were
     before content was detected) and when --method named the method."""
     from coordsr.content import content_of, describe, scale_note
-    from coordsr.quality import jpeg_quality
 
     if method is not None:
         return None
-    check = degradation if source is not None or degradation != "auto" else "clean"
-    found = content_of(pixels, content, check, jpeg_quality(source) if source and check == "auto" else None)
+    found = content_of(pixels, content, degradation, jpeg_quality)
     if found.kind == "photo" and not found.degraded:
         return None
     note = scale_note(found.kind, pixels.shape[:2], out_size)

@@ -66,6 +66,9 @@ class ImageData:
     mode: str  # 'L', 'LA', 'RGB' or 'RGBA': MODES[C]
     bit_depth: int  # 8 or 16: the precision of the source file
     format: str  # 'PNG', 'JPEG', 'TIFF', 'WEBP' or 'BMP'
+    jpeg_quality: int | None = None
+    """The quality a JPEG was saved at, read from its quantization tables
+    (``coordsr.quality.jpeg_quality_from_tables``); None for other formats."""
 
     @property
     def height(self) -> int:
@@ -148,6 +151,7 @@ def _decode_pillow(fp, name: str, max_pixels: int | None) -> ImageData:
     with Image.open(fp, formats=FORMATS) as im:  # parses the header only; may raise a bomb error
         fmt = "JPEG" if im.format == "MPO" else im.format  # camera JPEGs open as MPO
         _check_size(name, im.width, im.height, max_pixels)
+        quality = _jpeg_quality(im) if fmt == "JPEG" else None
         if fmt == "PNG" and _png_bit_depth(fp) == 16:
             fp.seek(0)
             arr = imagecodecs.png_decode(fp.read())  # (H, W[, C]) uint16
@@ -157,14 +161,20 @@ def _decode_pillow(fp, name: str, max_pixels: int | None) -> ImageData:
             im.load()  # decode everything now, so a truncated file fails here
             arr = _pillow_array(im)
             orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
-    return _finish(arr, fmt, orientation)
+    return _finish(arr, fmt, orientation, quality)
 
 
 def from_pillow(im: Image.Image) -> ImageData:
     """An ImageData of a Pillow image already in memory: the modes and depths ``read_image``
     gives a file (``I;16`` and ``I`` grey as 16-bit, ``P``, ``CMYK``... converted). No EXIF
     orientation is applied: the image is taken as it stands."""
-    return _finish(_pillow_array(im), im.format or "PNG", 1)
+    return _finish(_pillow_array(im), im.format or "PNG", 1, _jpeg_quality(im) if im.format == "JPEG" else None)
+
+
+def _jpeg_quality(im: Image.Image) -> int | None:
+    from coordsr.quality import jpeg_quality_from_tables
+
+    return jpeg_quality_from_tables(getattr(im, "quantization", None) or {})
 
 
 def _png_bit_depth(fp) -> int:
@@ -207,7 +217,7 @@ def _decode_tiff(fp, name: str, max_pixels: int | None) -> ImageData:
     return _decode_pillow(fp, name, max_pixels)
 
 
-def _finish(arr: np.ndarray, fmt: str, orientation: int) -> ImageData:
+def _finish(arr: np.ndarray, fmt: str, orientation: int, jpeg_quality: int | None = None) -> ImageData:
     """Orient, add the channel axis, scale to [0, 1] float32; the dtype gives the bit depth."""
     transpose, flip_rows, flip_cols = _ORIENT.get(orientation, _ORIENT[1])
     if transpose:
@@ -229,7 +239,7 @@ def _finish(arr: np.ndarray, fmt: str, orientation: int) -> ImageData:
     else:  # floats are taken as already in [0, 1]
         pixels, bit_depth = np.clip(np.nan_to_num(arr), 0, 1), 16
     pixels = np.ascontiguousarray(pixels, dtype=np.float32)
-    return ImageData(pixels, MODES[pixels.shape[2]], bit_depth, fmt)
+    return ImageData(pixels, MODES[pixels.shape[2]], bit_depth, fmt, jpeg_quality)
 
 
 # ---------------------------------------------------------------- writing

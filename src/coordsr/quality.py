@@ -68,19 +68,6 @@ def jpeg_quality_from_tables(tables: dict) -> int | None:
     return best
 
 
-def jpeg_quality(path) -> int | None:
-    """The quality a JPEG file was saved at (``jpeg_quality_from_tables``); None for other files."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            if im.format not in ("JPEG", "MPO"):
-                return None
-            return jpeg_quality_from_tables(getattr(im, "quantization", None) or {})
-    except OSError:
-        return None
-
-
 def _luma(pixels: np.ndarray) -> np.ndarray:
     """(H, W) luma in 8-bit levels of (H, W, C) floats in [0, 1]."""
     x = pixels[..., :3] if pixels.shape[2] >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
@@ -142,7 +129,7 @@ class Assessment:
 
 def assess(pixels: np.ndarray, jpeg_q: int | None = None) -> Assessment:
     """'clean' or 'real' for an (H, W, C) image of floats in [0, 1]; ``jpeg_q`` is the quality its
-    file was saved at, when it is a JPEG (``jpeg_quality``)."""
+    file was saved at, when it is a JPEG (``coordsr.images.ImageData.jpeg_quality``)."""
     if jpeg_q is not None and jpeg_q < JPEG_CLEAN_FROM:
         return Assessment("real", f"JPEG quality {jpeg_q}", jpeg_quality=jpeg_q)
     x = _central(np.asarray(pixels, dtype=np.float64))

@@ -9,7 +9,7 @@ by the OpenAPI schema at ``/openapi.json`` (and browsable at ``/docs``). See doc
 """
 
 from __future__ import annotations
-import io
+
 import asyncio
 import json
 import logging
@@ -581,7 +581,6 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
         from coordsr.images import decode_image_bytes, write_image
 
         from coordsr.content import candidate_methods, content_of, named_method
-        from coordsr.quality import jpeg_quality
 
         created = time.time()
         content = check_content(content)
@@ -625,12 +624,11 @@ def create_app(data_dir: Path, workers: int = 1, limits: Limits | None = None, *
                 image = decode_image_bytes(data, label, max_pixels=limits.max_pixels)
             except ImageError as exc:
                 raise HTTPException(422, str(exc)) from None
-            saved_quality = jpeg_quality(io.BytesIO(data)) if not named and degradation == "auto" else None
             del data
             oh, ow = output_size(image.height, image.width, scale, width, height, limits)
             kind, choice = None, f"{method_title(method)}: the method you chose" if named else None
             if not named:
-                found = content_of(image.pixels, content, degradation, saved_quality)  # on at most MEASURE_SIDE^2 px
+                found = content_of(image.pixels, content, degradation, image.jpeg_quality)  # on at most MEASURE_SIDE^2 px
                 if method is None:  # detected: the settings given go to the method picked if it has them
                     method, settings = checked(found.method, only_known=True)
                 kind, choice = found.kind, content_choice(found, content, (image.height, image.width), (oh, ow))
